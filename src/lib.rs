@@ -1,0 +1,32 @@
+//! fieldtune: a field device that learns on the spot.
+//!
+//! A frozen, pretrained ONNX backbone (run by tract) turns camera frames into feature vectors; a small
+//! pure-Rust head, trained on the device by hand-written SGD, turns features into classes. The head,
+//! its classes and the stored features persist to flash and survive power cuts.
+//!
+//! Module map (one job each):
+//! - [`model`]: model descriptors (`models/*.toml`) and the backbone identity.
+//! - [`preprocess`]: image bytes → normalised NCHW tensor.
+//! - [`backbone`]: the only module that knows tract: ONNX file → runnable plan → feature vector.
+//! - [`head`]: linear and MLP heads, SGD, calibration and "unknown" detection.
+//! - [`dataset`], [`cache`], [`eval`], [`bench`]: image folders, the feature cache, metrics, benchmarks.
+//! - [`store`]: the crash-safe on-flash state (snapshots + label journal).
+//! - [`source`], [`button`], [`board`], [`notify`], [`control`], [`service`]: the device.
+//! - [`cli`]: the command-line front end used by the thin binary.
+
+pub mod backbone;
+pub mod bench;
+pub mod board;
+pub mod button;
+pub mod cache;
+pub mod cli;
+pub mod control;
+pub mod dataset;
+pub mod eval;
+pub mod head;
+pub mod model;
+pub mod notify;
+pub mod preprocess;
+pub mod service;
+pub mod source;
+pub mod store;
