@@ -1,1 +1,612 @@
-//! (being written)
+//! Board files (`boards/*.toml`): what one device is made of and how it runs.
+//!
+//! Two layers, as in zincati: [`RawBoard`] mirrors the file with serde (every field optional, the
+//! default documented next to it), and [`Board::validate`] turns it into typed values, with an error
+//! that names the key and the fix. No system calls happen here: opening the camera, the GPIO chip or
+//! the socket is the job of the modules that own them, so a board file can be checked anywhere.
+//!
+//! Relative paths in a board file are resolved against the current directory, so the desktop board
+//! runs from a checkout; the boards for real devices use absolute paths.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The desktop board, compiled in so `fieldtune run` works without `--board`.
+pub const DESKTOP_BOARD: &str = include_str!("../boards/desktop.toml");
+
+/// What can be wrong with a board file.
+#[derive(Debug, thiserror::Error)]
+pub enum BoardError {
+    /// The file could not be read.
+    #[error(
+        "cannot read board file {path}: {source}; pass an existing file to --board (see boards/)"
+    )]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TOML does not parse or has a key of the wrong type or an unknown key.
+    #[error("board file {path} is not valid: {message}; compare it with boards/desktop.toml")]
+    Parse { path: PathBuf, message: String },
+    /// A key has a value outside what fieldtune can use.
+    #[error("board file {path}: key `{key}` {problem}")]
+    Invalid {
+        path: PathBuf,
+        key: &'static str,
+        problem: String,
+    },
+}
+
+/// `Result` with [`BoardError`].
+pub type Result<T> = std::result::Result<T, BoardError>;
+
+/// The file as written: every field optional; defaults are applied in [`Board::validate`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBoard {
+    /// Free-form name for logs and status (default: the file stem).
+    pub name: Option<String>,
+    #[serde(default)]
+    pub source: RawSource,
+    #[serde(default)]
+    pub model: RawModel,
+    #[serde(default)]
+    pub head: RawHead,
+    #[serde(default)]
+    pub store: RawStore,
+    #[serde(default)]
+    pub learning: RawLearning,
+    #[serde(default)]
+    pub output: RawOutput,
+    #[serde(default)]
+    pub control: RawControl,
+    #[serde(default)]
+    pub buttons: RawButtons,
+}
+
+/// `[source]`: where frames come from.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    /// `folder` (default), `stdin` or `camera`.
+    pub kind: Option<String>,
+    /// Folder to replay (`folder`; default `tests/data/corn4-mini`).
+    pub path: Option<PathBuf>,
+    /// `sorted` (default) or `shuffled` (`folder`).
+    pub order: Option<String>,
+    /// Seed of the shuffle (default 42).
+    pub seed: Option<u64>,
+    /// Start again at the end of the folder (default true).
+    #[serde(rename = "loop")]
+    pub repeat: Option<bool>,
+    /// Frames per second to pace the loop at; 0 = as fast as the backbone allows (default 0).
+    pub fps: Option<f64>,
+    /// Camera: `/dev/videoN` or an index (default 0).
+    pub device: Option<toml::Value>,
+    /// Camera frame width and height (default 640 × 480).
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// Camera pixel format: `mjpeg` (default) or `yuyv`.
+    pub format: Option<String>,
+}
+
+/// `[model]`: the backbone.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    /// Model descriptor (default `models/efficientnet_lite0.toml`).
+    pub descriptor: Option<PathBuf>,
+    /// Inference threads (default: the number of cores).
+    pub threads: Option<usize>,
+}
+
+/// `[head]`: the classifier trained on the device.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHead {
+    /// `linear` (default) or `mlp`.
+    pub kind: Option<String>,
+    /// Hidden width of the MLP (default 128).
+    pub hidden: Option<usize>,
+}
+
+/// `[store]`: the crash-safe state on flash.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    /// State directory (default `state`; systemd boards use `/var/lib/fieldtune`).
+    pub dir: Option<PathBuf>,
+    /// Seconds between snapshots when something changed (default 300).
+    pub snapshot_interval_s: Option<u64>,
+    /// Stored feature vectors kept per class (default 200).
+    pub max_per_class: Option<usize>,
+}
+
+/// `[learning]`: what a label does.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLearning {
+    /// Frames before the current one that a label also covers (default 0).
+    pub context_frames: Option<usize>,
+    /// Labels between background retrains from the replay set; 0 = never (default 4).
+    pub retrain_every: Option<usize>,
+}
+
+/// `[output]`: where predictions go.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutput {
+    /// `stdout` (default), `none`, or a file path (appended to).
+    pub predictions: Option<String>,
+    /// Smallest interval between two prediction lines in milliseconds (default 0).
+    pub min_interval_ms: Option<u64>,
+}
+
+/// `[control]`: the local control socket.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawControl {
+    /// Socket path (default `fieldtune.sock`); `none` turns the socket off.
+    pub socket: Option<String>,
+}
+
+/// `[buttons]`: GPIO buttons and LEDs.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawButtons {
+    /// `none` (default), `rpi` or `gpio-cdev`.
+    pub backend: Option<String>,
+    /// GPIO character device for `gpio-cdev` (default `/dev/gpiochip0`).
+    pub chip: Option<PathBuf>,
+    /// One pin per class button, in class order (BCM numbers / line offsets).
+    pub class_pins: Option<Vec<u32>>,
+    /// The mode button: long press = new class, double press = undo.
+    pub mode_pin: Option<u32>,
+    /// One LED pin per class, in class order.
+    pub led_pins: Option<Vec<u32>>,
+    /// Buttons pull the line low when pressed (default true: pull-up wiring).
+    pub active_low: Option<bool>,
+    /// Debounce time (default 30 ms).
+    pub debounce_ms: Option<u64>,
+    /// Hold this long for a long press (default 1500 ms).
+    pub long_press_ms: Option<u64>,
+    /// Two presses within this window are a double press (default 400 ms).
+    pub double_press_ms: Option<u64>,
+}
+
+/// A validated board.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Board {
+    pub name: String,
+    pub source: SourceConfig,
+    pub model: ModelConfig,
+    pub head: HeadConfig,
+    pub store: StoreConfig,
+    pub learning: LearningConfig,
+    pub output: OutputConfig,
+    /// `None` when the control socket is turned off.
+    pub control_socket: Option<PathBuf>,
+    pub buttons: ButtonsConfig,
+}
+
+/// Where frames come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceKind {
+    Folder {
+        path: PathBuf,
+        shuffled: bool,
+        seed: u64,
+        repeat: bool,
+    },
+    Stdin,
+    Camera {
+        device: CameraDevice,
+        width: u32,
+        height: u32,
+        format: PixelFormat,
+    },
+}
+
+/// A camera named by index or by device node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CameraDevice {
+    Index(u32),
+    Path(PathBuf),
+}
+
+/// Camera pixel formats fieldtune asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PixelFormat {
+    Mjpeg,
+    Yuyv,
+}
+
+/// `[source]`, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceConfig {
+    pub kind: SourceKind,
+    /// `None` = as fast as possible.
+    pub frame_interval: Option<Duration>,
+}
+
+/// `[model]`, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelConfig {
+    pub descriptor: PathBuf,
+    pub threads: usize,
+}
+
+/// Head kinds a board can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadChoice {
+    Linear,
+    Mlp { hidden: usize },
+}
+
+/// `[head]`, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeadConfig {
+    pub kind: HeadChoice,
+}
+
+/// `[store]`, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreConfig {
+    pub dir: PathBuf,
+    pub snapshot_interval: Duration,
+    pub max_per_class: usize,
+}
+
+/// `[learning]`, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LearningConfig {
+    pub context_frames: usize,
+    /// `None` = never retrain in the background.
+    pub retrain_every: Option<usize>,
+}
+
+/// Where prediction lines go.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PredictionSink {
+    Stdout,
+    File(PathBuf),
+    Discard,
+}
+
+/// `[output]`, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputConfig {
+    pub predictions: PredictionSink,
+    pub min_interval: Duration,
+}
+
+/// Button hardware backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ButtonBackend {
+    None,
+    Rpi,
+    GpioCdev,
+}
+
+/// `[buttons]`, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ButtonsConfig {
+    pub backend: ButtonBackend,
+    pub chip: PathBuf,
+    pub class_pins: Vec<u32>,
+    pub mode_pin: Option<u32>,
+    pub led_pins: Vec<u32>,
+    pub active_low: bool,
+    pub debounce: Duration,
+    pub long_press: Duration,
+    pub double_press: Duration,
+}
+
+impl Board {
+    /// Reads and validates a board file.
+    ///
+    /// # Errors
+    /// [`BoardError`] naming the file, and for a bad value the key.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| BoardError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// The compiled-in desktop board.
+    ///
+    /// # Errors
+    /// Only if the shipped file were broken (a test loads it).
+    pub fn desktop() -> Result<Self> {
+        Self::parse(DESKTOP_BOARD, Path::new("boards/desktop.toml"))
+    }
+
+    /// Parses and validates board text; `path` is used in messages and for the default name.
+    ///
+    /// # Errors
+    /// [`BoardError::Parse`] or [`BoardError::Invalid`].
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        let raw: RawBoard = toml::from_str(text).map_err(|e| BoardError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim().replace('\n', " "),
+        })?;
+        Self::validate(raw, path)
+    }
+
+    /// Turns the raw mirror into typed values.
+    ///
+    /// # Errors
+    /// [`BoardError::Invalid`] naming the first bad key.
+    pub fn validate(raw: RawBoard, path: &Path) -> Result<Self> {
+        let bad = |key: &'static str, problem: String| BoardError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            problem,
+        };
+        let name = raw.name.unwrap_or_else(|| {
+            path.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "board".into())
+        });
+
+        let s = raw.source;
+        let kind = match s.kind.as_deref().unwrap_or("folder") {
+            "folder" => SourceKind::Folder {
+                path: s
+                    .path
+                    .unwrap_or_else(|| PathBuf::from("tests/data/corn4-mini")),
+                shuffled: match s.order.as_deref().unwrap_or("sorted") {
+                    "sorted" => false,
+                    "shuffled" => true,
+                    other => {
+                        return Err(bad(
+                            "source.order",
+                            format!("is {other:?}; use \"sorted\" or \"shuffled\""),
+                        ))
+                    }
+                },
+                seed: s.seed.unwrap_or(42),
+                repeat: s.repeat.unwrap_or(true),
+            },
+            "stdin" => SourceKind::Stdin,
+            "camera" => {
+                let device = match s.device {
+                    None => CameraDevice::Index(0),
+                    Some(toml::Value::Integer(i)) if (0..=u32::MAX as i64).contains(&i) => {
+                        CameraDevice::Index(i as u32)
+                    }
+                    Some(toml::Value::String(p)) => CameraDevice::Path(PathBuf::from(p)),
+                    Some(other) => {
+                        return Err(bad(
+                            "source.device",
+                            format!(
+                                "is a {}; use an index like 0 or a path like \"/dev/video0\"",
+                                other.type_str()
+                            ),
+                        ))
+                    }
+                };
+                let width = s.width.unwrap_or(640);
+                let height = s.height.unwrap_or(480);
+                if !(16..=8192).contains(&width) || !(16..=8192).contains(&height) {
+                    return Err(bad(
+                        "source.width",
+                        format!("{width} × {height} is not a camera size; use e.g. 640 and 480"),
+                    ));
+                }
+                let format = match s.format.as_deref().unwrap_or("mjpeg") {
+                    "mjpeg" => PixelFormat::Mjpeg,
+                    "yuyv" => PixelFormat::Yuyv,
+                    other => {
+                        return Err(bad(
+                            "source.format",
+                            format!("is {other:?}; use \"mjpeg\" or \"yuyv\""),
+                        ))
+                    }
+                };
+                SourceKind::Camera {
+                    device,
+                    width,
+                    height,
+                    format,
+                }
+            }
+            other => {
+                return Err(bad(
+                    "source.kind",
+                    format!("is {other:?}; use \"folder\", \"stdin\" or \"camera\""),
+                ))
+            }
+        };
+        let fps = s.fps.unwrap_or(0.0);
+        if !fps.is_finite() || !(0.0..=1000.0).contains(&fps) {
+            return Err(bad(
+                "source.fps",
+                format!("is {fps}; use 0 (as fast as possible) or a rate up to 1000"),
+            ));
+        }
+        let frame_interval = (fps > 0.0).then(|| Duration::from_secs_f64(1.0 / fps));
+
+        let threads = match raw.model.threads {
+            Some(0) => return Err(bad("model.threads", "is 0; use 1 or more".into())),
+            Some(n) if n > 256 => {
+                return Err(bad("model.threads", format!("is {n}; use at most 256")))
+            }
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        let model = ModelConfig {
+            descriptor: raw
+                .model
+                .descriptor
+                .unwrap_or_else(|| PathBuf::from("models/efficientnet_lite0.toml")),
+            threads,
+        };
+
+        let head_kind = match raw.head.kind.as_deref().unwrap_or("linear") {
+            "linear" => HeadChoice::Linear,
+            "mlp" => match raw.head.hidden.unwrap_or(128) {
+                0 => return Err(bad("head.hidden", "is 0; use a width like 128".into())),
+                h if h > 65_536 => {
+                    return Err(bad("head.hidden", format!("is {h}; use at most 65536")))
+                }
+                hidden => HeadChoice::Mlp { hidden },
+            },
+            other => {
+                return Err(bad(
+                    "head.kind",
+                    format!("is {other:?}; use \"linear\" or \"mlp\""),
+                ))
+            }
+        };
+
+        let snapshot_s = raw.store.snapshot_interval_s.unwrap_or(300);
+        if snapshot_s == 0 {
+            return Err(bad(
+                "store.snapshot_interval_s",
+                "is 0; use a number of seconds like 300 (labels are journaled in between)".into(),
+            ));
+        }
+        let max_per_class = raw.store.max_per_class.unwrap_or(200);
+        if max_per_class == 0 {
+            return Err(bad("store.max_per_class", "is 0; use 1 or more".into()));
+        }
+        let store = StoreConfig {
+            dir: raw.store.dir.unwrap_or_else(|| PathBuf::from("state")),
+            snapshot_interval: Duration::from_secs(snapshot_s),
+            max_per_class,
+        };
+
+        let context_frames = raw.learning.context_frames.unwrap_or(0);
+        if context_frames > 64 {
+            return Err(bad(
+                "learning.context_frames",
+                format!("is {context_frames}; use at most 64"),
+            ));
+        }
+        let learning = LearningConfig {
+            context_frames,
+            retrain_every: match raw.learning.retrain_every.unwrap_or(4) {
+                0 => None,
+                n => Some(n),
+            },
+        };
+
+        let output = OutputConfig {
+            predictions: match raw.output.predictions.as_deref().unwrap_or("stdout") {
+                "stdout" => PredictionSink::Stdout,
+                "none" => PredictionSink::Discard,
+                "" => {
+                    return Err(bad(
+                        "output.predictions",
+                        "is empty; use \"stdout\", \"none\" or a file path".into(),
+                    ))
+                }
+                file => PredictionSink::File(PathBuf::from(file)),
+            },
+            min_interval: Duration::from_millis(raw.output.min_interval_ms.unwrap_or(0)),
+        };
+
+        let control_socket = match raw.control.socket.as_deref().unwrap_or("fieldtune.sock") {
+            "none" => None,
+            "" => {
+                return Err(bad(
+                    "control.socket",
+                    "is empty; use a path like \"/run/fieldtune/control.sock\" or \"none\"".into(),
+                ))
+            }
+            p => Some(PathBuf::from(p)),
+        };
+
+        let b = raw.buttons;
+        let backend = match b.backend.as_deref().unwrap_or("none") {
+            "none" => ButtonBackend::None,
+            "rpi" => ButtonBackend::Rpi,
+            "gpio-cdev" => ButtonBackend::GpioCdev,
+            other => {
+                return Err(bad(
+                    "buttons.backend",
+                    format!("is {other:?}; use \"none\", \"rpi\" or \"gpio-cdev\""),
+                ))
+            }
+        };
+        let class_pins = b.class_pins.unwrap_or_default();
+        let led_pins = b.led_pins.unwrap_or_default();
+        if backend != ButtonBackend::None && class_pins.is_empty() && b.mode_pin.is_none() {
+            return Err(bad(
+                "buttons.class_pins",
+                "is empty and there is no mode_pin: list at least one button pin".into(),
+            ));
+        }
+        let mut all_pins: Vec<u32> = class_pins.iter().chain(&led_pins).copied().collect();
+        all_pins.extend(b.mode_pin);
+        let mut sorted = all_pins.clone();
+        sorted.sort_unstable();
+        if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+            return Err(bad(
+                "buttons.class_pins",
+                format!(
+                    "pin {} is used twice among class_pins, mode_pin and led_pins",
+                    w[0]
+                ),
+            ));
+        }
+        if backend == ButtonBackend::Rpi {
+            if let Some(p) = all_pins.iter().find(|&&p| p > 27) {
+                return Err(bad(
+                    "buttons.class_pins",
+                    format!("pin {p} is not a Raspberry Pi header GPIO (BCM 0..=27)"),
+                ));
+            }
+        }
+        let debounce = Duration::from_millis(b.debounce_ms.unwrap_or(30));
+        let long_press = Duration::from_millis(b.long_press_ms.unwrap_or(1500));
+        let double_press = Duration::from_millis(b.double_press_ms.unwrap_or(400));
+        if debounce.is_zero() || debounce > Duration::from_millis(500) {
+            return Err(bad(
+                "buttons.debounce_ms",
+                format!(
+                    "is {}; use 1..=500 (30 suits most switches)",
+                    debounce.as_millis()
+                ),
+            ));
+        }
+        if long_press <= debounce || double_press <= debounce {
+            return Err(bad(
+                "buttons.long_press_ms",
+                "and double_press_ms must be longer than debounce_ms".into(),
+            ));
+        }
+        let buttons = ButtonsConfig {
+            backend,
+            chip: b.chip.unwrap_or_else(|| PathBuf::from("/dev/gpiochip0")),
+            class_pins,
+            mode_pin: b.mode_pin,
+            led_pins,
+            active_low: b.active_low.unwrap_or(true),
+            debounce,
+            long_press,
+            double_press,
+        };
+
+        Ok(Board {
+            name,
+            source: SourceConfig {
+                kind,
+                frame_interval,
+            },
+            model,
+            head: HeadConfig { kind: head_kind },
+            store,
+            learning,
+            output,
+            control_socket,
+            buttons,
+        })
+    }
+}

@@ -1,0 +1,135 @@
+//! The camera source through nokhwa (V4L2 on Linux), built with `--features camera`.
+//!
+//! MJPEG frames are passed on still encoded (the embedder decodes once, straight to the size it
+//! needs); YUYV frames are converted to RGB here. An unplugged camera or a bad frame is reported as
+//! a transient [`SourceError::Camera`]; the next call reopens the device, so the service keeps
+//! serving and picks the camera up again when it comes back.
+
+use nokhwa::pixel_format::RgbFormat;
+use nokhwa::utils::{
+    CameraFormat, CameraIndex, FrameFormat, RequestedFormat, RequestedFormatType, Resolution,
+};
+
+use crate::board::{CameraDevice, PixelFormat};
+use crate::source::{Frame, FrameData, FrameSource, SourceError};
+
+/// A V4L2 camera.
+pub struct CameraSource {
+    index: CameraIndex,
+    name: String,
+    format: CameraFormat,
+    camera: Option<nokhwa::Camera>,
+}
+
+fn index_of(device: &CameraDevice) -> Result<CameraIndex, SourceError> {
+    match device {
+        CameraDevice::Index(i) => Ok(CameraIndex::Index(*i)),
+        CameraDevice::Path(path) => {
+            // nokhwa's V4L2 backend takes the N of /dev/videoN.
+            let n = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_prefix("video"))
+                .and_then(|n| n.parse::<u32>().ok())
+                .ok_or_else(|| SourceError::Camera {
+                    device: path.display().to_string(),
+                    problem: "source.device must be /dev/videoN or an index".into(),
+                })?;
+            Ok(CameraIndex::Index(n))
+        }
+    }
+}
+
+impl CameraSource {
+    /// Opens the camera and starts streaming.
+    ///
+    /// # Errors
+    /// [`SourceError::CameraMissing`] when the device node does not exist, [`SourceError::Camera`]
+    /// when it cannot be opened (busy, no permission: add the user to the `video` group).
+    pub fn open(
+        device: &CameraDevice,
+        width: u32,
+        height: u32,
+        format: PixelFormat,
+    ) -> Result<Self, SourceError> {
+        crate::source::check_device_node(device)?;
+        let frame_format = match format {
+            PixelFormat::Mjpeg => FrameFormat::MJPEG,
+            PixelFormat::Yuyv => FrameFormat::YUYV,
+        };
+        let mut source = CameraSource {
+            index: index_of(device)?,
+            name: match device {
+                CameraDevice::Index(i) => format!("/dev/video{i}"),
+                CameraDevice::Path(p) => p.display().to_string(),
+            },
+            format: CameraFormat::new(Resolution::new(width, height), frame_format, 30),
+            camera: None,
+        };
+        source.reopen()?;
+        Ok(source)
+    }
+
+    fn fault(&self, problem: impl std::fmt::Display) -> SourceError {
+        SourceError::Camera {
+            device: self.name.clone(),
+            problem: problem.to_string(),
+        }
+    }
+
+    fn reopen(&mut self) -> Result<(), SourceError> {
+        self.camera = None;
+        let requested =
+            RequestedFormat::new::<RgbFormat>(RequestedFormatType::Closest(self.format));
+        let mut camera =
+            nokhwa::Camera::new(self.index.clone(), requested).map_err(|e| self.fault(e))?;
+        camera.open_stream().map_err(|e| self.fault(e))?;
+        self.camera = Some(camera);
+        Ok(())
+    }
+}
+
+impl FrameSource for CameraSource {
+    fn next_frame(&mut self) -> Result<Frame, SourceError> {
+        if self.camera.is_none() {
+            self.reopen()?;
+        }
+        let Some(camera) = self.camera.as_mut() else {
+            return Err(self.fault("not open"));
+        };
+        let buffer = match camera.frame() {
+            Ok(buffer) => buffer,
+            Err(e) => {
+                // Unplugged or stalled: drop the handle so the next call reopens the device.
+                self.camera = None;
+                return Err(self.fault(e));
+            }
+        };
+        let data = if buffer.source_frame_format() == FrameFormat::MJPEG {
+            FrameData::Encoded(buffer.buffer().to_vec())
+        } else {
+            let decoded = buffer
+                .decode_image::<RgbFormat>()
+                .map_err(|e| self.fault(e))?;
+            let (w, h) = (decoded.width(), decoded.height());
+            let rgb = image::RgbImage::from_raw(w, h, decoded.into_raw())
+                .ok_or_else(|| self.fault("decoded frame has the wrong size"))?;
+            FrameData::Rgb(rgb)
+        };
+        Ok(Frame {
+            data,
+            origin: self.name.clone(),
+            truth: None,
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "camera {} {}x{} {:?}",
+            self.name,
+            self.format.width(),
+            self.format.height(),
+            self.format.format()
+        )
+    }
+}

@@ -1,0 +1,163 @@
+//! Folder replay: the images of a folder, one frame each, in order or shuffled, once or in a loop.
+//!
+//! Takes either a flat folder of images or the ImageFolder layout `DIR/<class>/<image>`; in the
+//! latter the class folder's name becomes the frame's `truth`, so the service can report accuracy on
+//! labelled frames and the tests can check predictions.
+
+use std::path::{Path, PathBuf};
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+use super::{Frame, FrameData, FrameSource, SourceError};
+
+/// Replay order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// By path, the same every pass.
+    Sorted,
+    /// A new seeded shuffle each pass: the same sequence for the same seed.
+    Shuffled { seed: u64 },
+}
+
+impl Order {
+    /// The order a board's `order`/`seed` keys ask for.
+    pub fn from_flags(shuffled: bool, seed: u64) -> Self {
+        if shuffled {
+            Order::Shuffled { seed }
+        } else {
+            Order::Sorted
+        }
+    }
+}
+
+/// Replays a folder of images.
+#[derive(Debug)]
+pub struct FolderSource {
+    root: PathBuf,
+    images: Vec<(PathBuf, Option<String>)>,
+    order: Order,
+    repeat: bool,
+    /// Indices into `images` for the current pass.
+    pass: Vec<usize>,
+    position: usize,
+    passes: u64,
+}
+
+fn is_image(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
+}
+
+fn list_dir(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| SourceError::ListFolder {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut paths = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| SourceError::ListFolder {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        paths.push(entry.path());
+    }
+    paths.sort();
+    Ok(paths)
+}
+
+impl FolderSource {
+    /// Lists the images of `root` (and of its class subfolders).
+    ///
+    /// # Errors
+    /// [`SourceError::ListFolder`] when it cannot be listed, [`SourceError::EmptyFolder`] when it
+    /// holds no image.
+    pub fn open(root: &Path, order: Order, repeat: bool) -> Result<Self, SourceError> {
+        let mut images = Vec::new();
+        for path in list_dir(root)? {
+            if path.is_dir() {
+                let class = path.file_name().map(|n| n.to_string_lossy().into_owned());
+                for inner in list_dir(&path)? {
+                    if inner.is_file() && is_image(&inner) {
+                        images.push((inner, class.clone()));
+                    }
+                }
+            } else if is_image(&path) {
+                images.push((path, None));
+            }
+        }
+        if images.is_empty() {
+            return Err(SourceError::EmptyFolder {
+                path: root.to_path_buf(),
+            });
+        }
+        let mut source = FolderSource {
+            root: root.to_path_buf(),
+            images,
+            order,
+            repeat,
+            pass: Vec::new(),
+            position: 0,
+            passes: 0,
+        };
+        source.new_pass();
+        Ok(source)
+    }
+
+    /// How many images one pass holds.
+    pub fn len(&self) -> usize {
+        self.images.len()
+    }
+
+    /// Never true: an empty folder is refused by [`FolderSource::open`].
+    pub fn is_empty(&self) -> bool {
+        self.images.is_empty()
+    }
+
+    fn new_pass(&mut self) {
+        self.pass = (0..self.images.len()).collect();
+        if let Order::Shuffled { seed } = self.order {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed.wrapping_add(self.passes));
+            self.pass.shuffle(&mut rng);
+        }
+        self.position = 0;
+        self.passes += 1;
+    }
+}
+
+impl FrameSource for FolderSource {
+    fn next_frame(&mut self) -> Result<Frame, SourceError> {
+        if self.position == self.pass.len() {
+            if !self.repeat {
+                return Err(SourceError::Ended {
+                    what: format!("folder {} played once", self.root.display()),
+                });
+            }
+            self.new_pass();
+        }
+        let (path, truth) = &self.images[self.pass[self.position]];
+        self.position += 1;
+        let bytes = std::fs::read(path).map_err(|source| SourceError::ReadImage {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Frame {
+            data: FrameData::Encoded(bytes),
+            origin: path.display().to_string(),
+            truth: truth.clone(),
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "folder {} ({} images, {})",
+            self.root.display(),
+            self.images.len(),
+            match self.order {
+                Order::Sorted => "sorted".to_string(),
+                Order::Shuffled { seed } => format!("shuffled, seed {seed}"),
+            }
+        )
+    }
+}
