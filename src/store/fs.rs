@@ -154,6 +154,15 @@ impl FaultyFs {
         Self::new(Fault::FailOnce, u64::MAX)
     }
 
+    /// Re-arms the countdown from now: `fault` hits the operation after the next `after` ones.
+    pub fn arm(&self, fault: Fault, after: u64) {
+        let mut plan = self.lock();
+        plan.fault = fault;
+        plan.remaining = after;
+        plan.fired = false;
+        plan.healed = false;
+    }
+
     /// How many disk-changing operations were attempted so far.
     pub fn ops(&self) -> u64 {
         self.lock().ops

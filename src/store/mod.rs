@@ -4,12 +4,29 @@
 //! - [`format`]: the versioned, checksummed container (header + CRC32 records).
 //! - [`head_file`]: save/load a trained head alone, atomically.
 //! - [`fs`]: the file-system seam every write goes through, with a fault-injecting twin.
+//! - [`config`], [`features`], [`events`], [`data`]: what the device state holds and the rules
+//!   (bounds, eviction) that change it; pure, no I/O.
+//! - [`journal`], [`snapshot`], [`migrate`], [`recovery`], [`store`]: how it lives on flash.
 //! - [`error`]: [`StoreError`], the one error type here.
 
+pub mod config;
+pub mod data;
 pub mod error;
+pub mod events;
+pub mod features;
 pub mod format;
 pub mod fs;
 pub mod head_file;
+pub mod journal;
+pub mod migrate;
+pub mod recovery;
+pub mod snapshot;
+pub mod store;
 
+pub use config::StoreConfig;
 pub use error::{Result, StoreError};
+pub use events::{FrameHash, LabelEvent};
+pub use features::FeatureEncoding;
 pub use head_file::{load_head, save_head};
+pub use recovery::RecoveryReport;
+pub use store::Store;
