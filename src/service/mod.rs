@@ -1,1 +1,698 @@
-//! (being written)
+//! The device's service loop: capture → preprocess → backbone → head → prediction out, with labels
+//! (from the control socket or the buttons) turned into durable samples and online updates, a
+//! background retrain from the replay set, periodic snapshots, and systemd notifications.
+//!
+//! One thread owns the head and the store and runs every step in order, so there is no locking
+//! around the model: the control socket and the buttons only send [`Command`]s into its channel,
+//! and it serves them between frames (while waiting for the next frame, so a label is answered
+//! within one frame).
+//!
+//! Faults: a transient source fault (bad frame, camera unplugged) is logged and retried with
+//! back-off while commands are still served and systemd still pinged; an image that does not
+//! decode is skipped. Shutdown (the `stop` flag, set by SIGTERM/SIGINT): the current step finishes,
+//! STOPPING is sent, the head is snapshotted, and [`Service::run`] returns so every `Drop` runs.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ndarray::{ArrayView1, ArrayView2};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::board::Board;
+use crate::button::{Action, ButtonThread, LedCommand};
+use crate::control::{Incoming, Reply, Request};
+use crate::embedder::Embedder;
+use crate::head::{Head, HeadKind, HyperParams};
+use crate::notify::Notifier;
+use crate::source::{Backoff, Frame, FrameData, FrameSource, SourceError};
+
+pub mod memory;
+pub mod output;
+pub mod retrain;
+pub mod stats;
+
+use memory::{Memory, MemoryError};
+use output::{PredictionLine, PredictionOutput};
+use retrain::Retrainer;
+use stats::{FrameTimes, Stats};
+
+/// What can stop the service with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The frame source failed for good (not a transient fault).
+    #[error("frame source: {0}")]
+    Source(#[from] SourceError),
+    /// The head does not fit the backbone's features.
+    #[error("the saved head expects {head}-long features but the backbone gives {backbone}; the state was made with another model: move the state directory aside")]
+    HeadMismatch { head: usize, backbone: usize },
+}
+
+/// Something the loop is asked to do.
+#[derive(Debug)]
+pub enum Command {
+    /// A request from the control socket, with its reply channel.
+    Control(Incoming),
+    /// A button gesture.
+    Button(Action),
+}
+
+impl Command {
+    /// Wraps a control request (for [`crate::control::ControlServer::bind`]).
+    pub fn control(incoming: Incoming) -> Self {
+        Command::Control(incoming)
+    }
+    /// Wraps a button action (for [`crate::button::spawn`]).
+    pub fn button(action: Action) -> Self {
+        Command::Button(action)
+    }
+}
+
+/// A processed frame kept for labelling: the latest few, so a label can cover the frames just
+/// before the press and a client can label a frame it saw by its sequence number.
+#[derive(Debug, Clone)]
+struct Recent {
+    seq: u64,
+    origin: String,
+    truth: Option<String>,
+    hash: [u8; 32],
+    features: Vec<f32>,
+    predicted: Option<String>,
+    probability: f32,
+}
+
+/// How many processed frames are held for labelling by sequence number (besides the context).
+const RECENT_FRAMES: usize = 16;
+
+/// Everything the loop is built from (the CLI builds these from a board; tests build them too).
+pub struct Parts {
+    pub board: Board,
+    pub source: Box<dyn FrameSource>,
+    pub embedder: Embedder,
+    pub memory: Box<dyn Memory>,
+    pub output: PredictionOutput,
+    pub notifier: Notifier,
+    /// The command channel: give clones of the sender to the control socket and the buttons.
+    pub commands: (Sender<Command>, Receiver<Command>),
+    pub buttons: Option<ButtonThread>,
+    /// Stop after this many frames (benchmarks); `None` = until stopped.
+    pub max_frames: Option<u64>,
+}
+
+/// Status, as `fieldtune status` shows it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Status {
+    pub board: String,
+    pub source: String,
+    pub classes: Vec<ClassStatus>,
+    pub labels: u64,
+    pub undos: u64,
+    /// Prediction vs. the label a person gave, over the last 100 labels.
+    pub labelled_accuracy: Option<f64>,
+    /// Prediction vs. the folder's class, over the last 100 frames of known classes.
+    pub replay_accuracy: Option<f64>,
+    pub frames: u64,
+    pub faults: u64,
+    pub fps: f64,
+    pub uptime_s: f64,
+    pub retrains: u64,
+    pub retraining: bool,
+    pub latency: stats::StageMeans,
+}
+
+/// One class in the status.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct ClassStatus {
+    pub name: String,
+    /// Stored samples.
+    pub samples: usize,
+}
+
+/// The running service.
+pub struct Service {
+    board: Board,
+    source: Box<dyn FrameSource>,
+    embedder: Embedder,
+    memory: Box<dyn Memory>,
+    output: PredictionOutput,
+    notifier: Notifier,
+    commands: Receiver<Command>,
+    // Held so the channel never closes while the loop waits on it.
+    _commands_tx: Sender<Command>,
+    buttons: Option<ButtonThread>,
+    max_frames: Option<u64>,
+    head: Head,
+    kind: HeadKind,
+    hyper: HyperParams,
+    recent: VecDeque<Recent>,
+    seq: u64,
+    stats: Stats,
+    retrainer: Retrainer,
+    /// Bumped by every undo: a retrain started before it is stale.
+    epoch: u64,
+    labels_since_retrain: usize,
+    /// Samples stored by each recent label action, for undo.
+    label_sizes: Vec<usize>,
+    dirty: bool,
+    last_snapshot: Instant,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A head rebuilt from the replay set by imprinting each class from its samples: exact with
+/// respect to what is stored, instant, and what an undo needs (SGD steps cannot be taken back).
+fn imprinted_head(
+    dim: usize,
+    kind: HeadKind,
+    hyper: &HyperParams,
+    classes: &[String],
+    samples: &[memory::StoredSample],
+) -> Head {
+    let mut head = Head::new(dim, kind, hyper.clone());
+    for (c, name) in classes.iter().enumerate() {
+        let rows: Vec<&[f32]> = samples
+            .iter()
+            .filter(|s| s.class == c && s.feature.len() == dim)
+            .map(|s| &s.feature[..])
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let flat: Vec<f32> = rows.concat();
+        if let Ok(view) = ArrayView2::from_shape((rows.len(), dim), &flat) {
+            if let Err(e) = head.add_class(name, view) {
+                tracing::warn!("rebuilding class {name:?}: {e}");
+            }
+        }
+    }
+    head
+}
+
+impl Service {
+    /// Builds the service: recovers the head (the saved one, or one rebuilt from the replay set).
+    ///
+    /// # Errors
+    /// [`ServiceError::HeadMismatch`] when the saved head does not fit the backbone.
+    pub fn new(parts: Parts) -> Result<Self, ServiceError> {
+        let dim = parts.embedder.dim();
+        let (kind, hyper) = head_settings(&parts.board);
+        let head = match parts.memory.saved_head() {
+            Some(head) if head.dim() != dim => {
+                return Err(ServiceError::HeadMismatch {
+                    head: head.dim(),
+                    backbone: dim,
+                })
+            }
+            Some(head) => head,
+            None => imprinted_head(
+                dim,
+                kind,
+                &hyper,
+                &parts.memory.classes(),
+                &parts.memory.samples(),
+            ),
+        };
+        let (tx, rx) = parts.commands;
+        Ok(Service {
+            board: parts.board,
+            source: parts.source,
+            embedder: parts.embedder,
+            memory: parts.memory,
+            output: parts.output,
+            notifier: parts.notifier,
+            commands: rx,
+            _commands_tx: tx,
+            buttons: parts.buttons,
+            max_frames: parts.max_frames,
+            head,
+            kind,
+            hyper,
+            recent: VecDeque::new(),
+            seq: 0,
+            stats: Stats::new(),
+            retrainer: Retrainer::default(),
+            epoch: 0,
+            labels_since_retrain: 0,
+            label_sizes: Vec::new(),
+            dirty: false,
+            last_snapshot: Instant::now(),
+        })
+    }
+
+    /// The current figures.
+    pub fn status(&self) -> Status {
+        let classes = self.memory.classes();
+        let samples = self.memory.samples();
+        Status {
+            board: self.board.name.clone(),
+            source: self.source.describe(),
+            classes: classes
+                .iter()
+                .enumerate()
+                .map(|(i, name)| ClassStatus {
+                    name: name.clone(),
+                    samples: samples.iter().filter(|s| s.class == i).count(),
+                })
+                .collect(),
+            labels: self.stats.labels,
+            undos: self.stats.undos,
+            labelled_accuracy: self.stats.labelled.rate(),
+            replay_accuracy: self.stats.truth.rate(),
+            frames: self.stats.frames,
+            faults: self.stats.faults,
+            fps: self.stats.fps(),
+            uptime_s: self.stats.started.elapsed().as_secs_f64(),
+            retrains: self.stats.retrains,
+            retraining: self.retrainer.busy(),
+            latency: self.stats.means,
+        }
+    }
+
+    /// Runs until `stop` is set, the source ends, or `max_frames` frames were processed.
+    ///
+    /// # Errors
+    /// [`ServiceError::Source`] when the source fails for good.
+    pub fn run(mut self, stop: &AtomicBool) -> Result<Status, ServiceError> {
+        self.notifier.ready(&format!(
+            "classifying {} with {} classes",
+            self.source.describe(),
+            self.head.classes().len()
+        ));
+        tracing::info!(
+            "ready: board {}, source {}, {} classes, {} stored samples",
+            self.board.name,
+            self.source.describe(),
+            self.head.classes().len(),
+            self.memory.samples().len()
+        );
+        let result = self.main_loop(stop);
+        self.notifier.stopping();
+        tracing::info!("stopping after {} frames", self.stats.frames);
+        self.retrainer.finish();
+        if self.dirty {
+            self.snapshot();
+        }
+        let status = self.status();
+        // Dropping `self` here joins the button thread (LEDs off) and closes the output.
+        result.map(|()| status)
+    }
+
+    fn main_loop(&mut self, stop: &AtomicBool) -> Result<(), ServiceError> {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        let mut next_due = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            // Serve commands until the next frame is due.
+            loop {
+                while let Ok(command) = self.commands.try_recv() {
+                    self.handle(command);
+                }
+                let now = Instant::now();
+                if now >= next_due || stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let wait = (next_due - now).min(Duration::from_millis(50));
+                match self.commands.recv_timeout(wait) {
+                    Ok(command) => self.handle(command),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => std::thread::sleep(wait),
+                }
+                self.notifier.watchdog();
+            }
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            self.notifier.watchdog();
+            self.poll_retrain();
+
+            let capture_start = Instant::now();
+            match self.source.next_frame() {
+                Ok(frame) => {
+                    let failures = backoff.succeeded();
+                    if failures > 0 {
+                        tracing::info!("frame source back after {failures} failed attempts");
+                    }
+                    self.process(frame, capture_start);
+                }
+                Err(e) if e.is_transient() => {
+                    self.stats.faults += 1;
+                    let wait = backoff.failed();
+                    tracing::warn!("{e}; retrying in {} ms", wait.as_millis());
+                    next_due = Instant::now() + wait;
+                    continue;
+                }
+                Err(SourceError::Ended { what }) => {
+                    tracing::info!("{what}");
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            }
+            if self.max_frames.is_some_and(|max| self.stats.frames >= max) {
+                return Ok(());
+            }
+            next_due = match self.board.source.frame_interval {
+                // Pace from the schedule, not from now, but never try to catch up a backlog.
+                Some(interval) => (next_due + interval).max(Instant::now()),
+                None => Instant::now(),
+            };
+            if self.dirty && self.last_snapshot.elapsed() >= self.board.store.snapshot_interval {
+                self.snapshot();
+            }
+        }
+        Ok(())
+    }
+
+    fn process(&mut self, frame: Frame, capture_start: Instant) {
+        let captured = Instant::now();
+        let mut times = FrameTimes {
+            capture: captured - capture_start,
+            ..FrameTimes::default()
+        };
+        let (features, hash) = match &frame.data {
+            FrameData::Encoded(bytes) => (
+                self.embedder.embed_bytes(bytes),
+                Sha256::digest(bytes).into(),
+            ),
+            FrameData::Rgb(rgb) => (
+                self.embedder.embed_rgb(rgb),
+                Sha256::digest(rgb.as_raw()).into(),
+            ),
+        };
+        let features = match features {
+            Ok(f) => f,
+            Err(e) => {
+                self.stats.faults += 1;
+                tracing::warn!("skipping frame {}: {e}", frame.origin);
+                return;
+            }
+        };
+        let stage = self.embedder.last_times();
+        times.decode = stage.decode;
+        times.preprocess = stage.preprocess;
+        times.backbone = stage.backbone;
+
+        let head_start = Instant::now();
+        let prediction = self.head.predict(ArrayView1::from(&features[..]));
+        let predicted = prediction
+            .class
+            .and_then(|c| self.head.classes().get(c).cloned());
+        let probability = prediction
+            .class
+            .and_then(|c| prediction.top.iter().find(|(k, _)| *k == c))
+            .map_or(0.0, |(_, p)| *p);
+        times.head = head_start.elapsed();
+
+        self.seq += 1;
+        if let Some(truth) = &frame.truth {
+            if self.head.classes().contains(truth) {
+                self.stats.truth.push(predicted.as_deref() == Some(truth));
+            }
+        }
+        let output_start = Instant::now();
+        self.output.write(&PredictionLine {
+            time_ms: now_ms(),
+            seq: self.seq,
+            origin: &frame.origin,
+            class: predicted.as_deref(),
+            probability,
+            latency_ms: (Instant::now() - capture_start).as_secs_f64() * 1000.0,
+            truth: frame.truth.as_deref(),
+        });
+        if let Some(buttons) = &self.buttons {
+            buttons.led(LedCommand::Show(prediction.class));
+        }
+        times.output = output_start.elapsed();
+        self.stats.frame(&times);
+
+        let keep = RECENT_FRAMES.max(self.board.learning.context_frames + 1);
+        if self.recent.len() == keep {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(Recent {
+            seq: self.seq,
+            origin: frame.origin,
+            truth: frame.truth,
+            hash,
+            features,
+            predicted,
+            probability,
+        });
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Control(Incoming { request, reply }) => {
+                let answer = match request {
+                    Request::Label { class, frame } => self.label(&class, frame),
+                    Request::Undo => self.undo(),
+                    Request::Status => Reply::ok(self.status()),
+                    Request::Current => match self.recent.back() {
+                        None => Reply::error("no frame processed yet"),
+                        Some(r) => Reply::ok(serde_json::json!({
+                            "seq": r.seq,
+                            "origin": r.origin,
+                            "truth": r.truth,
+                            "class": r.predicted,
+                            "probability": r.probability,
+                        })),
+                    },
+                };
+                // The client may have gone; nothing to do then.
+                let _ = reply.send(answer);
+            }
+            Command::Button(action) => {
+                let answer = match action {
+                    Action::Label(i) => {
+                        let name = self
+                            .memory
+                            .classes()
+                            .get(i)
+                            .cloned()
+                            .unwrap_or_else(|| format!("class-{}", i + 1));
+                        self.label(&name, None)
+                    }
+                    Action::NewClass => {
+                        let name = format!("class-{}", self.memory.classes().len() + 1);
+                        self.label(&name, None)
+                    }
+                    Action::Undo => self.undo(),
+                };
+                if let Some(e) = answer.error {
+                    tracing::warn!("button: {e}");
+                }
+            }
+        }
+    }
+
+    fn label(&mut self, class: &str, frame: Option<u64>) -> Reply {
+        let class = class.trim();
+        if class.is_empty() {
+            return Reply::error("the class name is empty");
+        }
+        let target = match frame {
+            None => self.recent.len().checked_sub(1),
+            Some(seq) => self.recent.iter().position(|r| r.seq == seq),
+        };
+        let Some(target) = target else {
+            return Reply::error(match frame {
+                None => "no frame processed yet: wait for the first prediction".to_string(),
+                Some(seq) => format!(
+                    "frame {seq} is no longer held (only the last {} are); label the current frame",
+                    self.recent.len()
+                ),
+            });
+        };
+        let first = target.saturating_sub(self.board.learning.context_frames);
+        let frames: Vec<Recent> = self.recent.range(first..=target).cloned().collect();
+        match self.label_frames(class, &frames) {
+            Ok(stored) => {
+                let target = &frames[frames.len() - 1];
+                self.stats.labels += 1;
+                self.stats
+                    .labelled
+                    .push(target.predicted.as_deref() == Some(class));
+                self.label_sizes.push(stored);
+                if self.label_sizes.len() > 64 {
+                    self.label_sizes.remove(0);
+                }
+                self.dirty = true;
+                self.labels_since_retrain += 1;
+                if let Some(every) = self.board.learning.retrain_every {
+                    if self.labels_since_retrain >= every {
+                        self.start_retrain();
+                    }
+                }
+                let index = self.head.classes().iter().position(|c| c == class);
+                if let (Some(buttons), Some(i)) = (&self.buttons, index) {
+                    buttons.led(LedCommand::Acknowledge(i));
+                }
+                tracing::info!(
+                    "labelled frame {} ({}) as {class:?}",
+                    target.seq,
+                    target.origin
+                );
+                Reply::ok(serde_json::json!({
+                    "seq": target.seq,
+                    "origin": target.origin,
+                    "class": class,
+                    "frames": stored,
+                    "was_predicted": target.predicted,
+                }))
+            }
+            Err(e) => Reply::error(format!("label not saved: {e}")),
+        }
+    }
+
+    /// Stores each frame durably, then teaches the head. Returns how many samples were stored.
+    fn label_frames(&mut self, class: &str, frames: &[Recent]) -> Result<usize, MemoryError> {
+        let classes = self.memory.classes();
+        let index = match classes.iter().position(|c| c == class) {
+            Some(i) => i,
+            None => self.memory.new_class(class)?,
+        };
+        let mut stored = 0;
+        for frame in frames {
+            self.memory.add_sample(index, &frame.features, frame.hash)?;
+            stored += 1;
+            let view = ArrayView1::from(&frame.features[..]);
+            let result = match self.head.classes().iter().position(|c| c == class) {
+                Some(k) => self.head.learn(view, k),
+                None => self
+                    .head
+                    .add_class(class, view.insert_axis(ndarray::Axis(0)))
+                    .map(|_| ()),
+            };
+            if let Err(e) = result {
+                tracing::warn!("head update for {class:?}: {e}");
+            }
+        }
+        Ok(stored)
+    }
+
+    fn undo(&mut self) -> Reply {
+        let count = self.label_sizes.pop().unwrap_or(1);
+        let mut undone = 0;
+        for _ in 0..count {
+            match self.memory.undo() {
+                Ok(true) => undone += 1,
+                Ok(false) => break,
+                Err(e) => return Reply::error(format!("undo not saved: {e}")),
+            }
+        }
+        if undone == 0 {
+            return Reply::error("nothing to undo");
+        }
+        self.stats.undos += 1;
+        self.epoch += 1;
+        self.dirty = true;
+        // SGD steps cannot be taken back: rebuild from what is stored now, then refine.
+        self.head = imprinted_head(
+            self.embedder.dim(),
+            self.kind,
+            &self.hyper,
+            &self.memory.classes(),
+            &self.memory.samples(),
+        );
+        self.start_retrain();
+        tracing::info!("undid the last label ({undone} stored frames)");
+        Reply::ok(serde_json::json!({ "undone": undone }))
+    }
+
+    fn start_retrain(&mut self) {
+        let classes = self.memory.classes();
+        let samples = self.memory.samples();
+        let Some(data) = retrain::dataset(&classes, &samples) else {
+            return;
+        };
+        let last = samples.last().map_or(0, |s| s.id);
+        if self
+            .retrainer
+            .start(data, self.kind, self.hyper.clone(), self.epoch, last)
+        {
+            self.labels_since_retrain = 0;
+        }
+    }
+
+    fn poll_retrain(&mut self) {
+        match self.retrainer.poll() {
+            None => {}
+            Some(Err(e)) => {
+                tracing::warn!("background retrain failed, keeping the online head: {e}")
+            }
+            Some(Ok(done)) if done.epoch != self.epoch => {
+                tracing::info!("dropping a retrain started before an undo");
+                self.start_retrain();
+            }
+            Some(Ok(mut done)) => {
+                // Teach the new head what was labelled while it trained.
+                let classes = self.memory.classes();
+                for s in self
+                    .memory
+                    .samples()
+                    .iter()
+                    .filter(|s| s.id > done.last_sample)
+                {
+                    let Some(name) = classes.get(s.class) else {
+                        continue;
+                    };
+                    let view = ArrayView1::from(&s.feature[..]);
+                    let result = match done.head.classes().iter().position(|c| c == name) {
+                        Some(k) => done.head.learn(view, k),
+                        None => done
+                            .head
+                            .add_class(name, view.insert_axis(ndarray::Axis(0)))
+                            .map(|_| ()),
+                    };
+                    if let Err(e) = result {
+                        tracing::warn!("catching up the retrained head: {e}");
+                    }
+                }
+                self.head = done.head;
+                self.stats.retrains += 1;
+                self.dirty = true;
+                tracing::info!(
+                    "swapped in a retrained head ({} classes)",
+                    self.head.classes().len()
+                );
+            }
+        }
+    }
+
+    fn snapshot(&mut self) {
+        match self.memory.save_head(&self.head) {
+            Ok(()) => {
+                self.dirty = false;
+                tracing::info!("snapshot written");
+            }
+            // Labels are already durable in the journal; try again at the next interval.
+            Err(e) => tracing::warn!("snapshot failed (will retry): {e}"),
+        }
+        self.last_snapshot = Instant::now();
+    }
+}
+
+/// The head kind and hyper-parameters a board asks for.
+pub fn head_settings(board: &Board) -> (HeadKind, HyperParams) {
+    let kind = match board.head.kind {
+        crate::board::HeadChoice::Linear => HeadKind::Linear,
+        crate::board::HeadChoice::Mlp { hidden } => HeadKind::Mlp { hidden },
+    };
+    (kind, HyperParams::default())
+}
+
+/// A shared stop flag, set by SIGTERM and SIGINT.
+///
+/// # Errors
+/// When the signal handlers cannot be installed.
+pub fn stop_on_signals() -> std::io::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&stop))?;
+    signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&stop))?;
+    Ok(stop)
+}
