@@ -1,0 +1,515 @@
+//! The [`Head`]: standardisation, weights, class prototypes and calibration in one serialisable value,
+//! with everything the device does to it between full trainings: predict, learn one sample, add a
+//! class from a few (or one) examples, rename a class, recalibrate.
+//!
+//! Prediction pipeline: `x → z = standardise(x) → logits → softmax(logits / T)` for the probabilities,
+//! and `unknown_score = 1 − max_c cos(z, prototype_c)` for "is this any known class at all". The
+//! input is reported unknown when its score exceeds the calibrated threshold.
+//!
+//! Imprinting (`add_class`): the new class's output row is the unit mean of the examples' normalised
+//! penultimate vectors (the standardised features for the linear head, the hidden ReLU activations for
+//! the MLP, whose hidden layer is left untouched), scaled to the largest existing row norm, with the
+//! largest existing bias. With one example this guarantees the example is predicted as the new class
+//! (its logit is `‖w‖‖h‖ + b_max`, which no other row can exceed); later `learn` calls refine it.
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::calibration::{acceptance_threshold, fit_temperature, Calibration};
+use super::dataset::Dataset;
+use super::error::HeadError;
+use super::hyper::HyperParams;
+use super::loss::softmax_in_place;
+use super::params::Params;
+use super::prototypes::{normalized, Prototypes};
+use super::standardize::Standardizer;
+use super::HeadKind;
+
+/// Logit given to a first class imprinted into an empty head: large enough that later classes, imprinted
+/// at the same scale, give confident but not saturated probabilities.
+const FIRST_CLASS_LOGIT: f32 = 8.0;
+/// Held-out unknown scores kept from `learn` (for a threshold on a head never calibrated on data).
+const ONLINE_SCORES_KEPT: usize = 256;
+/// `learn` sets an online threshold once it has seen this many held-out scores.
+const ONLINE_SCORES_NEEDED: usize = 20;
+
+/// One prediction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    /// The predicted class, or `None` for unknown (unlike every known class, or no classes at all).
+    pub class: Option<usize>,
+    /// Every class with its calibrated probability, most probable first.
+    pub top: Vec<(usize, f32)>,
+    /// `1 − max cosine` to the class prototypes in standardised space (0 = typical, larger = stranger);
+    /// unknown when above the calibrated threshold.
+    pub unknown_score: f32,
+    /// The class whose prototype is nearest, if any.
+    pub nearest_prototype: Option<usize>,
+}
+
+impl Prediction {
+    fn unknown() -> Prediction {
+        Prediction {
+            class: None,
+            top: Vec::new(),
+            unknown_score: f32::INFINITY,
+            nearest_prototype: None,
+        }
+    }
+}
+
+/// A trained (or growing) classification head; plain data, serialisable with serde.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawHead")]
+pub struct Head {
+    pub(super) dim: usize,
+    pub(super) kind: HeadKind,
+    pub(super) hyper: HyperParams,
+    pub(super) classes: Vec<String>,
+    pub(super) standardizer: Standardizer,
+    pub(super) params: Params,
+    pub(super) prototypes: Prototypes,
+    pub(super) calibration: Calibration,
+    pub(super) online_scores: Vec<f32>,
+}
+
+/// The serialised form, checked for consistency before it becomes a [`Head`], so a decoded head
+/// can be used without further checks.
+#[derive(Deserialize)]
+struct RawHead {
+    dim: usize,
+    kind: HeadKind,
+    hyper: HyperParams,
+    classes: Vec<String>,
+    standardizer: Standardizer,
+    params: Params,
+    prototypes: Prototypes,
+    calibration: Calibration,
+    online_scores: Vec<f32>,
+}
+
+impl TryFrom<RawHead> for Head {
+    type Error = String;
+    fn try_from(r: RawHead) -> Result<Head, String> {
+        let k = r.classes.len();
+        let expected_layers = match r.kind {
+            HeadKind::Linear => 1,
+            HeadKind::Mlp { .. } => 2,
+        };
+        if r.params.layers.len() != expected_layers {
+            return Err("head file: layer count does not match its kind".into());
+        }
+        let mut inp = r.dim;
+        for (i, l) in r.params.layers.iter().enumerate() {
+            let out = if i + 1 == expected_layers {
+                k
+            } else {
+                l.w.nrows()
+            };
+            if l.w.dim() != (out, inp) || l.b.len() != out {
+                return Err(format!("head file: layer {i} has inconsistent shapes"));
+            }
+            inp = out;
+        }
+        if r.standardizer.dim() != r.dim
+            || r.prototypes.classes() != k
+            || r.hyper.clone().to_builder().check().is_err()
+        {
+            return Err(
+                "head file: standardiser, prototypes or hyper-parameters are inconsistent".into(),
+            );
+        }
+        Ok(Head {
+            dim: r.dim,
+            kind: r.kind,
+            hyper: r.hyper,
+            classes: r.classes,
+            standardizer: r.standardizer,
+            params: r.params,
+            prototypes: r.prototypes,
+            calibration: r.calibration,
+            online_scores: r.online_scores,
+        })
+    }
+}
+
+impl Head {
+    /// An empty head for `dim`-long features: no classes, identity standardisation, no unknown
+    /// threshold yet. An MLP's hidden layer is initialised from `hyper.seed()`; a hidden width of 0
+    /// is raised to 1 (use [`HeadKind::check`] to refuse it instead).
+    pub fn new(dim: usize, kind: HeadKind, hyper: HyperParams) -> Head {
+        let mut rng = ChaCha8Rng::seed_from_u64(hyper.seed());
+        let params = match kind {
+            HeadKind::Linear => Params::linear(dim),
+            HeadKind::Mlp { hidden } => Params::mlp(dim, hidden.max(1), &mut rng),
+        };
+        let kind = match kind {
+            HeadKind::Mlp { hidden } => HeadKind::Mlp {
+                hidden: hidden.max(1),
+            },
+            k => k,
+        };
+        Head {
+            dim,
+            kind,
+            hyper,
+            classes: Vec::new(),
+            standardizer: Standardizer::identity(dim),
+            params,
+            prototypes: Prototypes::empty(dim),
+            calibration: Calibration::default(),
+            online_scores: Vec::new(),
+        }
+    }
+
+    /// Trains a head from scratch on `train` (see [`super::train`] for the procedure), calling
+    /// `on_epoch` after every epoch. This is also the device's full `retrain` from stored features.
+    ///
+    /// # Errors
+    /// Invalid data sets or kind, mismatched validation set, or divergence.
+    pub fn train(
+        train: &Dataset,
+        val: Option<&Dataset>,
+        kind: HeadKind,
+        hyper: &HyperParams,
+        on_epoch: &mut dyn FnMut(&super::EpochReport),
+    ) -> Result<(Head, super::TrainReport), HeadError> {
+        super::train::train(train, val, kind, hyper, on_epoch)
+    }
+
+    /// Same as [`Head::train`]: the name the device uses for retraining from its stored features.
+    ///
+    /// # Errors
+    /// As [`Head::train`].
+    pub fn retrain(
+        train: &Dataset,
+        val: Option<&Dataset>,
+        kind: HeadKind,
+        hyper: &HyperParams,
+        on_epoch: &mut dyn FnMut(&super::EpochReport),
+    ) -> Result<(Head, super::TrainReport), HeadError> {
+        Self::train(train, val, kind, hyper, on_epoch)
+    }
+
+    /// Class names in index order.
+    pub fn classes(&self) -> &[String] {
+        &self.classes
+    }
+    /// Feature length this head expects.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+    /// Linear or MLP (with its width).
+    pub fn kind(&self) -> HeadKind {
+        self.kind
+    }
+    /// The hyper-parameters it was made with (also used by `learn`).
+    pub fn hyper(&self) -> &HyperParams {
+        &self.hyper
+    }
+    /// The current calibration.
+    pub fn calibration(&self) -> Calibration {
+        self.calibration
+    }
+    /// Samples per class that shaped the prototypes (training set, `add_class` and `learn`).
+    pub fn class_sample_counts(&self) -> &[u64] {
+        self.prototypes.counts()
+    }
+
+    fn check_feature(&self, x: ArrayView1<f32>) -> Result<(), HeadError> {
+        if x.len() != self.dim {
+            return Err(HeadError::DimensionMismatch {
+                expected: self.dim,
+                got: x.len(),
+            });
+        }
+        if x.iter().any(|v| !v.is_finite()) {
+            return Err(HeadError::NonFiniteFeature {
+                name: "input",
+                row: 0,
+            });
+        }
+        Ok(())
+    }
+
+    fn standardize_one(&self, x: ArrayView1<f32>) -> Array1<f32> {
+        let mut z = Array1::zeros(self.dim);
+        self.standardizer.transform_into(x, z.view_mut());
+        z
+    }
+
+    /// Predicts one feature vector. A vector of the wrong length or with NaN, or a head without
+    /// classes, gives an unknown prediction with no probabilities; use [`Head::try_predict`] to get
+    /// the reason as an error.
+    pub fn predict(&self, feature: ArrayView1<f32>) -> Prediction {
+        self.try_predict(feature)
+            .unwrap_or_else(|_| Prediction::unknown())
+    }
+
+    /// Predicts one feature vector.
+    ///
+    /// # Errors
+    /// [`HeadError::DimensionMismatch`], [`HeadError::NonFiniteFeature`], [`HeadError::NoClasses`].
+    pub fn try_predict(&self, feature: ArrayView1<f32>) -> Result<Prediction, HeadError> {
+        self.check_feature(feature)?;
+        if self.classes.is_empty() {
+            return Err(HeadError::NoClasses);
+        }
+        let z = self.standardize_one(feature);
+        let mut p = self
+            .params
+            .logits(z.view().insert_axis(Axis(0)))
+            .remove_axis(Axis(0));
+        p.mapv_inplace(|v| v / self.calibration.temperature);
+        softmax_in_place(p.view_mut());
+        let mut top: Vec<(usize, f32)> = p.iter().copied().enumerate().collect();
+        top.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let (cos, nearest) = self.prototypes.best_cosine(z.view());
+        let unknown_score = 1.0 - cos;
+        let class = if unknown_score > self.calibration.unknown_threshold {
+            None
+        } else {
+            top.first().map(|t| t.0)
+        };
+        Ok(Prediction {
+            class,
+            top,
+            unknown_score,
+            nearest_prototype: nearest,
+        })
+    }
+
+    /// Calibrated class probabilities of a batch, `n × classes`. Rows of the wrong length make the
+    /// whole result NaN (use [`Head::try_predict_proba`] for the error).
+    pub fn predict_proba(&self, features: ArrayView2<f32>) -> Array2<f32> {
+        self.try_predict_proba(features)
+            .unwrap_or_else(|_| Array2::from_elem((features.nrows(), self.classes.len()), f32::NAN))
+    }
+
+    /// Calibrated class probabilities of a batch.
+    ///
+    /// # Errors
+    /// [`HeadError::DimensionMismatch`].
+    pub fn try_predict_proba(&self, features: ArrayView2<f32>) -> Result<Array2<f32>, HeadError> {
+        let logits = self.logits(features)?;
+        Ok(super::loss::softmax_rows(
+            logits.view(),
+            self.calibration.temperature,
+        ))
+    }
+
+    /// Raw (uncalibrated) logits of a batch.
+    ///
+    /// # Errors
+    /// [`HeadError::DimensionMismatch`].
+    pub fn logits(&self, features: ArrayView2<f32>) -> Result<Array2<f32>, HeadError> {
+        if features.ncols() != self.dim {
+            return Err(HeadError::DimensionMismatch {
+                expected: self.dim,
+                got: features.ncols(),
+            });
+        }
+        let z = self.standardizer.transform(features);
+        Ok(self.params.logits(z.view()))
+    }
+
+    /// Unknown scores of a batch (see [`Prediction::unknown_score`]).
+    ///
+    /// # Errors
+    /// [`HeadError::DimensionMismatch`].
+    pub fn unknown_scores(&self, features: ArrayView2<f32>) -> Result<Vec<f32>, HeadError> {
+        if features.ncols() != self.dim {
+            return Err(HeadError::DimensionMismatch {
+                expected: self.dim,
+                got: features.ncols(),
+            });
+        }
+        let z = self.standardizer.transform(features);
+        Ok(z.axis_iter(Axis(0))
+            .map(|r| 1.0 - self.prototypes.best_cosine(r).0)
+            .collect())
+    }
+
+    /// Predictions for every row of a batch.
+    pub fn predict_batch(&self, features: ArrayView2<f32>) -> Vec<Prediction> {
+        features
+            .axis_iter(Axis(0))
+            .map(|r| self.predict(r))
+            .collect()
+    }
+
+    /// One online SGD step on a single labelled sample (the device's button press): plain SGD at
+    /// `online_learning_rate`, loss weight 1, plus weight decay; the class prototype absorbs the
+    /// sample. O(dim · classes) for the linear head. Before the update, the sample's unknown score
+    /// is recorded as a held-out score; a head never calibrated on data sets its unknown threshold
+    /// from these once it has 20.
+    ///
+    /// # Errors
+    /// [`HeadError::DimensionMismatch`], [`HeadError::NonFiniteFeature`], [`HeadError::LabelOutOfRange`].
+    pub fn learn(&mut self, feature: ArrayView1<f32>, label: usize) -> Result<(), HeadError> {
+        self.check_feature(feature)?;
+        if label >= self.classes.len() {
+            return Err(HeadError::LabelOutOfRange {
+                label,
+                classes: self.classes.len(),
+            });
+        }
+        let z = self.standardize_one(feature);
+        if self.prototypes.counts()[label] > 0 {
+            let score = 1.0 - self.prototypes.best_cosine(z.view()).0;
+            if self.online_scores.len() >= ONLINE_SCORES_KEPT {
+                self.online_scores.remove(0);
+            }
+            self.online_scores.push(score);
+            if self.calibration.samples == 0 && self.online_scores.len() >= ONLINE_SCORES_NEEDED {
+                let (t, acc) =
+                    acceptance_threshold(&self.online_scores, self.hyper.target_acceptance());
+                self.calibration.unknown_threshold = t;
+                self.calibration.accepted_fraction = acc;
+            }
+        }
+        self.params.sgd_step_one(
+            z.view(),
+            label,
+            self.hyper.online_learning_rate(),
+            self.hyper.weight_decay(),
+        );
+        self.prototypes.add(z.view(), label);
+        Ok(())
+    }
+
+    /// Adds a class named `name` from one or more example feature vectors (rows of `examples`) by
+    /// imprinting (see the module docs) and returns its index.
+    ///
+    /// # Errors
+    /// [`HeadError::EmptyClassName`], [`HeadError::DuplicateClass`], [`HeadError::NoExamples`],
+    /// [`HeadError::DimensionMismatch`], [`HeadError::NonFiniteFeature`].
+    pub fn add_class(&mut self, name: &str, examples: ArrayView2<f32>) -> Result<usize, HeadError> {
+        self.check_new_name(name)?;
+        if examples.nrows() == 0 {
+            return Err(HeadError::NoExamples(name.to_string()));
+        }
+        for (row, r) in examples.axis_iter(Axis(0)).enumerate() {
+            self.check_feature(r).map_err(|e| match e {
+                HeadError::NonFiniteFeature { .. } => HeadError::NonFiniteFeature {
+                    name: "add_class examples",
+                    row,
+                },
+                e => e,
+            })?;
+        }
+        let z = self.standardizer.transform(examples);
+        let h = self.params.penultimate(z.view());
+        let mut mean_dir = Array1::<f32>::zeros(h.ncols());
+        let mut mean_norm = 0.0f32;
+        for r in h.axis_iter(Axis(0)) {
+            mean_norm += r.dot(&r).sqrt();
+            mean_dir += &normalized(r);
+        }
+        mean_norm /= h.nrows() as f32;
+        let dir = normalized(mean_dir.view());
+        let out = self.params.output();
+        let (scale, bias) = if out.w.nrows() == 0 {
+            (FIRST_CLASS_LOGIT / mean_norm.max(1e-6), 0.0)
+        } else {
+            let max_norm = out
+                .w
+                .axis_iter(Axis(0))
+                .map(|r| r.dot(&r).sqrt())
+                .fold(0.0f32, f32::max);
+            let max_bias = out.b.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let scale = if max_norm > 0.0 {
+                max_norm
+            } else {
+                FIRST_CLASS_LOGIT / mean_norm.max(1e-6)
+            };
+            (scale, max_bias)
+        };
+        self.params.push_class((&dir * scale).view(), bias);
+        self.prototypes.push_class();
+        let index = self.classes.len();
+        for r in z.axis_iter(Axis(0)) {
+            self.prototypes.add(r, index);
+        }
+        self.classes.push(name.to_string());
+        Ok(index)
+    }
+
+    fn check_new_name(&self, name: &str) -> Result<(), HeadError> {
+        if name.trim().is_empty() {
+            return Err(HeadError::EmptyClassName);
+        }
+        if self.classes.iter().any(|c| c == name) {
+            return Err(HeadError::DuplicateClass(name.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Renames class `index`.
+    ///
+    /// # Errors
+    /// [`HeadError::LabelOutOfRange`], [`HeadError::EmptyClassName`], [`HeadError::DuplicateClass`].
+    pub fn rename_class(&mut self, index: usize, name: &str) -> Result<(), HeadError> {
+        if index >= self.classes.len() {
+            return Err(HeadError::LabelOutOfRange {
+                label: index,
+                classes: self.classes.len(),
+            });
+        }
+        if self.classes[index] == name {
+            return Ok(());
+        }
+        self.check_new_name(name)?;
+        self.classes[index] = name.to_string();
+        Ok(())
+    }
+
+    /// Fits the softmax temperature (validation NLL) and the unknown threshold (so that
+    /// `target_acceptance` of `val` is accepted) on held-out data, stores and returns them.
+    ///
+    /// # Errors
+    /// [`HeadError::NoClasses`], an invalid `val`, [`HeadError::DimensionMismatch`] or
+    /// [`HeadError::ClassListMismatch`].
+    pub fn calibrate(&mut self, val: &Dataset) -> Result<Calibration, HeadError> {
+        if self.classes.is_empty() {
+            return Err(HeadError::NoClasses);
+        }
+        val.check("val")?;
+        if val.classes != self.classes {
+            return Err(HeadError::ClassListMismatch {
+                train: self.classes.clone(),
+                val: val.classes.clone(),
+            });
+        }
+        let logits = self.logits(val.features.view())?;
+        let scores = self.unknown_scores(val.features.view())?;
+        self.calibration = calibration_from(
+            logits.view(),
+            &val.labels,
+            &scores,
+            self.hyper.target_acceptance(),
+        );
+        Ok(self.calibration)
+    }
+}
+
+/// Temperature from `logits`/`labels`, threshold from held-out unknown `scores`.
+pub(super) fn calibration_from(
+    logits: ArrayView2<f32>,
+    labels: &[usize],
+    scores: &[f32],
+    target: f32,
+) -> Calibration {
+    let (temperature, nll_before, nll_after) = fit_temperature(logits, labels);
+    let (unknown_threshold, accepted_fraction) = acceptance_threshold(scores, target);
+    Calibration {
+        temperature,
+        unknown_threshold,
+        accepted_fraction,
+        nll_before,
+        nll_after,
+        samples: labels.len(),
+    }
+}

@@ -1,0 +1,179 @@
+//! Labelled feature vectors in memory: the input of training, calibration and the baseline, with the
+//! checks every consumer relies on (shapes agree, labels in range, values finite) and a seeded,
+//! stratified hold-out split.
+
+use ndarray::{Array2, Axis};
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use super::error::HeadError;
+
+/// Feature vectors (one row each), their class indices and the class names (index order).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    /// `n × dim` feature matrix, one sample per row.
+    pub features: Array2<f32>,
+    /// Class index of each row, `< classes.len()`.
+    pub labels: Vec<usize>,
+    /// Class names in index order.
+    pub classes: Vec<String>,
+}
+
+impl Dataset {
+    /// Builds a data set and checks it (see [`Dataset::check`]).
+    ///
+    /// # Errors
+    /// Whatever [`Dataset::check`] refuses.
+    pub fn new(
+        features: Array2<f32>,
+        labels: Vec<usize>,
+        classes: Vec<String>,
+    ) -> Result<Dataset, HeadError> {
+        let d = Dataset {
+            features,
+            labels,
+            classes,
+        };
+        d.check("dataset")?;
+        Ok(d)
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.features.nrows()
+    }
+
+    /// True when there are no samples.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Length of one feature vector.
+    pub fn dim(&self) -> usize {
+        self.features.ncols()
+    }
+
+    /// Samples per class, indexed like `classes`.
+    pub fn class_counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.classes.len()];
+        for &l in &self.labels {
+            if let Some(c) = counts.get_mut(l) {
+                *c += 1;
+            }
+        }
+        counts
+    }
+
+    /// Checks that the data set is usable; `name` appears in the error ("train", "val", …).
+    ///
+    /// # Errors
+    /// [`HeadError::EmptyDataset`], [`HeadError::LabelCountMismatch`], [`HeadError::LabelOutOfRange`],
+    /// [`HeadError::NonFiniteFeature`].
+    pub fn check(&self, name: &'static str) -> Result<(), HeadError> {
+        if self.is_empty() {
+            return Err(HeadError::EmptyDataset(name));
+        }
+        if self.labels.len() != self.len() {
+            return Err(HeadError::LabelCountMismatch {
+                name,
+                rows: self.len(),
+                labels: self.labels.len(),
+            });
+        }
+        if let Some(&label) = self.labels.iter().find(|&&l| l >= self.classes.len()) {
+            return Err(HeadError::LabelOutOfRange {
+                label,
+                classes: self.classes.len(),
+            });
+        }
+        for (row, r) in self.features.axis_iter(Axis(0)).enumerate() {
+            if r.iter().any(|v| !v.is_finite()) {
+                return Err(HeadError::NonFiniteFeature { name, row });
+            }
+        }
+        Ok(())
+    }
+
+    /// The rows at `indices`, in that order, with the same class list.
+    pub fn select(&self, indices: &[usize]) -> Dataset {
+        Dataset {
+            features: self.features.select(Axis(0), indices),
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            classes: self.classes.clone(),
+        }
+    }
+
+    /// Splits off a stratified hold-out of about `fraction` of each class, taking at least one sample
+    /// of every class that has two or more and never the last one. Returns `(rest, held_out)` index
+    /// lists; the shuffle comes from `rng`, so a seed fixes the split.
+    pub fn stratified_split(
+        &self,
+        fraction: f32,
+        rng: &mut ChaCha8Rng,
+    ) -> (Vec<usize>, Vec<usize>) {
+        let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); self.classes.len()];
+        for (i, &l) in self.labels.iter().enumerate() {
+            if let Some(v) = by_class.get_mut(l) {
+                v.push(i);
+            }
+        }
+        let (mut rest, mut held) = (Vec::new(), Vec::new());
+        for mut members in by_class {
+            members.shuffle(rng);
+            let n = members.len();
+            let k = if n < 2 {
+                0
+            } else {
+                ((n as f32 * fraction).round() as usize).clamp(1, n - 1)
+            };
+            held.extend_from_slice(&members[..k]);
+            rest.extend_from_slice(&members[k..]);
+        }
+        rest.sort_unstable();
+        held.sort_unstable();
+        (rest, held)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn toy(labels: Vec<usize>, classes: usize) -> Dataset {
+        let n = labels.len();
+        Dataset {
+            features: Array2::from_shape_fn((n, 3), |(i, j)| (i * 3 + j) as f32),
+            labels,
+            classes: (0..classes).map(|c| format!("c{c}")).collect(),
+        }
+    }
+
+    #[test]
+    fn split_is_stratified_and_disjoint() {
+        let d = toy([vec![0; 20], vec![1; 10], vec![2; 1]].concat(), 3);
+        let (rest, held) = d.stratified_split(0.2, &mut ChaCha8Rng::seed_from_u64(1));
+        assert_eq!(rest.len() + held.len(), d.len());
+        let held_counts = d.select(&held).class_counts();
+        assert_eq!(held_counts, vec![4, 2, 0]);
+        assert!(rest.iter().all(|i| !held.contains(i)));
+    }
+
+    #[test]
+    fn check_rejects_bad_labels_and_nan() {
+        let mut d = toy(vec![0, 1, 2], 2);
+        assert!(matches!(
+            d.check("t"),
+            Err(HeadError::LabelOutOfRange {
+                label: 2,
+                classes: 2
+            })
+        ));
+        d.labels = vec![0, 1, 1];
+        d.features[[1, 2]] = f32::NAN;
+        assert_eq!(
+            d.check("t"),
+            Err(HeadError::NonFiniteFeature { name: "t", row: 1 })
+        );
+    }
+}

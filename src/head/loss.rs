@@ -1,0 +1,95 @@
+//! Small pure functions of the loss: numerically stable softmax, class-balanced sample weights and the
+//! weighted cross-entropy with its gradient with respect to the logits.
+
+use ndarray::{Array2, ArrayView2, ArrayViewMut1, Axis};
+
+/// In-place softmax of one row of logits (max-subtracted, so large logits do not overflow).
+pub fn softmax_in_place(mut row: ArrayViewMut1<f32>) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    row.mapv_inplace(|v| {
+        let e = (v - max).exp();
+        sum += e;
+        e
+    });
+    if sum > 0.0 {
+        row.mapv_inplace(|v| v / sum);
+    }
+}
+
+/// Row-wise softmax of `logits / temperature`.
+pub fn softmax_rows(logits: ArrayView2<f32>, temperature: f32) -> Array2<f32> {
+    let mut p = logits.mapv(|v| v / temperature);
+    for row in p.axis_iter_mut(Axis(0)) {
+        softmax_in_place(row);
+    }
+    p
+}
+
+/// Per-class loss weights: `n / (classes_present · n_c)` when `balanced` (so every class that has
+/// samples carries the same total weight and the mean sample weight is 1), else all 1.
+pub fn class_weights(counts: &[usize], balanced: bool) -> Vec<f32> {
+    let n: usize = counts.iter().sum();
+    let present = counts.iter().filter(|&&c| c > 0).count().max(1);
+    counts
+        .iter()
+        .map(|&c| {
+            if !balanced || c == 0 {
+                1.0
+            } else {
+                n as f32 / (present as f32 * c as f32)
+            }
+        })
+        .collect()
+}
+
+/// Weighted cross-entropy averaged over the batch: `1/B Σ w_{y_i} · −log softmax(logits_i)_{y_i}`.
+/// Turns `logits` into `∂loss/∂logits` in place and returns the loss.
+pub fn cross_entropy_grad(logits: &mut Array2<f32>, labels: &[usize], weights: &[f32]) -> f32 {
+    let b = logits.nrows().max(1) as f32;
+    let mut loss = 0.0f64;
+    for (mut row, &y) in logits.axis_iter_mut(Axis(0)).zip(labels) {
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let log_sum = row.iter().map(|v| (v - max).exp()).sum::<f32>().ln() + max;
+        let w = weights.get(y).copied().unwrap_or(1.0);
+        loss += (w * (log_sum - row[y])) as f64;
+        row.mapv_inplace(|v| (v - log_sum).exp() * w / b);
+        row[y] -= w / b;
+    }
+    (loss / b as f64) as f32
+}
+
+/// Weighted cross-entropy of a batch of logits, without gradient.
+pub fn cross_entropy(logits: ArrayView2<f32>, labels: &[usize], weights: &[f32]) -> f32 {
+    let mut l = logits.to_owned();
+    cross_entropy_grad(&mut l, labels, weights)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn softmax_is_stable_and_sums_to_one() {
+        let p = softmax_rows(array![[1000.0f32, 1001.0, 999.0]].view(), 1.0);
+        assert!((p.sum() - 1.0).abs() < 1e-6);
+        assert!(p[[0, 1]] > p[[0, 0]] && p[[0, 0]] > p[[0, 2]]);
+    }
+
+    #[test]
+    fn balanced_weights_have_mean_one_per_sample() {
+        let counts = [30, 10, 0, 60];
+        let w = class_weights(&counts, true);
+        let total: f32 = counts.iter().zip(&w).map(|(&c, &w)| c as f32 * w).sum();
+        assert!((total / 100.0 - 1.0).abs() < 1e-6);
+        assert!((w[0] * 30.0 - w[1] * 10.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn uniform_logits_lose_ln_k() {
+        let l = Array2::<f32>::zeros((2, 4));
+        let loss = cross_entropy(l.view(), &[0, 3], &[1.0; 4]);
+        assert!((loss - 4f32.ln()).abs() < 1e-6);
+    }
+}

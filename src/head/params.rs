@@ -1,0 +1,243 @@
+//! The learnable weights of a head and their maths, written by hand: forward pass, loss and gradient
+//! (backward pass), and the in-place one-sample SGD step used on the device.
+//!
+//! A head is a stack of dense layers: the linear head has one (`classes × dim`), the MLP two
+//! (`hidden × dim` with ReLU, then `classes × hidden`). Weights are stored `out × in`, so a batch
+//! `X (B × in)` maps to `X · Wᵀ + b`. The loss is the class-weighted mean cross-entropy plus
+//! `weight_decay / 2 · Σ ‖W‖²` (biases are not decayed).
+
+use ndarray::{linalg::general_mat_mul, s, Array1, Array2, ArrayView1, ArrayView2, Axis};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::loss::{cross_entropy_grad, softmax_in_place};
+
+/// One dense layer: `y = W x + b`, `W` is `out × in`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Layer {
+    /// Weights, `out × in`.
+    pub w: Array2<f32>,
+    /// Biases, `out`.
+    pub b: Array1<f32>,
+}
+
+impl Layer {
+    /// A zero layer.
+    pub fn zeros(out: usize, inp: usize) -> Layer {
+        Layer {
+            w: Array2::zeros((out, inp)),
+            b: Array1::zeros(out),
+        }
+    }
+
+    /// He-initialised weights (uniform with variance `2 / in`), zero biases.
+    pub fn he(out: usize, inp: usize, rng: &mut ChaCha8Rng) -> Layer {
+        let limit = (6.0 / inp.max(1) as f32).sqrt();
+        Layer {
+            w: Array2::from_shape_simple_fn((out, inp), || rng.gen_range(-limit..limit)),
+            b: Array1::zeros(out),
+        }
+    }
+
+    fn forward(&self, x: ArrayView2<f32>, out: &mut Array2<f32>) {
+        out.assign(&self.b.view().insert_axis(Axis(0)));
+        general_mat_mul(1.0, &x, &self.w.t(), 1.0, out);
+    }
+}
+
+/// The weights of a head: hidden layers (ReLU) followed by the output layer (logits).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Params {
+    /// Layers in order; the last one produces the logits.
+    pub layers: Vec<Layer>,
+}
+
+impl Params {
+    /// A linear head with no classes yet.
+    pub fn linear(dim: usize) -> Params {
+        Params {
+            layers: vec![Layer::zeros(0, dim)],
+        }
+    }
+
+    /// An MLP head with no classes yet: He-initialised hidden layer, empty output layer.
+    pub fn mlp(dim: usize, hidden: usize, rng: &mut ChaCha8Rng) -> Params {
+        Params {
+            layers: vec![Layer::he(hidden, dim, rng), Layer::zeros(0, hidden)],
+        }
+    }
+
+    /// Number of classes (rows of the output layer).
+    pub fn classes(&self) -> usize {
+        self.output().w.nrows()
+    }
+
+    /// The output layer.
+    pub fn output(&self) -> &Layer {
+        // A Params always has at least one layer: both constructors and deserialised heads are checked.
+        &self.layers[self.layers.len() - 1]
+    }
+
+    /// The output layer, mutably.
+    pub fn output_mut(&mut self) -> &mut Layer {
+        let last = self.layers.len() - 1;
+        &mut self.layers[last]
+    }
+
+    /// The input of the output layer for a batch: `x` itself for a linear head, the last hidden
+    /// activations for an MLP.
+    pub fn penultimate(&self, x: ArrayView2<f32>) -> Array2<f32> {
+        let mut a = x.to_owned();
+        for layer in &self.layers[..self.layers.len() - 1] {
+            let mut next = Array2::zeros((a.nrows(), layer.w.nrows()));
+            layer.forward(a.view(), &mut next);
+            next.mapv_inplace(|v| v.max(0.0));
+            a = next;
+        }
+        a
+    }
+
+    /// Logits of a batch, `B × classes`.
+    pub fn logits(&self, x: ArrayView2<f32>) -> Array2<f32> {
+        let h = self.penultimate(x);
+        let out = self.output();
+        let mut logits = Array2::zeros((h.nrows(), out.w.nrows()));
+        out.forward(h.view(), &mut logits);
+        logits
+    }
+
+    /// `weight_decay / 2 · Σ ‖W‖²`.
+    pub fn l2_penalty(&self, weight_decay: f32) -> f32 {
+        let sq: f32 = self
+            .layers
+            .iter()
+            .map(|l| l.w.iter().map(|v| v * v).sum::<f32>())
+            .sum();
+        0.5 * weight_decay * sq
+    }
+
+    /// Loss of a batch (weighted mean cross-entropy + L2 penalty) and its gradient, written into
+    /// `grad` (same shapes as `self`; overwritten).
+    pub fn loss_and_grad(
+        &self,
+        x: ArrayView2<f32>,
+        labels: &[usize],
+        class_weights: &[f32],
+        weight_decay: f32,
+        grad: &mut Params,
+    ) -> f32 {
+        // Forward, keeping every layer's input (post-ReLU) for the backward pass.
+        let mut inputs: Vec<Array2<f32>> = Vec::with_capacity(self.layers.len());
+        let mut a = x.to_owned();
+        for (i, layer) in self.layers.iter().enumerate() {
+            let mut z = Array2::zeros((a.nrows(), layer.w.nrows()));
+            layer.forward(a.view(), &mut z);
+            if i + 1 < self.layers.len() {
+                z.mapv_inplace(|v| v.max(0.0));
+            }
+            inputs.push(a);
+            a = z;
+        }
+        let mut delta = a;
+        let loss =
+            cross_entropy_grad(&mut delta, labels, class_weights) + self.l2_penalty(weight_decay);
+        // Backward: delta is ∂loss/∂(pre-activation output of layer i).
+        for i in (0..self.layers.len()).rev() {
+            let layer = &self.layers[i];
+            let g = &mut grad.layers[i];
+            g.w.assign(&layer.w);
+            general_mat_mul(1.0, &delta.t(), &inputs[i], weight_decay, &mut g.w);
+            g.b.assign(&delta.sum_axis(Axis(0)));
+            if i > 0 {
+                let mut back = delta.dot(&layer.w);
+                // ReLU gate: the stored input of layer i is the post-ReLU output of layer i−1.
+                back.zip_mut_with(&inputs[i], |d, &h| {
+                    if h <= 0.0 {
+                        *d = 0.0
+                    }
+                });
+                delta = back;
+            }
+        }
+        loss
+    }
+
+    /// A zero-filled copy (gradient or velocity buffer).
+    pub fn zeros_like(&self) -> Params {
+        Params {
+            layers: self
+                .layers
+                .iter()
+                .map(|l| Layer::zeros(l.w.nrows(), l.w.ncols()))
+                .collect(),
+        }
+    }
+
+    /// Class probabilities of one standardised sample (temperature 1).
+    pub fn proba_one(&self, x: ArrayView1<f32>) -> Array1<f32> {
+        let mut l = self.logits(x.insert_axis(Axis(0))).remove_axis(Axis(0));
+        softmax_in_place(l.view_mut());
+        l
+    }
+
+    /// One plain SGD step on a single standardised sample with loss weight 1:
+    /// `θ ← θ − lr · (∂CE/∂θ + weight_decay · W)`, updating the weights in place. For the linear head
+    /// this is O(dim · classes) and allocates only the `classes`-long logit vector.
+    pub fn sgd_step_one(&mut self, x: ArrayView1<f32>, label: usize, lr: f32, weight_decay: f32) {
+        let n = self.layers.len();
+        // Forward with the per-layer inputs (small vectors: dim, hidden, classes).
+        let mut inputs: Vec<Array1<f32>> = Vec::with_capacity(n);
+        let mut a = x.to_owned();
+        for (i, layer) in self.layers.iter().enumerate() {
+            let mut z = layer.w.dot(&a);
+            z += &layer.b;
+            if i + 1 < n {
+                z.mapv_inplace(|v| v.max(0.0));
+            }
+            inputs.push(a);
+            a = z;
+        }
+        softmax_in_place(a.view_mut());
+        a[label] -= 1.0;
+        let mut delta = a;
+        let shrink = 1.0 - lr * weight_decay;
+        for i in (0..n).rev() {
+            // Propagate through the old weights before they change.
+            let back = (i > 0).then(|| {
+                let mut back = self.layers[i].w.t().dot(&delta);
+                back.zip_mut_with(&inputs[i], |d, &h| {
+                    if h <= 0.0 {
+                        *d = 0.0
+                    }
+                });
+                back
+            });
+            let layer = &mut self.layers[i];
+            for (mut row, &d) in layer.w.axis_iter_mut(Axis(0)).zip(delta.iter()) {
+                if d == 0.0 && shrink == 1.0 {
+                    continue;
+                }
+                row.zip_mut_with(&inputs[i], |w, &h| *w = *w * shrink - lr * d * h);
+            }
+            layer.b.scaled_add(-lr, &delta);
+            if let Some(back) = back {
+                delta = back;
+            }
+        }
+    }
+
+    /// Appends an output row (a new class) with weights `w` and bias `b`.
+    pub fn push_class(&mut self, w: ArrayView1<f32>, b: f32) {
+        let out = self.output_mut();
+        let (k, d) = out.w.dim();
+        let mut grown = Array2::zeros((k + 1, d));
+        grown.slice_mut(s![..k, ..]).assign(&out.w);
+        grown.row_mut(k).assign(&w);
+        out.w = grown;
+        let mut bias = Array1::zeros(k + 1);
+        bias.slice_mut(s![..k]).assign(&out.b);
+        bias[k] = b;
+        out.b = bias;
+    }
+}
