@@ -6,11 +6,15 @@
 //! and `unknown_score = 1 − max_c cos(z, prototype_c)` for "is this any known class at all". The
 //! input is reported unknown when its score exceeds the calibrated threshold.
 //!
-//! Imprinting (`add_class`): the new class's output row is the unit mean of the examples' normalised
+//! Imprinting (`add_class`): the new class's output row points along the unit mean of the examples'
 //! penultimate vectors (the standardised features for the linear head, the hidden ReLU activations for
-//! the MLP, whose hidden layer is left untouched), scaled to the largest existing row norm, with the
-//! largest existing bias. With one example this guarantees the example is predicted as the new class
-//! (its logit is `‖w‖‖h‖ + b_max`, which no other row can exceed); later `learn` calls refine it.
+//! the MLP, whose hidden layer is left untouched) measured from the running mean of all penultimate
+//! vectors seen so far, and has the largest existing row norm. Measuring from that centre matters:
+//! ReLU activations (and raw features on a head that has not been trained yet) of all classes point in
+//! similar directions, so an uncentred imprint swallows the old classes. The bias is the larger of
+//! (a) the largest old bias, in centred coordinates, and (b) what puts the new logit, averaged over the
+//! examples, [`IMPRINT_MARGIN`] above the best old logit; (b) guarantees that a single example is
+//! predicted as its new class. Later `learn` calls refine it.
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 use rand::SeedableRng;
@@ -30,6 +34,9 @@ use super::HeadKind;
 /// Logit given to a first class imprinted into an empty head: large enough that later classes, imprinted
 /// at the same scale, give confident but not saturated probabilities.
 const FIRST_CLASS_LOGIT: f32 = 8.0;
+/// How far (in logits) an imprinted class's logit sits above the best old class on its examples:
+/// e² ≈ 7.4 to 1, so the example is clearly the new class without the class swamping the others.
+const IMPRINT_MARGIN: f32 = 2.0;
 /// Held-out unknown scores kept from `learn` (for a threshold on a head never calibrated on data).
 const ONLINE_SCORES_KEPT: usize = 256;
 /// `learn` sets an online threshold once it has seen this many held-out scores.
@@ -73,6 +80,10 @@ pub struct Head {
     pub(super) prototypes: Prototypes,
     pub(super) calibration: Calibration,
     pub(super) online_scores: Vec<f32>,
+    /// Running mean of the penultimate vectors seen (training set, examples, learned samples):
+    /// the origin imprinting measures directions from.
+    pub(super) center: Array1<f32>,
+    pub(super) center_count: u64,
 }
 
 /// The serialised form, checked for consistency before it becomes a [`Head`], so a decoded head
@@ -88,6 +99,8 @@ struct RawHead {
     prototypes: Prototypes,
     calibration: Calibration,
     online_scores: Vec<f32>,
+    center: Array1<f32>,
+    center_count: u64,
 }
 
 impl TryFrom<RawHead> for Head {
@@ -113,7 +126,10 @@ impl TryFrom<RawHead> for Head {
             }
             inp = out;
         }
-        if r.standardizer.dim() != r.dim
+        let width = r.params.layers[0].w.nrows();
+        let penultimate = if expected_layers == 1 { r.dim } else { width };
+        if r.center.len() != penultimate
+            || r.standardizer.dim() != r.dim
             || r.prototypes.classes() != k
             || r.hyper.clone().to_builder().check().is_err()
         {
@@ -131,6 +147,8 @@ impl TryFrom<RawHead> for Head {
             prototypes: r.prototypes,
             calibration: r.calibration,
             online_scores: r.online_scores,
+            center: r.center,
+            center_count: r.center_count,
         })
     }
 }
@@ -161,6 +179,20 @@ impl Head {
             prototypes: Prototypes::empty(dim),
             calibration: Calibration::default(),
             online_scores: Vec::new(),
+            center: Array1::zeros(match kind {
+                HeadKind::Linear => dim,
+                HeadKind::Mlp { hidden } => hidden,
+            }),
+            center_count: 0,
+        }
+    }
+
+    /// Adds penultimate vectors to the running centre.
+    pub(super) fn absorb_center(&mut self, h: ArrayView2<f32>) {
+        for r in h.axis_iter(Axis(0)) {
+            self.center_count += 1;
+            let k = 1.0 / self.center_count as f32;
+            self.center.zip_mut_with(&r, |c, &v| *c += (v - *c) * k);
         }
     }
 
@@ -208,6 +240,14 @@ impl Head {
     /// The hyper-parameters it was made with (also used by `learn`).
     pub fn hyper(&self) -> &HyperParams {
         &self.hyper
+    }
+    /// The learned weights (read-only; for inspection and tests).
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+    /// The standardisation fitted at training time.
+    pub fn standardizer(&self) -> &Standardizer {
+        &self.standardizer
     }
     /// The current calibration.
     pub fn calibration(&self) -> Calibration {
@@ -370,6 +410,8 @@ impl Head {
                 self.calibration.accepted_fraction = acc;
             }
         }
+        let h = self.params.penultimate(z.view().insert_axis(Axis(0)));
+        self.absorb_center(h.view());
         self.params.sgd_step_one(
             z.view(),
             label,
@@ -405,28 +447,44 @@ impl Head {
         let mut mean_dir = Array1::<f32>::zeros(h.ncols());
         let mut mean_norm = 0.0f32;
         for r in h.axis_iter(Axis(0)) {
-            mean_norm += r.dot(&r).sqrt();
-            mean_dir += &normalized(r);
+            let centred = &r - &self.center;
+            mean_norm += centred.dot(&centred).sqrt();
+            mean_dir += &normalized(centred.view());
         }
         mean_norm /= h.nrows() as f32;
         let dir = normalized(mean_dir.view());
         let out = self.params.output();
-        let (scale, bias) = if out.w.nrows() == 0 {
-            (FIRST_CLASS_LOGIT / mean_norm.max(1e-6), 0.0)
+        let scale = out
+            .w
+            .axis_iter(Axis(0))
+            .map(|r| r.dot(&r).sqrt())
+            .fold(0.0f32, f32::max);
+        let scale = if scale > 0.0 {
+            scale
         } else {
-            let max_norm = out
-                .w
-                .axis_iter(Axis(0))
-                .map(|r| r.dot(&r).sqrt())
-                .fold(0.0f32, f32::max);
-            let max_bias = out.b.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let scale = if max_norm > 0.0 {
-                max_norm
-            } else {
-                FIRST_CLASS_LOGIT / mean_norm.max(1e-6)
-            };
-            (scale, max_bias)
+            FIRST_CLASS_LOGIT / mean_norm.max(1e-6)
         };
+        let bias = if out.w.nrows() == 0 {
+            -scale * dir.dot(&self.center)
+        } else {
+            // Centred rule: logit = scale·dir·(h − centre) + the largest old bias, as if the space were
+            // centred (the linear head's standardised space is).
+            let max_bias = out.b.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let centred = max_bias - scale * dir.dot(&self.center);
+            // Margin rule: on average over the examples the new logit beats the best old one by
+            // IMPRINT_MARGIN, so a single example is always predicted as its new class.
+            let old = self.params.logits(z.view());
+            let gap: f32 = h
+                .axis_iter(Axis(0))
+                .zip(old.axis_iter(Axis(0)))
+                .map(|(r, o)| {
+                    scale * dir.dot(&r) - o.iter().copied().fold(f32::NEG_INFINITY, f32::max)
+                })
+                .sum::<f32>()
+                / h.nrows() as f32;
+            centred.max(IMPRINT_MARGIN - gap)
+        };
+        self.absorb_center(h.view());
         self.params.push_class((&dir * scale).view(), bias);
         self.prototypes.push_class();
         let index = self.classes.len();

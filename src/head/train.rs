@@ -300,6 +300,15 @@ pub(super) fn train(
             }
         }
     };
+    let center = params
+        .penultimate(z.view())
+        .mean_axis(Axis(0))
+        .unwrap_or_else(|| {
+            ndarray::Array1::zeros(match kind {
+                HeadKind::Linear => dim,
+                HeadKind::Mlp { hidden } => hidden,
+            })
+        });
     let head = Head {
         dim,
         kind,
@@ -310,6 +319,8 @@ pub(super) fn train(
         prototypes,
         calibration,
         online_scores: Vec::new(),
+        center,
+        center_count: n as u64,
     };
     let report = TrainReport {
         epochs_run,

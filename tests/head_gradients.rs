@@ -1,0 +1,148 @@
+//! The hand-written backward passes of both heads against central finite differences of the loss,
+//! on random small problems (random sizes, weights, class weights and weight decay).
+
+use fieldtune::head::params::{Layer, Params};
+use ndarray::{Array1, Array2};
+use proptest::prelude::*;
+
+/// Everything a random problem needs, drawn by proptest.
+#[derive(Debug, Clone)]
+struct Problem {
+    x: Array2<f32>,
+    labels: Vec<usize>,
+    class_weights: Vec<f32>,
+    weight_decay: f32,
+    params: Params,
+}
+
+fn layer(out: usize, inp: usize, values: &[f32]) -> Layer {
+    Layer {
+        w: Array2::from_shape_fn((out, inp), |(i, j)| values[(i * inp + j) % values.len()]),
+        b: Array1::from_shape_fn(out, |i| values[(i * 7 + 3) % values.len()] * 0.5),
+    }
+}
+
+fn problem(hidden: Option<usize>) -> impl Strategy<Value = Problem> {
+    (1usize..6, 2usize..5, 1usize..6, 1usize..6).prop_flat_map(move |(d, k, b, h)| {
+        (
+            prop::collection::vec(-2.0f32..2.0, b * d),
+            prop::collection::vec(0..k, b),
+            prop::collection::vec(0.2f32..3.0, k),
+            0.0f32..0.5,
+            prop::collection::vec(-1.0f32..1.0, 64),
+        )
+            .prop_map(move |(x, labels, class_weights, weight_decay, values)| {
+                let params = match hidden {
+                    None => Params {
+                        layers: vec![layer(k, d, &values)],
+                    },
+                    Some(_) => Params {
+                        layers: vec![layer(h, d, &values), layer(k, h, &values[17..])],
+                    },
+                };
+                Problem {
+                    x: Array2::from_shape_vec((b, d), x).expect("b × d values"),
+                    labels,
+                    class_weights,
+                    weight_decay,
+                    params,
+                }
+            })
+    })
+}
+
+fn loss(p: &Problem, params: &Params) -> f64 {
+    let mut scratch = params.zeros_like();
+    params.loss_and_grad(
+        p.x.view(),
+        &p.labels,
+        &p.class_weights,
+        p.weight_decay,
+        &mut scratch,
+    ) as f64
+}
+
+/// Compares every analytic partial derivative with `(L(θ+ε) − L(θ−ε)) / 2ε`.
+fn check_gradients(p: &Problem) -> Result<(), TestCaseError> {
+    let mut grad = p.params.zeros_like();
+    p.params.loss_and_grad(
+        p.x.view(),
+        &p.labels,
+        &p.class_weights,
+        p.weight_decay,
+        &mut grad,
+    );
+    let eps = 1e-2f32;
+    for l in 0..p.params.layers.len() {
+        let (rows, cols) = p.params.layers[l].w.dim();
+        for i in 0..rows {
+            for j in 0..cols {
+                let mut plus = p.params.clone();
+                plus.layers[l].w[[i, j]] += eps;
+                let mut minus = p.params.clone();
+                minus.layers[l].w[[i, j]] -= eps;
+                let fd = (loss(p, &plus) - loss(p, &minus)) / (2.0 * eps as f64);
+                let an = grad.layers[l].w[[i, j]] as f64;
+                prop_assert!(
+                    (fd - an).abs() <= 2e-3 + 2e-2 * fd.abs(),
+                    "layer {l} w[{i},{j}]: analytic {an} vs numeric {fd}"
+                );
+            }
+            let mut plus = p.params.clone();
+            plus.layers[l].b[i] += eps;
+            let mut minus = p.params.clone();
+            minus.layers[l].b[i] -= eps;
+            let fd = (loss(p, &plus) - loss(p, &minus)) / (2.0 * eps as f64);
+            let an = grad.layers[l].b[i] as f64;
+            prop_assert!(
+                (fd - an).abs() <= 2e-3 + 2e-2 * fd.abs(),
+                "layer {l} b[{i}]: analytic {an} vs numeric {fd}"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// True when some hidden pre-activation sits so close to the ReLU kink that a finite difference
+/// of size `margin` could cross it (the derivative is undefined there).
+fn near_kink(p: &Problem, margin: f32) -> bool {
+    let hidden = &p.params.layers[0];
+    let pre = p.x.dot(&hidden.w.t()) + &hidden.b;
+    // A weight step of ε moves a pre-activation by at most ε·max|x| (or ε for the bias).
+    let reach = margin * p.x.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    pre.iter().any(|v| v.abs() < 2.0 * reach)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn linear_gradient_matches_finite_differences(p in problem(None)) {
+        check_gradients(&p)?;
+    }
+
+    #[test]
+    fn mlp_gradient_matches_finite_differences(p in problem(Some(0))) {
+        prop_assume!(!near_kink(&p, 1e-2));
+        check_gradients(&p)?;
+    }
+
+    #[test]
+    fn one_sample_step_equals_a_batch_of_one_gradient_step(p in problem(Some(0)), lr in 0.001f32..0.5) {
+        // `sgd_step_one` (in place, used by `learn`) must be exactly θ − lr·∇L for a batch of one with weight 1.
+        let x = p.x.row(0);
+        let y = p.labels[0];
+        let k = p.params.classes();
+        let mut grad = p.params.zeros_like();
+        p.params.loss_and_grad(x.insert_axis(ndarray::Axis(0)), &[y], &vec![1.0; k], p.weight_decay, &mut grad);
+        let mut stepped = p.params.clone();
+        stepped.sgd_step_one(x, y, lr, p.weight_decay);
+        for (l, (s, g)) in stepped.layers.iter().zip(&grad.layers).enumerate() {
+            let expect_w = &p.params.layers[l].w - &(&g.w * lr);
+            let expect_b = &p.params.layers[l].b - &(&g.b * lr);
+            for (a, b) in s.w.iter().zip(expect_w.iter()).chain(s.b.iter().zip(expect_b.iter())) {
+                prop_assert!((a - b).abs() <= 1e-5 + 1e-4 * b.abs(), "layer {l}: {a} vs {b}");
+            }
+        }
+    }
+}
