@@ -359,7 +359,7 @@ impl Board {
             "folder" => SourceKind::Folder {
                 path: s
                     .path
-                    .unwrap_or_else(|| PathBuf::from("tests/data/corn4-mini")),
+                    .unwrap_or_else(|| PathBuf::from("tests/data/corn4-mini/train")),
                 shuffled: match s.order.as_deref().unwrap_or("sorted") {
                     "sorted" => false,
                     "shuffled" => true,

@@ -1,36 +1,156 @@
-//! `fieldtune label|undo|status` (being written).
+//! `fieldtune label|undo|status`: clients of a running service's control socket.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::board::Board;
+use crate::control::{ControlClient, Reply, Request};
+use crate::service::Status;
+
+/// Where the service listens.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SocketArgs {
+    /// Control socket path [default: the board's control.socket].
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Board file whose control.socket to use [default: the desktop board].
+    #[arg(long, value_name = "FILE")]
+    pub board: Option<PathBuf>,
+}
+
+impl SocketArgs {
+    fn path(&self) -> anyhow::Result<PathBuf> {
+        if let Some(p) = &self.socket {
+            return Ok(p.clone());
+        }
+        let board = match &self.board {
+            Some(path) => Board::load(path)?,
+            None => Board::desktop()?,
+        };
+        board.control_socket.with_context(|| {
+            format!(
+                "board {} has no control socket (control.socket = \"none\")",
+                board.name
+            )
+        })
+    }
+
+    fn ask(&self, request: &Request) -> anyhow::Result<serde_json::Value> {
+        let path = self.path()?;
+        let mut client = ControlClient::connect(&path)?;
+        let Reply { ok, error, data } = client.request(request)?;
+        if !ok {
+            anyhow::bail!("{}", error.unwrap_or_else(|| "the service refused".into()));
+        }
+        Ok(data.unwrap_or(serde_json::Value::Null))
+    }
+}
 
 /// Arguments of `fieldtune label`.
 #[derive(Debug, clap::Args)]
 pub struct LabelArgs {
-    /// Class name.
+    /// Class name (a new name starts a new class).
     pub class: String,
+    /// Label this earlier frame (its `seq` in the prediction lines) instead of the current one.
+    #[arg(long, value_name = "SEQ")]
+    pub frame: Option<u64>,
+    #[command(flatten)]
+    pub socket: SocketArgs,
 }
 /// Arguments of `fieldtune undo`.
 #[derive(Debug, clap::Args)]
-pub struct UndoArgs {}
+pub struct UndoArgs {
+    #[command(flatten)]
+    pub socket: SocketArgs,
+}
 /// Arguments of `fieldtune status`.
 #[derive(Debug, clap::Args)]
-pub struct StatusArgs {}
+pub struct StatusArgs {
+    /// Print the status as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub socket: SocketArgs,
+}
 
-/// Sends a label.
+/// Labels the current frame.
 ///
 /// # Errors
-/// Not written yet.
+/// No service at the socket, or the service could not save the label.
 pub fn label(args: LabelArgs) -> anyhow::Result<()> {
-    anyhow::bail!("{args:?}: not written yet")
+    let data = args.socket.ask(&Request::Label {
+        class: args.class.clone(),
+        frame: args.frame,
+    })?;
+    println!(
+        "labelled frame {} ({}) as {} — it was predicted {}",
+        data["seq"],
+        data["origin"].as_str().unwrap_or("?"),
+        args.class,
+        data["was_predicted"].as_str().unwrap_or("unknown")
+    );
+    Ok(())
 }
-/// Sends an undo.
+
+/// Undoes the last label.
 ///
 /// # Errors
-/// Not written yet.
+/// No service at the socket, or nothing to undo.
 pub fn undo(args: UndoArgs) -> anyhow::Result<()> {
-    anyhow::bail!("{args:?}: not written yet")
+    let data = args.socket.ask(&Request::Undo)?;
+    println!("undone: {} stored frame(s)", data["undone"]);
+    Ok(())
 }
-/// Asks for status.
+
+fn percent(x: Option<f64>) -> String {
+    x.map_or_else(|| "-".into(), |v| format!("{:.0} %", v * 100.0))
+}
+
+/// Shows the service's status.
 ///
 /// # Errors
-/// Not written yet.
+/// No service at the socket.
 pub fn status(args: StatusArgs) -> anyhow::Result<()> {
-    anyhow::bail!("{args:?}: not written yet")
+    let data = args.socket.ask(&Request::Status)?;
+    if args.json {
+        println!("{data}");
+        return Ok(());
+    }
+    let s: Status =
+        serde_json::from_value(data).context("the service sent an unexpected status")?;
+    println!("board     {}", s.board);
+    println!("source    {}", s.source);
+    println!(
+        "uptime    {:.0} s, {} frames, {:.1} fps, {} faults",
+        s.uptime_s, s.frames, s.fps, s.faults
+    );
+    println!(
+        "labels    {} ({} undone), {} retrains{}",
+        s.labels,
+        s.undos,
+        s.retrains,
+        if s.retraining { ", retraining now" } else { "" }
+    );
+    println!(
+        "accuracy  {} on labelled frames, {} on replayed frames of known classes",
+        percent(s.labelled_accuracy),
+        percent(s.replay_accuracy)
+    );
+    println!(
+        "latency   backbone {:.1} ms, decode {:.1} ms, preprocess {:.1} ms, head {:.2} ms, label {:.1} ms",
+        s.latency.backbone_ms, s.latency.decode_ms, s.latency.preprocess_ms, s.latency.head_ms, s.latency.label_ms
+    );
+    println!(
+        "classes   {}",
+        if s.classes.is_empty() {
+            "none yet: label a frame (fieldtune label CLASS)".to_string()
+        } else {
+            String::new()
+        }
+    );
+    for c in &s.classes {
+        println!("  {:<20} {} stored", c.name, c.samples);
+    }
+    Ok(())
 }

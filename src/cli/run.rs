@@ -1,17 +1,212 @@
-//! `fieldtune run` (being written).
+//! `fieldtune run`: builds the device from a board file (the desktop board by default) and runs the
+//! service loop until SIGTERM/SIGINT; `--bench-frames N` runs N frames and prints the loop's figures.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::board::{Board, PredictionSink, SourceKind};
+use crate::button::{self, ButtonDriver};
+use crate::control::ControlServer;
+use crate::embedder::Embedder;
+use crate::model::ModelDescriptor;
+use crate::notify::Notifier;
+use crate::service::memory::StoreMemory;
+use crate::service::output::PredictionOutput;
+use crate::service::{self, Command, Parts, Service};
 
 /// Arguments of `fieldtune run`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Board file (boards/*.toml); the desktop board when absent.
-    #[arg(long)]
-    pub board: Option<std::path::PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    pub board: Option<PathBuf>,
+    /// State directory (overrides store.dir).
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// Control socket path (overrides control.socket).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Replay this image folder instead of the board's source.
+    #[arg(long, value_name = "DIR")]
+    pub folder: Option<PathBuf>,
+    /// Pace frames at this rate; 0 = as fast as possible (overrides source.fps).
+    #[arg(long, value_name = "FPS")]
+    pub fps: Option<f64>,
+    /// Where predictions go: `stdout`, `none` or a file (overrides output.predictions).
+    #[arg(long, value_name = "SINK")]
+    pub predictions: Option<String>,
+    /// Benchmark: run this many frames as fast as possible, label every 10th with its folder's
+    /// class, and print frames per second, per-stage latency and memory.
+    #[arg(long, value_name = "N")]
+    pub bench_frames: Option<u64>,
+}
+
+/// Resident and peak memory of this process in KiB, from /proc (Linux), for the benchmark.
+fn rss_kib() -> (Option<u64>, Option<u64>) {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return (None, None);
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn load_board(args: &Args) -> anyhow::Result<Board> {
+    let mut board = match &args.board {
+        Some(path) => Board::load(path)?,
+        None => Board::desktop()?,
+    };
+    if let Some(dir) = &args.state {
+        board.store.dir = dir.clone();
+    }
+    if let Some(socket) = &args.socket {
+        board.control_socket = Some(socket.clone());
+    }
+    if let Some(folder) = &args.folder {
+        let (shuffled, seed, repeat) = match board.source.kind {
+            SourceKind::Folder {
+                shuffled,
+                seed,
+                repeat,
+                ..
+            } => (shuffled, seed, repeat),
+            _ => (false, 42, true),
+        };
+        board.source.kind = SourceKind::Folder {
+            path: folder.clone(),
+            shuffled,
+            seed,
+            repeat,
+        };
+    }
+    if let Some(fps) = args.fps {
+        anyhow::ensure!(
+            fps.is_finite() && (0.0..=1000.0).contains(&fps),
+            "--fps {fps}: use 0 (as fast as possible) or a rate up to 1000"
+        );
+        board.source.frame_interval = (fps > 0.0).then(|| Duration::from_secs_f64(1.0 / fps));
+    }
+    if let Some(sink) = &args.predictions {
+        board.output.predictions = match sink.as_str() {
+            "stdout" => PredictionSink::Stdout,
+            "none" => PredictionSink::Discard,
+            file => PredictionSink::File(PathBuf::from(file)),
+        };
+    }
+    if args.bench_frames.is_some() {
+        board.source.frame_interval = None;
+        if args.predictions.is_none() {
+            board.output.predictions = PredictionSink::Discard;
+        }
+    }
+    Ok(board)
+}
+
+fn load_descriptor(path: &Path) -> anyhow::Result<ModelDescriptor> {
+    // The desktop board names the checkout's models/; from elsewhere, look in the usual places.
+    if path.is_relative() && !path.exists() {
+        return ModelDescriptor::load_default()
+            .with_context(|| format!("model descriptor {} not found here", path.display()));
+    }
+    Ok(ModelDescriptor::load(path)?)
 }
 
 /// Runs the service.
 ///
 /// # Errors
-/// Not written yet.
+/// A bad board file, a missing model, camera or state directory, a busy socket: each with the
+/// file and the fix.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("{args:?}: not written yet")
+    let board = load_board(&args)?;
+    let notifier = Notifier::from_env().unwrap_or_else(|e| {
+        tracing::warn!("{e}");
+        Notifier::disabled()
+    });
+    // Install the handlers first: a SIGTERM during the slow start is then a clean stop too.
+    let stop = service::stop_on_signals().context("cannot install the SIGTERM/SIGINT handlers")?;
+
+    let source = crate::source::open(&board.source)
+        .with_context(|| format!("board {}: cannot open the frame source", board.name))?;
+    let (commands_tx, commands_rx) = mpsc::channel::<Command>();
+    let control = match &board.control_socket {
+        Some(path) => Some(ControlServer::bind(
+            path,
+            commands_tx.clone(),
+            Command::control,
+        )?),
+        None => None,
+    };
+    let buttons = match button::open(&board.buttons)? {
+        Some(panel) => {
+            let driver = ButtonDriver::new(panel, board.buttons.class_pins.len(), &board.buttons);
+            Some(button::spawn(driver, commands_tx.clone(), Command::button))
+        }
+        None => None,
+    };
+
+    let load_start = Instant::now();
+    let descriptor = load_descriptor(&board.model.descriptor)?;
+    let embedder = Embedder::load(&descriptor)?;
+    tracing::info!(
+        "model {} loaded in {:.1} s",
+        descriptor.name,
+        load_start.elapsed().as_secs_f64()
+    );
+    let (kind, hyper) = service::head_settings(&board);
+    let memory = StoreMemory::open(
+        &board.store.dir,
+        embedder.backbone_id(),
+        kind,
+        hyper,
+        board.store.max_per_class,
+    )?;
+    let output = PredictionOutput::open(&board.output.predictions, board.output.min_interval)?;
+    let (rss_start, _) = rss_kib();
+    let bench = args.bench_frames;
+    let service = Service::new(Parts {
+        board,
+        source,
+        embedder,
+        memory: Box::new(memory),
+        output,
+        notifier,
+        commands: (commands_tx, commands_rx),
+        buttons,
+        max_frames: bench,
+        auto_label_every: bench.map(|_| 10),
+    })?;
+    let started = Instant::now();
+    let status = service.run(&stop)?;
+    let elapsed = started.elapsed();
+    drop(control);
+    if bench.is_some() {
+        let (rss_end, rss_peak) = rss_kib();
+        let l = status.latency;
+        let frame_ms =
+            l.capture_ms + l.decode_ms + l.preprocess_ms + l.backbone_ms + l.head_ms + l.output_ms;
+        let report = serde_json::json!({
+            "frames": status.frames,
+            "seconds": elapsed.as_secs_f64(),
+            "fps": status.frames as f64 / elapsed.as_secs_f64().max(1e-9),
+            "latency_ms": l,
+            "non_backbone_fraction": if frame_ms > 0.0 { 1.0 - l.backbone_ms / frame_ms } else { 0.0 },
+            "labels": status.labels,
+            "label_to_updated_prediction_ms": l.label_ms + frame_ms,
+            "replay_accuracy": status.replay_accuracy,
+            "labelled_accuracy": status.labelled_accuracy,
+            "rss_kib_start": rss_start,
+            "rss_kib_end": rss_end,
+            "rss_kib_peak": rss_peak,
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    Ok(())
 }

@@ -18,7 +18,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ndarray::{ArrayView1, ArrayView2};
+use ndarray::ArrayView1;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -26,7 +26,7 @@ use crate::board::Board;
 use crate::button::{Action, ButtonThread, LedCommand};
 use crate::control::{Incoming, Reply, Request};
 use crate::embedder::Embedder;
-use crate::head::{Head, HeadKind, HyperParams};
+use crate::head::{HeadKind, HyperParams};
 use crate::notify::Notifier;
 use crate::source::{Backoff, Frame, FrameData, FrameSource, SourceError};
 
@@ -100,6 +100,8 @@ pub struct Parts {
     pub buttons: Option<ButtonThread>,
     /// Stop after this many frames (benchmarks); `None` = until stopped.
     pub max_frames: Option<u64>,
+    /// Benchmarks: label every N-th frame with the class its folder gives, as a person would.
+    pub auto_label_every: Option<u64>,
 }
 
 /// Status, as `fieldtune status` shows it.
@@ -144,9 +146,7 @@ pub struct Service {
     _commands_tx: Sender<Command>,
     buttons: Option<ButtonThread>,
     max_frames: Option<u64>,
-    head: Head,
-    kind: HeadKind,
-    hyper: HyperParams,
+    auto_label_every: Option<u64>,
     recent: VecDeque<Recent>,
     seq: u64,
     stats: Stats,
@@ -166,59 +166,20 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// A head rebuilt from the replay set by imprinting each class from its samples: exact with
-/// respect to what is stored, instant, and what an undo needs (SGD steps cannot be taken back).
-fn imprinted_head(
-    dim: usize,
-    kind: HeadKind,
-    hyper: &HyperParams,
-    classes: &[String],
-    samples: &[memory::StoredSample],
-) -> Head {
-    let mut head = Head::new(dim, kind, hyper.clone());
-    for (c, name) in classes.iter().enumerate() {
-        let rows: Vec<&[f32]> = samples
-            .iter()
-            .filter(|s| s.class == c && s.feature.len() == dim)
-            .map(|s| &s.feature[..])
-            .collect();
-        if rows.is_empty() {
-            continue;
-        }
-        let flat: Vec<f32> = rows.concat();
-        if let Ok(view) = ArrayView2::from_shape((rows.len(), dim), &flat) {
-            if let Err(e) = head.add_class(name, view) {
-                tracing::warn!("rebuilding class {name:?}: {e}");
-            }
-        }
-    }
-    head
-}
-
 impl Service {
-    /// Builds the service: recovers the head (the saved one, or one rebuilt from the replay set).
+    /// Builds the service around a memory already recovered.
     ///
     /// # Errors
-    /// [`ServiceError::HeadMismatch`] when the saved head does not fit the backbone.
+    /// [`ServiceError::HeadMismatch`] when the recovered head does not fit the backbone.
     pub fn new(parts: Parts) -> Result<Self, ServiceError> {
         let dim = parts.embedder.dim();
-        let (kind, hyper) = head_settings(&parts.board);
-        let head = match parts.memory.saved_head() {
-            Some(head) if head.dim() != dim => {
-                return Err(ServiceError::HeadMismatch {
-                    head: head.dim(),
-                    backbone: dim,
-                })
-            }
-            Some(head) => head,
-            None => imprinted_head(
-                dim,
-                kind,
-                &hyper,
-                &parts.memory.classes(),
-                &parts.memory.samples(),
-            ),
-        };
+        let head_dim = parts.memory.head().dim();
+        if head_dim != dim {
+            return Err(ServiceError::HeadMismatch {
+                head: head_dim,
+                backbone: dim,
+            });
+        }
         let (tx, rx) = parts.commands;
         Ok(Service {
             board: parts.board,
@@ -231,9 +192,7 @@ impl Service {
             _commands_tx: tx,
             buttons: parts.buttons,
             max_frames: parts.max_frames,
-            head,
-            kind,
-            hyper,
+            auto_label_every: parts.auto_label_every,
             recent: VecDeque::new(),
             seq: 0,
             stats: Stats::new(),
@@ -249,7 +208,7 @@ impl Service {
     /// The current figures.
     pub fn status(&self) -> Status {
         let classes = self.memory.classes();
-        let samples = self.memory.samples();
+        let counts = self.memory.class_counts();
         Status {
             board: self.board.name.clone(),
             source: self.source.describe(),
@@ -258,7 +217,7 @@ impl Service {
                 .enumerate()
                 .map(|(i, name)| ClassStatus {
                     name: name.clone(),
-                    samples: samples.iter().filter(|s| s.class == i).count(),
+                    samples: counts.get(i).copied().unwrap_or(0),
                 })
                 .collect(),
             labels: self.stats.labels,
@@ -283,14 +242,14 @@ impl Service {
         self.notifier.ready(&format!(
             "classifying {} with {} classes",
             self.source.describe(),
-            self.head.classes().len()
+            self.memory.head().classes().len()
         ));
         tracing::info!(
             "ready: board {}, source {}, {} classes, {} stored samples",
             self.board.name,
             self.source.describe(),
-            self.head.classes().len(),
-            self.memory.samples().len()
+            self.memory.head().classes().len(),
+            self.memory.class_counts().iter().sum::<usize>()
         );
         let result = self.main_loop(stop);
         self.notifier.stopping();
@@ -298,6 +257,9 @@ impl Service {
         self.retrainer.finish();
         if self.dirty {
             self.snapshot();
+        }
+        if let Err(e) = self.memory.snapshot_if_due() {
+            tracing::warn!("{e}");
         }
         let status = self.status();
         // Dropping `self` here joins the button thread (LEDs off) and closes the output.
@@ -339,6 +301,7 @@ impl Service {
                         tracing::info!("frame source back after {failures} failed attempts");
                     }
                     self.process(frame, capture_start);
+                    self.auto_label();
                 }
                 Err(e) if e.is_transient() => {
                     self.stats.faults += 1;
@@ -398,10 +361,11 @@ impl Service {
         times.backbone = stage.backbone;
 
         let head_start = Instant::now();
-        let prediction = self.head.predict(ArrayView1::from(&features[..]));
+        let head = self.memory.head();
+        let prediction = head.predict(ArrayView1::from(&features[..]));
         let predicted = prediction
             .class
-            .and_then(|c| self.head.classes().get(c).cloned());
+            .and_then(|c| head.classes().get(c).cloned());
         let probability = prediction
             .class
             .and_then(|c| prediction.top.iter().find(|(k, _)| *k == c))
@@ -410,7 +374,7 @@ impl Service {
 
         self.seq += 1;
         if let Some(truth) = &frame.truth {
-            if self.head.classes().contains(truth) {
+            if self.memory.head().classes().contains(truth) {
                 self.stats.truth.push(predicted.as_deref() == Some(truth));
             }
         }
@@ -443,6 +407,21 @@ impl Service {
             predicted,
             probability,
         });
+    }
+
+    fn auto_label(&mut self) {
+        let Some(every) = self.auto_label_every else {
+            return;
+        };
+        if self.stats.frames % every.max(1) != 0 {
+            return;
+        }
+        if let Some(truth) = self.recent.back().and_then(|r| r.truth.clone()) {
+            let reply = self.label(&truth, None);
+            if let Some(e) = reply.error {
+                tracing::warn!("automatic label: {e}");
+            }
+        }
     }
 
     fn handle(&mut self, command: Command) {
@@ -510,8 +489,10 @@ impl Service {
         };
         let first = target.saturating_sub(self.board.learning.context_frames);
         let frames: Vec<Recent> = self.recent.range(first..=target).cloned().collect();
+        let started = Instant::now();
         match self.label_frames(class, &frames) {
             Ok(stored) => {
+                self.stats.label_done(started.elapsed());
                 let target = &frames[frames.len() - 1];
                 self.stats.labels += 1;
                 self.stats
@@ -528,7 +509,7 @@ impl Service {
                         self.start_retrain();
                     }
                 }
-                let index = self.head.classes().iter().position(|c| c == class);
+                let index = self.memory.head().classes().iter().position(|c| c == class);
                 if let (Some(buttons), Some(i)) = (&self.buttons, index) {
                     buttons.led(LedCommand::Acknowledge(i));
                 }
@@ -549,28 +530,15 @@ impl Service {
         }
     }
 
-    /// Stores each frame durably, then teaches the head. Returns how many samples were stored.
+    /// Stores each frame durably (the memory teaches the head). Returns how many were stored.
     fn label_frames(&mut self, class: &str, frames: &[Recent]) -> Result<usize, MemoryError> {
-        let classes = self.memory.classes();
-        let index = match classes.iter().position(|c| c == class) {
-            Some(i) => i,
-            None => self.memory.new_class(class)?,
-        };
         let mut stored = 0;
         for frame in frames {
-            self.memory.add_sample(index, &frame.features, frame.hash)?;
+            self.memory.label(class, &frame.features, frame.hash)?;
             stored += 1;
-            let view = ArrayView1::from(&frame.features[..]);
-            let result = match self.head.classes().iter().position(|c| c == class) {
-                Some(k) => self.head.learn(view, k),
-                None => self
-                    .head
-                    .add_class(class, view.insert_axis(ndarray::Axis(0)))
-                    .map(|_| ()),
-            };
-            if let Err(e) = result {
-                tracing::warn!("head update for {class:?}: {e}");
-            }
+        }
+        if let Err(e) = self.memory.snapshot_if_due() {
+            tracing::warn!("snapshot failed (labels are in the journal): {e}");
         }
         Ok(stored)
     }
@@ -591,30 +559,23 @@ impl Service {
         self.stats.undos += 1;
         self.epoch += 1;
         self.dirty = true;
-        // SGD steps cannot be taken back: rebuild from what is stored now, then refine.
-        self.head = imprinted_head(
-            self.embedder.dim(),
-            self.kind,
-            &self.hyper,
-            &self.memory.classes(),
-            &self.memory.samples(),
-        );
-        self.start_retrain();
         tracing::info!("undid the last label ({undone} stored frames)");
         Reply::ok(serde_json::json!({ "undone": undone }))
     }
 
     fn start_retrain(&mut self) {
-        let classes = self.memory.classes();
-        let samples = self.memory.samples();
-        let Some(data) = retrain::dataset(&classes, &samples) else {
+        // The retrained head must have exactly the state's classes, in order: every class needs
+        // samples, and softmax training needs two classes.
+        let counts = self.memory.class_counts();
+        if counts.len() < 2 || counts.contains(&0) {
+            return;
+        }
+        let Some((data, last)) = self.memory.replay() else {
             return;
         };
-        let last = samples.last().map_or(0, |s| s.id);
-        if self
-            .retrainer
-            .start(data, self.kind, self.hyper.clone(), self.epoch, last)
-        {
+        let head = self.memory.head();
+        let (kind, hyper) = (head.kind(), head.hyper().clone());
+        if self.retrainer.start(data, kind, hyper, self.epoch, last) {
             self.labels_since_retrain = 0;
         }
     }
@@ -627,21 +588,15 @@ impl Service {
             }
             Some(Ok(done)) if done.epoch != self.epoch => {
                 tracing::info!("dropping a retrain started before an undo");
-                self.start_retrain();
             }
             Some(Ok(mut done)) => {
                 // Teach the new head what was labelled while it trained.
                 let classes = self.memory.classes();
-                for s in self
-                    .memory
-                    .samples()
-                    .iter()
-                    .filter(|s| s.id > done.last_sample)
-                {
-                    let Some(name) = classes.get(s.class) else {
+                for (class, feature) in self.memory.samples_after(done.last_sample) {
+                    let Some(name) = classes.get(class) else {
                         continue;
                     };
-                    let view = ArrayView1::from(&s.feature[..]);
+                    let view = ArrayView1::from(&feature[..]);
                     let result = match done.head.classes().iter().position(|c| c == name) {
                         Some(k) => done.head.learn(view, k),
                         None => done
@@ -653,19 +608,20 @@ impl Service {
                         tracing::warn!("catching up the retrained head: {e}");
                     }
                 }
-                self.head = done.head;
-                self.stats.retrains += 1;
-                self.dirty = true;
-                tracing::info!(
-                    "swapped in a retrained head ({} classes)",
-                    self.head.classes().len()
-                );
+                match self.memory.replace_head(done.head) {
+                    Ok(()) => {
+                        self.stats.retrains += 1;
+                        self.dirty = true;
+                        tracing::info!("swapped in a retrained head");
+                    }
+                    Err(e) => tracing::warn!("retrained head not used: {e}"),
+                }
             }
         }
     }
 
     fn snapshot(&mut self) {
-        match self.memory.save_head(&self.head) {
+        match self.memory.snapshot() {
             Ok(()) => {
                 self.dirty = false;
                 tracing::info!("snapshot written");

@@ -7,11 +7,7 @@
 
 use std::thread::JoinHandle;
 
-use ndarray::Array2;
-
 use crate::head::{Dataset, Head, HeadError, HeadKind, HyperParams};
-
-use super::memory::StoredSample;
 
 /// A finished retrain.
 pub struct Retrained {
@@ -26,34 +22,6 @@ pub struct Retrained {
 #[derive(Default)]
 pub struct Retrainer {
     running: Option<(JoinHandle<Result<Head, HeadError>>, u64, u64)>,
-}
-
-/// Builds a data set of the classes that have samples; `None` with fewer than two such classes
-/// (softmax training needs two).
-pub fn dataset(classes: &[String], samples: &[StoredSample]) -> Option<Dataset> {
-    let mut used: Vec<usize> = samples.iter().map(|s| s.class).collect();
-    used.sort_unstable();
-    used.dedup();
-    if used.len() < 2 {
-        return None;
-    }
-    let dim = samples.first()?.feature.len();
-    let mut features = Array2::<f32>::zeros((samples.len(), dim));
-    let mut labels = Vec::with_capacity(samples.len());
-    for (i, s) in samples.iter().enumerate() {
-        if s.feature.len() != dim {
-            return None;
-        }
-        features
-            .row_mut(i)
-            .assign(&ndarray::ArrayView1::from(&s.feature[..]));
-        labels.push(used.binary_search(&s.class).ok()?);
-    }
-    let names = used
-        .iter()
-        .map(|&c| classes.get(c).cloned())
-        .collect::<Option<Vec<_>>>()?;
-    Dataset::new(features, labels, names).ok()
 }
 
 impl Retrainer {

@@ -50,6 +50,8 @@ pub struct StageMeans {
     pub backbone_ms: f64,
     pub head_ms: f64,
     pub output_ms: f64,
+    /// A label: durable in the store and learned by the head (the next frame's prediction uses it).
+    pub label_ms: f64,
 }
 
 /// Per-frame durations.
@@ -127,6 +129,12 @@ impl Stats {
         ewma(&mut m.backbone_ms, times.backbone, first);
         ewma(&mut m.head_ms, times.head, first);
         ewma(&mut m.output_ms, times.output, first);
+    }
+
+    /// Records how long a label took to become durable and learned.
+    pub fn label_done(&mut self, took: Duration) {
+        let first = self.labels == 0;
+        ewma(&mut self.means.label_ms, took, first);
     }
 
     /// Frames per second, smoothed.
