@@ -1,19 +1,514 @@
-//! `fieldtune state …` (being written).
+//! `fieldtune state …`: look into a device state directory (`inspect`), move a state between
+//! devices (`export`, `import`), and two tools for testing the store: a hidden `soak` labelling
+//! loop (the kill test runs it and SIGKILLs it) and `bench` (flash bytes per label and per
+//! snapshot, commit latency, recovery time of 10,000 samples).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use ndarray::Array1;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sha2::{Digest, Sha256};
+
+use crate::model::BackboneId;
+use crate::store;
 
 /// The `state` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Classes, counts, sizes, format version, journal length and health of a state directory.
+    /// Classes, counts, sizes, format version, journal length and health of a state directory (or
+    /// of one fieldtune file).
     Inspect {
+        /// The state directory or file.
+        path: PathBuf,
+    },
+    /// Packs a state directory into one file (replay set, classes, head) to move it to another
+    /// device. Reads only; safe while the service runs.
+    Export {
         /// The state directory.
-        path: std::path::PathBuf,
+        path: PathBuf,
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Unpacks an exported file into a new state directory.
+    Import {
+        /// The exported file.
+        file: PathBuf,
+        /// The state directory to create (must not hold a state yet).
+        #[arg(long)]
+        into: PathBuf,
+    },
+    /// Test tool: labels random features in a loop, printing `ack <sample id>` after each durable
+    /// label (the kill test SIGKILLs it).
+    #[command(hide = true)]
+    Soak {
+        /// The state directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Labels to make.
+        #[arg(long, default_value_t = 1000)]
+        events: u64,
+        /// Random seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Feature length.
+        #[arg(long, default_value_t = 1280)]
+        dim: u32,
+    },
+    /// Measures flash bytes per label and per snapshot, the time to commit a label durably and to
+    /// recover a state of `--samples` stored samples.
+    Bench {
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Where to write the benchmark states (default: a temporary directory, removed after).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Stored samples of the recovery benchmark.
+        #[arg(long, default_value_t = 10_000)]
+        samples: u64,
+        /// Labels of the write benchmark.
+        #[arg(long, default_value_t = 2_000)]
+        labels: u64,
     },
 }
 
 /// Runs a `state` subcommand.
 ///
 /// # Errors
-/// Not written yet.
+/// Whatever the store reports, with the file and the fix.
 pub fn run(command: Command) -> anyhow::Result<()> {
-    anyhow::bail!("{command:?}: not written yet")
+    match command {
+        Command::Inspect { path } => inspect(&path),
+        Command::Export { path, out } => export(&path, &out),
+        Command::Import { file, into } => import(&file, &into),
+        Command::Soak {
+            dir,
+            events,
+            seed,
+            dim,
+        } => soak(&dir, events, seed, dim),
+        Command::Bench {
+            json,
+            dir,
+            samples,
+            labels,
+        } => bench(json, dir.as_deref(), samples, labels),
+    }
+}
+
+/// The backbone identity `soak` and `bench` use (their features are random, not a model's).
+pub fn soak_backbone(dim: u32) -> BackboneId {
+    BackboneId {
+        sha256: Sha256::digest(b"fieldtune state soak").into(),
+        dim,
+    }
+}
+
+fn fs() -> Arc<dyn store::fs::Fs> {
+    Arc::new(store::fs::RealFs)
+}
+
+fn inspect(path: &Path) -> anyhow::Result<()> {
+    if path.is_file() {
+        return inspect_file(path);
+    }
+    let fs = fs();
+    let backbone = store::recovery::detect_backbone(fs.as_ref(), path).with_context(|| {
+        format!(
+            "{} holds no readable fieldtune state (no snapshot-*.ft or journal-*.ft with a valid header)",
+            path.display()
+        )
+    })?;
+    let config = store::StoreConfig::default();
+    let recovery = store::recovery::recover(fs.as_ref(), path, &backbone, &config)?;
+    let data = &recovery.data;
+    println!("state directory   {}", path.display());
+    println!(
+        "backbone          {}",
+        store::format::describe_backbone(&backbone)
+    );
+    println!(
+        "format version    {} (this build writes {})",
+        recovery
+            .report
+            .snapshot_version
+            .map_or("- (journal only)".into(), |v| v.to_string()),
+        store::format::FORMAT_VERSION
+    );
+    println!("last event        {}", data.seq);
+    println!(
+        "classes           {} ({} stored samples, {} KiB of features{})",
+        data.classes.len(),
+        data.samples.len(),
+        data.feature_bytes / 1024,
+        data.samples
+            .first()
+            .map_or(String::new(), |s| format!(", {:?}", s.feature.encoding()))
+    );
+    for (i, class) in data.classes.iter().enumerate() {
+        println!(
+            "  {i:>3} {:<24} {:>6} stored, {:>6} labelled",
+            class.name,
+            data.class_count(i as u32),
+            class.seen
+        );
+    }
+    println!(
+        "head              {}",
+        data.head
+            .as_ref()
+            .map_or("none in the snapshot".into(), |h| format!(
+                "{} bytes in the snapshot",
+                h.0.len()
+            ))
+    );
+    println!(
+        "journal           {} events after the snapshot, {} segments, {} bytes",
+        recovery.report.replayed, recovery.report.journal_segments, recovery.report.journal_bytes
+    );
+    let mut names = fs.list(path).unwrap_or_default();
+    names.sort();
+    println!("files");
+    for name in &names {
+        let len = std::fs::metadata(path.join(name)).map_or(0, |m| m.len());
+        println!("  {name:<48} {len:>12} bytes");
+    }
+    let corrupt: Vec<&String> = names.iter().filter(|n| n.contains(".corrupt")).collect();
+    let healthy = recovery.report.is_clean() && recovery.report.temporaries.is_empty();
+    println!(
+        "health            {}",
+        if healthy && corrupt.is_empty() {
+            "ok".to_string()
+        } else if healthy {
+            format!(
+                "ok ({} damaged files set aside earlier, kept for inspection)",
+                corrupt.len()
+            )
+        } else {
+            "damaged: the device will drop what is listed below on its next start".to_string()
+        }
+    );
+    for line in &recovery.report.dropped {
+        println!("  dropped: {line}");
+    }
+    for name in &recovery.report.temporaries {
+        println!("  leftover of an interrupted save: {name}");
+    }
+    Ok(())
+}
+
+fn inspect_file(path: &Path) -> anyhow::Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let header = store::format::Header::decode(&bytes, path)?;
+    let container = store::format::read_container(&bytes, path, header.kind, &header.backbone)?;
+    println!("file              {}", path.display());
+    println!("kind              {}", header.kind.name());
+    println!("format version    {}", header.version);
+    println!(
+        "backbone          {}",
+        store::format::describe_backbone(&header.backbone)
+    );
+    println!(
+        "records           {} ({} bytes)",
+        container.records.len(),
+        bytes.len()
+    );
+    match &container.damage {
+        None => println!("health            ok"),
+        Some(damage) => println!("health            damaged: {damage}"),
+    }
+    Ok(())
+}
+
+fn export(dir: &Path, out: &Path) -> anyhow::Result<()> {
+    let fs = fs();
+    let backbone = store::recovery::detect_backbone(fs.as_ref(), dir)
+        .with_context(|| format!("{} holds no fieldtune state", dir.display()))?;
+    let recovery =
+        store::recovery::recover(fs.as_ref(), dir, &backbone, &store::StoreConfig::default())?;
+    let mut data = recovery.data;
+    if !recovery.replayed.is_empty() {
+        // The snapshot's head predates the journal; the importing device retrains from the
+        // replay set rather than start from a head that misses labels.
+        data.head = None;
+    }
+    let bytes = store::snapshot::encode(&data, store::format::FileKind::Export, &backbone, out)?;
+    store::fs::write_atomic(fs.as_ref(), out, &bytes)?;
+    println!(
+        "exported {} classes, {} samples (up to event {}) to {} ({} bytes)",
+        data.classes.len(),
+        data.samples.len(),
+        data.seq,
+        out.display(),
+        bytes.len()
+    );
+    Ok(())
+}
+
+fn import(file: &Path, into: &Path) -> anyhow::Result<()> {
+    let fs = fs();
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let header = store::format::Header::decode(&bytes, file)?;
+    let decoded = store::snapshot::decode(
+        &bytes,
+        file,
+        store::format::FileKind::Export,
+        &header.backbone,
+    )?;
+    if let Some(existing) = store::recovery::detect_backbone(fs.as_ref(), into) {
+        bail!(
+            "{} already holds a state (backbone {}); move it away first, import never overwrites",
+            into.display(),
+            store::format::describe_backbone(&existing)
+        );
+    }
+    fs.create_dir_all(into)
+        .with_context(|| format!("cannot create {}", into.display()))?;
+    let data = decoded.data;
+    let path = into.join(store::snapshot::snapshot_name(data.seq));
+    let snapshot = store::snapshot::encode(
+        &data,
+        store::format::FileKind::Snapshot,
+        &header.backbone,
+        &path,
+    )?;
+    store::fs::write_atomic(fs.as_ref(), &path, &snapshot)?;
+    println!(
+        "imported {} classes, {} samples into {}",
+        data.classes.len(),
+        data.samples.len(),
+        into.display()
+    );
+    Ok(())
+}
+
+fn random_feature(rng: &mut ChaCha8Rng, dim: u32) -> Array1<f32> {
+    Array1::from_iter((0..dim).map(|_| rng.gen_range(0.0f32..6.0)))
+}
+
+fn soak_config() -> store::DeviceConfig {
+    store::DeviceConfig {
+        store: store::StoreConfig {
+            // Keep every sample so the kill test can find each acknowledged one.
+            max_samples_per_class: u32::MAX,
+            max_feature_bytes: u64::MAX,
+            // Small journal budget: snapshots happen often, so kills land inside them too.
+            min_journal_bytes: 64 << 10,
+            ..store::StoreConfig::default()
+        },
+        ..store::DeviceConfig::default()
+    }
+}
+
+fn soak(dir: &Path, events: u64, seed: u64, dim: u32) -> anyhow::Result<()> {
+    let (mut state, report) = store::DeviceState::open(dir, soak_backbone(dim), soak_config())?;
+    tracing::info!("{report}");
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ state.data().seq);
+    let stdout = std::io::stdout();
+    for _ in 0..events {
+        let feature = random_feature(&mut rng, dim);
+        let class = format!("class-{}", rng.gen_range(0..4));
+        let frame = store::FrameHash(rng.gen());
+        let ack = state.record_label_named(feature.view(), &class, frame)?;
+        let mut out = stdout.lock();
+        writeln!(out, "ack {}", ack.sample)?;
+        out.flush()?;
+        drop(out);
+        state.snapshot_if_due()?;
+    }
+    Ok(())
+}
+
+struct Latency {
+    median: Duration,
+    p99: Duration,
+    mean: Duration,
+}
+
+fn latency(mut samples: Vec<Duration>) -> Latency {
+    samples.sort();
+    let n = samples.len().max(1);
+    let total: Duration = samples.iter().sum();
+    Latency {
+        median: samples.get(n / 2).copied().unwrap_or_default(),
+        p99: samples.get(n * 99 / 100).copied().unwrap_or_default(),
+        mean: total / n as u32,
+    }
+}
+
+fn bench(json: bool, dir: Option<&Path>, samples: u64, labels: u64) -> anyhow::Result<()> {
+    let tmp = tempfile_dir(dir)?;
+    let dim = 1280;
+    let backbone = soak_backbone(dim);
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+
+    // 1. Writes: labels through the real device state with the default configuration.
+    let write_dir = tmp.join("writes");
+    let _ = std::fs::remove_dir_all(&write_dir);
+    let config = store::DeviceConfig::default();
+    let (mut state, _) = store::DeviceState::open(&write_dir, backbone, config.clone())?;
+    let mut commit_times = Vec::with_capacity(labels as usize);
+    let mut snapshot_times = Vec::new();
+    for _ in 0..labels {
+        let feature = random_feature(&mut rng, dim);
+        let class = format!("class-{}", rng.gen_range(0..8));
+        let start = Instant::now();
+        state.record_label_named(feature.view(), &class, store::FrameHash(rng.gen()))?;
+        commit_times.push(start.elapsed());
+        let start = Instant::now();
+        if state.snapshot_if_due()? {
+            snapshot_times.push(start.elapsed());
+        }
+    }
+    let stats = state.store().stats();
+    let events = stats.journaled_events.max(1);
+    let journal_per_event = stats.journal_bytes as f64 / events as f64;
+    let total_per_event = (stats.journal_bytes + stats.snapshot_bytes) as f64 / labels as f64;
+    let per_snapshot = stats.snapshot_bytes as f64 / stats.snapshots.max(1) as f64;
+    let commit = latency(commit_times);
+    let snap = latency(snapshot_times);
+    drop(state);
+
+    // 2. Recovery of a state of `samples` stored samples (snapshot + 100 journal events).
+    let rec_dir = tmp.join("recovery");
+    let _ = std::fs::remove_dir_all(&rec_dir);
+    let rec_config = store::DeviceConfig {
+        store: store::StoreConfig {
+            max_samples_per_class: u32::MAX,
+            max_feature_bytes: u64::MAX,
+            min_journal_bytes: u64::MAX,
+            max_journal_bytes: u64::MAX,
+            ..store::StoreConfig::default()
+        },
+        ..store::DeviceConfig::default()
+    };
+    build_state(&rec_dir, backbone, &rec_config, samples, &mut rng)?;
+    let mut open_times = Vec::new();
+    let mut recovered = 0;
+    for _ in 0..5 {
+        let start = Instant::now();
+        let (state, _) = store::DeviceState::open(&rec_dir, backbone, rec_config.clone())?;
+        open_times.push(start.elapsed());
+        recovered = state.data().samples.len();
+    }
+    let open = latency(open_times);
+    let snapshot_file_bytes: u64 = std::fs::read_dir(&rec_dir)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("snapshot-"))
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    if dir.is_none() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    if json {
+        let value = serde_json::json!({
+            "labels": labels,
+            "feature_encoding": format!("{:?}", config.store.feature_encoding),
+            "journal_bytes_per_label": journal_per_event,
+            "total_bytes_per_label_incl_snapshots": total_per_event,
+            "snapshots": stats.snapshots,
+            "bytes_per_snapshot_mean": per_snapshot,
+            "commit_ms_median": ms(commit.median),
+            "commit_ms_p99": ms(commit.p99),
+            "commit_ms_mean": ms(commit.mean),
+            "snapshot_ms_median": ms(snap.median),
+            "recovery_samples": recovered,
+            "recovery_snapshot_bytes": snapshot_file_bytes,
+            "recovery_ms_median": ms(open.median),
+            "recovery_ms_max": ms(open.p99),
+        });
+        println!("{value}");
+    } else {
+        println!("labels written                 {labels} (random {dim}-d features, 8 classes, default config, {:?} storage)", config.store.feature_encoding);
+        println!("journal bytes per label        {journal_per_event:.0}");
+        println!("all bytes per label            {total_per_event:.0} (journal + amortised snapshots; goal ≤ 8192)");
+        println!(
+            "snapshots written              {} (mean {per_snapshot:.0} bytes, median {:.1} ms)",
+            stats.snapshots,
+            ms(snap.median)
+        );
+        println!("durable label commit           median {:.2} ms, p99 {:.2} ms, mean {:.2} ms (journal append + fsync + head SGD step)", ms(commit.median), ms(commit.p99), ms(commit.mean));
+        println!("recovery of {recovered} samples      median {:.1} ms, max {:.1} ms (snapshot {} bytes + 100 journal events; goal < 1000 ms)", ms(open.median), ms(open.p99), snapshot_file_bytes);
+    }
+    Ok(())
+}
+
+/// A state of `samples` stored samples in one snapshot plus 100 journaled labels, built without
+/// an fsync per sample (the recovery benchmark measures reading it, not writing it).
+fn build_state(
+    dir: &Path,
+    backbone: BackboneId,
+    config: &store::DeviceConfig,
+    samples: u64,
+    rng: &mut ChaCha8Rng,
+) -> anyhow::Result<()> {
+    use store::data::StateData;
+    use store::events::{JournalEntry, LabelEvent, Sample};
+    let classes = 8u32;
+    let mut data = StateData::default();
+    let mut seq = 0;
+    let mut apply = |data: &mut StateData, event: LabelEvent| -> anyhow::Result<()> {
+        seq += 1;
+        data.apply(&JournalEntry { seq, event }, backbone.dim, &config.store)?;
+        Ok(())
+    };
+    for c in 0..classes {
+        apply(
+            &mut data,
+            LabelEvent::NewClass {
+                name: format!("class-{c}"),
+            },
+        )?;
+    }
+    for id in 0..samples {
+        let feature: Vec<f32> = (0..backbone.dim).map(|_| rng.gen_range(0.0..6.0)).collect();
+        apply(
+            &mut data,
+            LabelEvent::AddSample(Sample {
+                id,
+                class: (id % u64::from(classes)) as u32,
+                time_ms: store::snapshot::now_ms(),
+                frame_hash: store::FrameHash(rng.gen()),
+                feature: store::features::StoredFeature::encode(
+                    &feature,
+                    config.store.feature_encoding,
+                ),
+            }),
+        )?;
+    }
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(store::snapshot::snapshot_name(data.seq));
+    let bytes =
+        store::snapshot::encode(&data, store::format::FileKind::Snapshot, &backbone, &path)?;
+    std::fs::write(&path, bytes)?;
+    // A head and 100 journaled labels on top, through the real device state.
+    let (mut state, _) = store::DeviceState::open(dir, backbone, config.clone())?;
+    state.snapshot_now()?;
+    for _ in 0..100 {
+        let feature = random_feature(rng, backbone.dim);
+        state.record_label(
+            feature.view(),
+            rng.gen_range(0..classes as usize),
+            store::FrameHash(rng.gen()),
+        )?;
+    }
+    Ok(())
+}
+
+fn tempfile_dir(dir: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let path = match dir {
+        Some(dir) => dir.to_path_buf(),
+        None => std::env::temp_dir().join(format!("fieldtune-state-bench-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    Ok(path)
 }

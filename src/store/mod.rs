@@ -7,10 +7,12 @@
 //! - [`config`], [`features`], [`events`], [`data`]: what the device state holds and the rules
 //!   (bounds, eviction) that change it; pure, no I/O.
 //! - [`journal`], [`snapshot`], [`migrate`], [`recovery`], [`store`]: how it lives on flash.
+//! - [`device_state`]: the device's API: the store and the head kept in step (read its doc).
 //! - [`error`]: [`StoreError`], the one error type here.
 
 pub mod config;
 pub mod data;
+pub mod device_state;
 pub mod error;
 pub mod events;
 pub mod features;
@@ -24,6 +26,7 @@ pub mod snapshot;
 pub mod store;
 
 pub use config::StoreConfig;
+pub use device_state::{DeviceConfig, DeviceState, LabelAck};
 pub use error::{Result, StoreError};
 pub use events::{FrameHash, LabelEvent};
 pub use features::FeatureEncoding;
