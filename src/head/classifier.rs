@@ -3,8 +3,9 @@
 //! class from a few (or one) examples, rename a class, recalibrate.
 //!
 //! Prediction pipeline: `x → z = standardise(x) → logits → softmax(logits / T)` for the probabilities,
-//! and `unknown_score = 1 − max_c cos(z, prototype_c)` for "is this any known class at all". The
-//! input is reported unknown when its score exceeds the calibrated threshold.
+//! and `unknown_score = min_c RMS(z − mean_c)`, the standardised distance to the nearest class mean
+//! (see `prototypes`), for "is this any known class at all". The input is reported unknown when its
+//! score exceeds the calibrated threshold.
 //!
 //! Imprinting (`add_class`): the new class's output row points along the unit mean of the examples'
 //! penultimate vectors (the standardised features for the linear head, the hidden ReLU activations for
@@ -49,10 +50,10 @@ pub struct Prediction {
     pub class: Option<usize>,
     /// Every class with its calibrated probability, most probable first.
     pub top: Vec<(usize, f32)>,
-    /// `1 − max cosine` to the class prototypes in standardised space (0 = typical, larger = stranger);
-    /// unknown when above the calibrated threshold.
+    /// Root-mean-square standardised distance to the nearest class mean (about 1 = typical, larger =
+    /// stranger; infinite without classes); unknown when above the calibrated threshold.
     pub unknown_score: f32,
-    /// The class whose prototype is nearest, if any.
+    /// The class whose mean is nearest, if any.
     pub nearest_prototype: Option<usize>,
 }
 
@@ -306,8 +307,7 @@ impl Head {
         softmax_in_place(p.view_mut());
         let mut top: Vec<(usize, f32)> = p.iter().copied().enumerate().collect();
         top.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        let (cos, nearest) = self.prototypes.best_cosine(z.view());
-        let unknown_score = 1.0 - cos;
+        let (unknown_score, nearest) = self.prototypes.nearest(z.view());
         let class = if unknown_score > self.calibration.unknown_threshold {
             None
         } else {
@@ -368,7 +368,7 @@ impl Head {
         }
         let z = self.standardizer.transform(features);
         Ok(z.axis_iter(Axis(0))
-            .map(|r| 1.0 - self.prototypes.best_cosine(r).0)
+            .map(|r| self.prototypes.nearest(r).0)
             .collect())
     }
 
@@ -398,7 +398,7 @@ impl Head {
         }
         let z = self.standardize_one(feature);
         if self.prototypes.counts()[label] > 0 {
-            let score = 1.0 - self.prototypes.best_cosine(z.view()).0;
+            let score = self.prototypes.nearest(z.view()).0;
             if self.online_scores.len() >= ONLINE_SCORES_KEPT {
                 self.online_scores.remove(0);
             }

@@ -280,7 +280,7 @@ pub(super) fn train(
             let logits = params.logits(zv.view());
             let scores: Vec<f32> = zv
                 .axis_iter(Axis(0))
-                .map(|r| 1.0 - prototypes.best_cosine(r).0)
+                .map(|r| prototypes.nearest(r).0)
                 .collect();
             calibration_from(logits.view(), &v.labels, &scores, hyper.target_acceptance())
         }
@@ -288,7 +288,7 @@ pub(super) fn train(
             let scores: Vec<f32> = z
                 .axis_iter(Axis(0))
                 .zip(&fit.labels)
-                .map(|(r, &y)| 1.0 - prototypes.best_cosine_excluding(r, Some(y)).0)
+                .map(|(r, &y)| prototypes.nearest_excluding(r, Some(y)).0)
                 .collect();
             let (unknown_threshold, accepted_fraction) =
                 acceptance_threshold(&scores, hyper.target_acceptance());
