@@ -141,14 +141,11 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
         "latency   backbone {:.1} ms, decode {:.1} ms, preprocess {:.1} ms, head {:.2} ms, label {:.1} ms",
         s.latency.backbone_ms, s.latency.decode_ms, s.latency.preprocess_ms, s.latency.head_ms, s.latency.label_ms
     );
-    println!(
-        "classes   {}",
-        if s.classes.is_empty() {
-            "none yet: label a frame (fieldtune label CLASS)".to_string()
-        } else {
-            String::new()
-        }
-    );
+    if s.classes.is_empty() {
+        println!("classes   none yet: label a frame (fieldtune label CLASS)");
+    } else {
+        println!("classes");
+    }
     for c in &s.classes {
         println!("  {:<20} {} stored", c.name, c.samples);
     }
