@@ -74,10 +74,22 @@ fn recover_checked(dir: &Path, config: &StoreConfig, reference: &[StateData]) ->
         .count();
     assert!(corrupt >= opened.report.set_aside.len().min(1) || after >= before.min(1));
     let next = events(seq as usize + 1, 5);
+    let mut last = seq;
     if let Some(event) = next.last().filter(|_| (seq as usize) < 24) {
         let committed = store.commit(event.clone()).expect("valid");
         committed.durable.expect("the device keeps working");
+        last += 1;
     }
+    // The repair snapshot (due after any damage) leaves a clean directory.
+    store.snapshot_if_due().expect("repair snapshot");
+    drop(store);
+    let (again, report) = reopen(dir, config);
+    assert_eq!(again.data().seq, last);
+    assert!(
+        report.report.is_clean(),
+        "still damaged after repair: {}",
+        report.report
+    );
     seq
 }
 

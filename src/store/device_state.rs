@@ -129,19 +129,36 @@ impl DeviceState {
             head: base.clone().unwrap_or_else(fresh),
             store,
         };
-        let mut retrain = base.is_none() && !state.store.data().samples.is_empty();
+        // Undo and clear cannot be replayed on a head (SGD cannot subtract): one retrain instead.
+        // A snapshot whose head is missing or unreadable: rebuild from its replay set. No
+        // snapshot at all: the journal starts at event 1 and replays onto a fresh head.
+        let mut retrain = (base.is_none() && opened.report.snapshot.is_some())
+            || opened
+                .replayed
+                .iter()
+                .any(|e| matches!(e.event, LabelEvent::Undo { .. } | LabelEvent::Clear { .. }));
         if !retrain {
+            // Without undo or clear, classes only grow: the recovered state's names are the final
+            // ones, so replay adds classes under them and renames at the end.
             for entry in &opened.replayed {
-                if state.follow(&entry.event, false).is_err() {
+                if !matches!(entry.event, LabelEvent::Rename { .. })
+                    && state.follow(&entry.event, false).is_err()
+                {
                     retrain = true;
                     break;
                 }
+            }
+            if !retrain && state.sync_class_names().is_err() {
+                retrain = true;
             }
         }
         if retrain {
             state.retrain();
         }
         state.store.set_head(state.head_bytes());
+        if let Err(e) = state.store.snapshot_if_due() {
+            warn!("cannot write a snapshot yet ({e}); the state serves from memory and retries");
+        }
         info!(
             "head ready: {} classes, {} stored samples",
             state.head.classes().len(),
@@ -223,9 +240,12 @@ impl DeviceState {
             feature: StoredFeature::encode(&values, self.store.config().feature_encoding),
         };
         let id = sample.id;
+        // The head learns the stored (possibly f16) values, exactly what a replay after a power
+        // cut or a retrain will see, so the recovered head is the live head bit for bit.
+        let stored = sample.feature.to_vec();
         let event = LabelEvent::AddSample(sample);
         let committed = self.store.commit(event.clone())?;
-        if let Err(e) = self.follow_live(&event, &values) {
+        if let Err(e) = self.follow_live(&event, &stored) {
             warn!("the head could not learn label {id}: {e}");
         }
         committed.durable?;
@@ -395,7 +415,11 @@ impl DeviceState {
         let result = if class < known {
             self.head.learn(view, class)
         } else if class == known {
-            let name = self.data().classes[class].name.clone();
+            let Some(name) = self.data().classes.get(class).map(|c| c.name.clone()) else {
+                return Err(StoreError::Head(format!(
+                    "class {class} is not in the state"
+                )));
+            };
             let row = view.insert_axis(ndarray::Axis(0));
             self.head.add_class(&name, row).map(|_| ())
         } else {
@@ -404,6 +428,19 @@ impl DeviceState {
             Ok(())
         };
         result.map_err(|e| StoreError::Head(e.to_string()))
+    }
+
+    /// Gives the head's classes the state's names.
+    fn sync_class_names(&mut self) -> Result<()> {
+        let names = self.classes();
+        for (i, name) in names.iter().enumerate().take(self.head.classes().len()) {
+            if self.head.classes()[i] != *name {
+                self.head
+                    .rename_class(i, name)
+                    .map_err(|e| StoreError::Head(e.to_string()))?;
+            }
+        }
+        Ok(())
     }
 
     /// Rebuilds the head from the replay set (a fresh head when it is empty).

@@ -96,8 +96,8 @@ pub struct Store {
 
 impl Store {
     /// Opens (creating if needed) the state in `dir`: recovers, removes leftover temporary files,
-    /// sets damaged files aside, writes a repair snapshot if anything was dropped, and gets a
-    /// journal segment ready. A storage failure after recovery (e.g. a read-only card) does not
+    /// sets damaged files aside, marks a repair snapshot due if anything was dropped (see
+    /// [`Self::snapshot_due`]), and gets a journal segment ready. A storage failure after recovery (e.g. a read-only card) does not
     /// fail the open: the state serves from memory and saving is retried.
     ///
     /// # Errors
@@ -149,11 +149,11 @@ impl Store {
             store.set_aside(name, reason);
         }
         let damaged = store.segments.iter().any(|(_, damaged)| *damaged);
+        // Anything dropped: a snapshot of what was recovered makes the directory clean again.
+        // It is left to the owner of the head (who first brings the head up to date), through
+        // `snapshot_if_due`, so the snapshot never pairs a stale head with newer events.
         if damaged || !report.is_clean() {
             store.repair_due = true;
-            if let Err(e) = store.snapshot() {
-                warn!("cannot write the repair snapshot yet ({e}); the state serves from memory");
-            }
         }
         if store.segment.is_none() {
             if let Err(e) = store.start_segment() {
