@@ -1,0 +1,337 @@
+//! The device end to end, with the real binary, the real model and real corn images: labels over
+//! the control socket teach it, predictions follow, SIGTERM saves, a restart brings the same
+//! predictions back; systemd notifications arrive in order; bad configurations fail clearly.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use fieldtune::control::{ControlClient, Request};
+
+const BIN: &str = env!("CARGO_BIN_EXE_fieldtune");
+
+fn corn() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/corn4-mini/test")
+}
+
+/// A running `fieldtune run` with its prediction lines on a channel.
+struct Device {
+    child: Child,
+    lines: Receiver<serde_json::Value>,
+    socket: PathBuf,
+}
+
+impl Device {
+    fn start(dir: &Path, extra_env: &[(&str, String)]) -> Device {
+        let socket = dir.join("control.sock");
+        let mut command = Command::new(BIN);
+        command
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["run", "--fps", "0", "--folder"])
+            .arg(corn())
+            .arg("--state")
+            .arg(dir.join("state"))
+            .arg("--socket")
+            .arg(&socket)
+            .env_remove("NOTIFY_SOCKET")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in extra_env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("start fieldtune run");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                let value: serde_json::Value =
+                    serde_json::from_str(&line).expect("each prediction line is JSON");
+                if tx.send(value).is_err() {
+                    return;
+                }
+            }
+        });
+        Device {
+            child,
+            lines: rx,
+            socket,
+        }
+    }
+
+    fn next_line(&self) -> serde_json::Value {
+        self.lines
+            .recv_timeout(Duration::from_secs(120))
+            .expect("a prediction line within two minutes")
+    }
+
+    fn client(&self) -> ControlClient {
+        let start = Instant::now();
+        loop {
+            match ControlClient::connect(&self.socket) {
+                Ok(c) => return c,
+                Err(e) if start.elapsed() > Duration::from_secs(60) => panic!("{e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let reply = self.client().request(&Request::Status).expect("status");
+        assert!(reply.ok, "{reply:?}");
+        reply.data.expect("status data")
+    }
+
+    /// SIGTERM, then the exit status.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        self.child.wait().expect("wait")
+    }
+}
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        // A failed assertion must not leave the service running.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Collects `n` predictions: origin → predicted class (null = unknown), plus each line's truth.
+fn collect(
+    device: &Device,
+    n: usize,
+) -> (BTreeMap<String, Option<String>>, HashMap<String, String>) {
+    let mut predicted = BTreeMap::new();
+    let mut truth = HashMap::new();
+    for _ in 0..n {
+        let line = device.next_line();
+        let origin = line["origin"].as_str().expect("origin").to_string();
+        predicted.insert(origin.clone(), line["class"].as_str().map(str::to_string));
+        truth.insert(origin, line["truth"].as_str().expect("truth").to_string());
+    }
+    (predicted, truth)
+}
+
+fn wait_idle(device: &Device) {
+    let start = Instant::now();
+    while device.status()["retraining"].as_bool() == Some(true) {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "retrain never ends"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn labels_teach_the_running_device_and_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let device = Device::start(dir.path(), &[]);
+
+    // Label the first three frames of each class as they go by, by sequence number, as a person
+    // watching the prediction lines would.
+    let per_class = 3;
+    let mut given: HashMap<String, usize> = HashMap::new();
+    let mut labelled_origins = Vec::new();
+    let mut client = device.client();
+    while given.len() < 4 || given.values().any(|&n| n < per_class) {
+        let line = device.next_line();
+        let truth = line["truth"].as_str().expect("truth").to_string();
+        let origin = line["origin"].as_str().expect("origin").to_string();
+        if labelled_origins.contains(&origin)
+            || given.get(&truth).copied().unwrap_or(0) >= per_class
+        {
+            continue;
+        }
+        let reply = client
+            .request(&Request::Label {
+                class: truth.clone(),
+                frame: line["seq"].as_u64(),
+            })
+            .expect("label request");
+        assert!(reply.ok, "label refused: {reply:?}");
+        *given.entry(truth).or_default() += 1;
+        labelled_origins.push(origin);
+    }
+    // One label through the real client command too.
+    let cli = Command::new(BIN)
+        .args(["status", "--socket"])
+        .arg(&device.socket)
+        .output()
+        .expect("fieldtune status");
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    let text = String::from_utf8_lossy(&cli.stdout);
+    for class in ["Blight", "Common_Rust", "Gray_Leaf_Spot", "Healthy"] {
+        assert!(text.contains(class), "status lists {class}: {text}");
+    }
+
+    wait_idle(&device);
+    // Skip the frames already in flight, then one whole pass over the 24 images.
+    collect(&device, 2);
+    let (before, truth) = collect(&device, 24);
+    let unseen: Vec<_> = before
+        .keys()
+        .filter(|o| !labelled_origins.contains(o))
+        .collect();
+    let right = unseen
+        .iter()
+        .filter(|o| before[**o].as_deref() == Some(truth[**o].as_str()))
+        .count();
+    let accuracy = right as f64 / unseen.len() as f64;
+    eprintln!(
+        "accuracy on {} frames never labelled: {accuracy:.2} (chance 0.25)",
+        unseen.len()
+    );
+    assert!(
+        accuracy >= 0.6,
+        "accuracy {accuracy} is not far above chance"
+    );
+
+    let status = device.terminate();
+    assert!(status.success(), "SIGTERM must exit 0, got {status:?}");
+    assert!(
+        !dir.path().join("control.sock").exists(),
+        "the socket is removed on a clean stop"
+    );
+
+    let device = Device::start(dir.path(), &[]);
+    let restored = device.status();
+    assert_eq!(
+        restored["classes"].as_array().map(Vec::len),
+        Some(4),
+        "{restored}"
+    );
+    let (after, _) = collect(&device, 24);
+    // A pass is reshuffled, so 24 frames need not show every image: compare the images both saw.
+    let common: Vec<_> = before.keys().filter(|o| after.contains_key(*o)).collect();
+    assert!(
+        common.len() >= 12,
+        "enough images seen twice: {}",
+        common.len()
+    );
+    for origin in common {
+        assert_eq!(
+            before[origin], after[origin],
+            "{origin}: the same prediction after a restart"
+        );
+    }
+    assert!(device.terminate().success());
+}
+
+#[test]
+fn systemd_sees_ready_watchdog_and_stopping_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let notify_path = dir.path().join("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
+    notify
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .expect("timeout");
+    let device = Device::start(
+        dir.path(),
+        &[
+            ("NOTIFY_SOCKET", notify_path.display().to_string()),
+            ("WATCHDOG_USEC", "400000".to_string()),
+        ],
+    );
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut receive = |seen: &mut Vec<String>| {
+        let n = notify.recv(&mut buf).expect("a notification");
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        seen.push(text.clone());
+        text
+    };
+    while !receive(&mut seen).contains("READY=1") {}
+    while !receive(&mut seen).contains("WATCHDOG=1") {}
+    // A prediction line proves the loop runs, then stop it.
+    device.next_line();
+    let status = device.terminate();
+    assert!(status.success(), "{status:?}");
+    while !receive(&mut seen).contains("STOPPING=1") {}
+    let ready = seen.iter().position(|m| m.contains("READY=1"));
+    let watchdog = seen.iter().position(|m| m.contains("WATCHDOG=1"));
+    let stopping = seen.iter().position(|m| m.contains("STOPPING=1"));
+    assert!(ready < watchdog && watchdog < stopping, "{seen:?}");
+}
+
+fn run_fails(args: &[&str], dir: &Path) -> String {
+    let output = Command::new(BIN)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("run")
+        .args(args)
+        .arg("--state")
+        .arg(dir.join("state"))
+        .env_remove("NOTIFY_SOCKET")
+        .output()
+        .expect("run fieldtune");
+    assert!(!output.status.success(), "expected a failure for {args:?}");
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
+
+#[test]
+fn bad_board_missing_camera_and_busy_socket_are_clear_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[source]\nkind = \"folder\"\norder = \"backwards\"\n").expect("write");
+    let err = run_fails(&["--board", bad.to_str().expect("utf-8")], dir.path());
+    assert!(
+        err.contains("source.order") && err.contains("shuffled"),
+        "{err}"
+    );
+
+    let unknown = dir.path().join("unknown.toml");
+    std::fs::write(&unknown, "[source]\nkidn = \"folder\"\n").expect("write");
+    let err = run_fails(&["--board", unknown.to_str().expect("utf-8")], dir.path());
+    assert!(
+        err.contains("kidn") && err.contains("unknown.toml"),
+        "{err}"
+    );
+
+    let camera = dir.path().join("camera.toml");
+    std::fs::write(
+        &camera,
+        "[source]\nkind = \"camera\"\ndevice = \"/dev/video97\"\n[control]\nsocket = \"none\"\n",
+    )
+    .expect("write");
+    let err = run_fails(&["--board", camera.to_str().expect("utf-8")], dir.path());
+    assert!(
+        err.contains("/dev/video97") && err.contains("not found"),
+        "{err}"
+    );
+
+    // A live service owns the socket: a second one must refuse it, not steal it.
+    let device = Device::start(dir.path(), &[]);
+    device.client();
+    let socket = device.socket.to_str().expect("utf-8").to_string();
+    let err = run_fails(&["--socket", &socket], dir.path());
+    assert!(err.contains("in use"), "{err}");
+    assert!(device.terminate().success());
+
+    // A stale socket left by a crash is replaced.
+    let stale = dir.path().join("stale.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).expect("bind"));
+    let client = Command::new(BIN)
+        .args(["status", "--socket"])
+        .arg(&stale)
+        .output()
+        .expect("status");
+    assert!(!client.status.success());
+    assert!(
+        String::from_utf8_lossy(&client.stderr).contains("fieldtune run"),
+        "the client says how to start the service"
+    );
+}

@@ -1,0 +1,188 @@
+//! Frame sources and the things around them: folder replay (sorted, shuffled, looping), the MJPEG
+//! stream splitter on real JPEG files, the camera that fails and comes back (the flaky fake behind
+//! the same trait, through the real service loop with the real model), and every board in boards/.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use fieldtune::board::{Board, PredictionSink};
+use fieldtune::source::fake::FlakySource;
+use fieldtune::source::folder::{FolderSource, Order};
+use fieldtune::source::mjpeg::MjpegStream;
+use fieldtune::source::{Backoff, FrameData, FrameSource, SourceError};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+fn corn() -> PathBuf {
+    root().join("tests/data/corn4-mini/test")
+}
+
+fn origins(source: &mut dyn FrameSource, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| source.next_frame().expect("frame").origin)
+        .collect()
+}
+
+#[test]
+fn every_board_file_loads() {
+    let mut seen = 0;
+    for entry in std::fs::read_dir(root().join("boards")).expect("boards/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let board = Board::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                Some(board.name.as_str()),
+                path.file_stem().and_then(|s| s.to_str())
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen >= 7, "desktop + six device boards, found {seen}");
+    let desktop = Board::desktop().expect("compiled-in desktop board");
+    assert_eq!(desktop.name, "desktop");
+}
+
+#[test]
+fn folder_replay_sorted_shuffled_and_looping() {
+    let mut sorted = FolderSource::open(&corn(), Order::Sorted, true).expect("open");
+    let n = sorted.len();
+    assert_eq!(n, 24);
+    let first = origins(&mut sorted, n);
+    let mut expected = first.clone();
+    expected.sort();
+    assert_eq!(first, expected, "sorted by path");
+    assert_eq!(origins(&mut sorted, n), first, "loops in the same order");
+
+    let mut a = FolderSource::open(&corn(), Order::Shuffled { seed: 7 }, true).expect("open");
+    let mut b = FolderSource::open(&corn(), Order::Shuffled { seed: 7 }, true).expect("open");
+    let pass_a = origins(&mut a, n);
+    assert_eq!(pass_a, origins(&mut b, n), "same seed, same order");
+    assert_ne!(pass_a, first, "shuffled");
+    let mut sorted_a = pass_a.clone();
+    sorted_a.sort();
+    assert_eq!(sorted_a, first, "a pass shows every image once");
+
+    let mut once = FolderSource::open(&corn(), Order::Sorted, false).expect("open");
+    origins(&mut once, n);
+    assert!(matches!(once.next_frame(), Err(SourceError::Ended { .. })));
+
+    let frame = FolderSource::open(&corn(), Order::Sorted, false)
+        .expect("open")
+        .next_frame()
+        .expect("frame");
+    assert_eq!(
+        frame.truth.as_deref(),
+        Some("Blight"),
+        "the class folder is the truth"
+    );
+
+    let empty = tempfile::tempdir().expect("tempdir");
+    let err = FolderSource::open(empty.path(), Order::Sorted, true).expect_err("empty");
+    assert!(err.to_string().contains("holds no"), "{err}");
+}
+
+#[test]
+fn mjpeg_stream_splits_concatenated_jpegs_and_resyncs_after_garbage() {
+    let mut folder = FolderSource::open(&corn(), Order::Sorted, false).expect("open");
+    let mut files = Vec::new();
+    for _ in 0..5 {
+        match folder.next_frame().expect("frame").data {
+            FrameData::Encoded(bytes) => files.push(bytes),
+            FrameData::Rgb(_) => panic!("folder frames are encoded"),
+        }
+    }
+    let mut stream = b"noise before the first frame".to_vec();
+    for (i, f) in files.iter().enumerate() {
+        stream.extend_from_slice(f);
+        if i == 2 {
+            stream.extend_from_slice(&[0x00, 0xFF, 0x12, 0x34]); // garbage between frames
+        }
+    }
+    let mut source = MjpegStream::new(std::io::Cursor::new(stream), "pipe");
+    for (i, f) in files.iter().enumerate() {
+        let frame = source.next_frame().expect("frame");
+        let FrameData::Encoded(bytes) = frame.data else {
+            panic!("encoded")
+        };
+        assert_eq!(&bytes, f, "frame {i} comes out byte for byte");
+        image::load_from_memory(&bytes).expect("a decodable JPEG");
+    }
+    assert!(matches!(
+        source.next_frame(),
+        Err(SourceError::Ended { .. })
+    ));
+
+    let mut cut = MjpegStream::new(
+        std::io::Cursor::new(files[0][..files[0].len() / 2].to_vec()),
+        "pipe",
+    );
+    assert!(
+        cut.next_frame().is_err(),
+        "a truncated frame is not returned"
+    );
+}
+
+#[test]
+fn backoff_doubles_to_a_ceiling_and_resets() {
+    let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(1000));
+    let waits: Vec<_> = (0..6).map(|_| b.failed().as_millis()).collect();
+    assert_eq!(waits, [100, 200, 400, 800, 1000, 1000]);
+    assert_eq!(b.succeeded(), 6);
+    assert_eq!(b.failed().as_millis(), 100);
+}
+
+#[test]
+fn a_camera_that_fails_and_comes_back_keeps_the_service_serving() {
+    use fieldtune::embedder::Embedder;
+    use fieldtune::model::ModelDescriptor;
+    use fieldtune::notify::Notifier;
+    use fieldtune::service::memory::StoreMemory;
+    use fieldtune::service::output::PredictionOutput;
+    use fieldtune::service::{head_settings, Parts, Service};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let folder = FolderSource::open(&corn(), Order::Sorted, true).expect("open");
+    // Calls 2..6 fail: the camera is "unplugged" for four attempts, then comes back.
+    let flaky = FlakySource::new(Box::new(folder), vec![2..6]);
+    let mut board = Board::desktop().expect("board");
+    board.output.predictions = PredictionSink::Discard;
+    board.source.frame_interval = None;
+    let descriptor =
+        ModelDescriptor::load(&root().join("models/efficientnet_lite0.toml")).expect("model");
+    let embedder = Embedder::load(&descriptor).expect("embedder");
+    let (kind, hyper) = head_settings(&board);
+    let memory = StoreMemory::open(
+        &dir.path().join("state"),
+        embedder.backbone_id(),
+        kind,
+        hyper,
+        board.store.max_per_class,
+    )
+    .expect("state");
+    let output = PredictionOutput::open(&board.output.predictions, board.output.min_interval)
+        .expect("output");
+    let service = Service::new(Parts {
+        board,
+        source: Box::new(flaky),
+        embedder,
+        memory: Box::new(memory),
+        output,
+        notifier: Notifier::disabled(),
+        commands: mpsc::channel(),
+        buttons: None,
+        max_frames: Some(8),
+        auto_label_every: Some(2),
+    })
+    .expect("service");
+    let status = service.run(&AtomicBool::new(false)).expect("keeps serving");
+    assert_eq!(
+        status.frames, 8,
+        "every frame after the outage was processed"
+    );
+    assert_eq!(status.faults, 4, "each failed attempt was counted");
+    assert_eq!(status.labels, 4, "labels kept working around the outage");
+}
