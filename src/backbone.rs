@@ -1,1 +1,168 @@
-//! (being written)
+//! The only module that knows tract: ONNX file → verified checksum → fixed input shape → optimised,
+//! runnable plan → feature vector. No tract type leaks past this file.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use tract_onnx::prelude::*;
+
+use crate::model::{to_hex, BackboneId, ModelDescriptor};
+
+/// Why a backbone could not be loaded or run.
+#[derive(Debug, thiserror::Error)]
+pub enum BackboneError {
+    /// The ONNX file could not be read.
+    #[error("cannot read model file {path}: {source}; the descriptor {descriptor} points to it, check that models/ is complete")]
+    Read {
+        path: PathBuf,
+        descriptor: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file's sha256 is not the descriptor's.
+    #[error("model file {path} has sha256 {actual} but its descriptor {descriptor} expects {expected}; the file is damaged or not the model the descriptor describes: restore it from the release (models/SHA256SUMS) or write a descriptor for the new model")]
+    Checksum {
+        path: PathBuf,
+        descriptor: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    /// tract could not parse or prepare the model.
+    #[error("model file {path} is not a usable ONNX model ({message}); use an ONNX file exported with opset 11 or later")]
+    NotOnnx { path: PathBuf, message: String },
+    /// The model's output is not a [1, dim] vector.
+    #[error("model file {path} outputs shape {shape} but its descriptor says [1, {dim}]; fix `output.dim` in the descriptor or use a feature-extractor model")]
+    OutputShape {
+        path: PathBuf,
+        shape: String,
+        dim: u32,
+    },
+    /// The input tensor has the wrong number of values.
+    #[error("input tensor has {actual} values but the model takes {expected}")]
+    InputLen { expected: usize, actual: usize },
+    /// Running the plan failed.
+    #[error("backbone inference failed: {0}")]
+    Run(String),
+}
+
+/// A frozen feature extractor: input tensor in, feature vector out.
+pub trait Backbone: Send {
+    /// Which backbone this is (file sha256 and feature length).
+    fn id(&self) -> BackboneId;
+    /// Number of f32 values one input tensor holds.
+    fn input_len(&self) -> usize;
+    /// Runs the backbone on one preprocessed NCHW tensor.
+    ///
+    /// # Errors
+    /// [`BackboneError::InputLen`] or [`BackboneError::Run`].
+    fn embed(&mut self, input: &[f32]) -> Result<Vec<f32>, BackboneError>;
+}
+
+type Plan = Arc<TypedRunnableModel>;
+
+/// An ONNX backbone run by tract.
+pub struct TractBackbone {
+    plan: Plan,
+    id: BackboneId,
+    input_shape: [usize; 4],
+}
+
+impl std::fmt::Debug for TractBackbone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TractBackbone")
+            .field("id", &self.id)
+            .field("input_shape", &self.input_shape)
+            .finish()
+    }
+}
+
+impl TractBackbone {
+    /// Reads the descriptor's ONNX file, verifies its sha256, fixes the input shape, optimises once
+    /// and checks that the output is `[1, dim]`.
+    ///
+    /// # Errors
+    /// [`BackboneError`] naming the file and the fix.
+    pub fn load(descriptor: &ModelDescriptor) -> Result<Self, BackboneError> {
+        let path = &descriptor.onnx_path;
+        let bytes = std::fs::read(path).map_err(|source| BackboneError::Read {
+            path: path.clone(),
+            descriptor: descriptor.descriptor_path.clone(),
+            source,
+        })?;
+        let actual: [u8; 32] = Sha256::digest(&bytes).into();
+        if actual != descriptor.sha256 {
+            return Err(BackboneError::Checksum {
+                path: path.clone(),
+                descriptor: descriptor.descriptor_path.clone(),
+                expected: to_hex(&descriptor.sha256),
+                actual: to_hex(&actual),
+            });
+        }
+        let not_onnx = |e: TractError| BackboneError::NotOnnx {
+            path: path.clone(),
+            message: format!("{e:#}")
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        };
+        let shape = descriptor.input_shape;
+        let model = tract_onnx::onnx()
+            .model_for_read(&mut bytes.as_slice())
+            .map_err(not_onnx)?
+            .with_input_fact(0, f32::fact(shape).into())
+            .map_err(not_onnx)?
+            .into_optimized()
+            .map_err(not_onnx)?;
+        let output_fact = model.output_fact(0).map_err(not_onnx)?;
+        let output_shape: Option<Vec<usize>> =
+            output_fact.shape.as_concrete().map(<[usize]>::to_vec);
+        let dim = descriptor.output_dim;
+        if output_shape.as_deref() != Some(&[1, dim as usize][..]) {
+            return Err(BackboneError::OutputShape {
+                path: path.clone(),
+                shape: format!("{:?}", output_fact.shape),
+                dim,
+            });
+        }
+        let plan = model.into_runnable().map_err(not_onnx)?;
+        Ok(Self {
+            plan,
+            id: BackboneId {
+                sha256: actual,
+                dim,
+            },
+            input_shape: shape,
+        })
+    }
+}
+
+impl Backbone for TractBackbone {
+    fn id(&self) -> BackboneId {
+        self.id
+    }
+
+    fn input_len(&self) -> usize {
+        self.input_shape.iter().product()
+    }
+
+    fn embed(&mut self, input: &[f32]) -> Result<Vec<f32>, BackboneError> {
+        if input.len() != self.input_len() {
+            return Err(BackboneError::InputLen {
+                expected: self.input_len(),
+                actual: input.len(),
+            });
+        }
+        let tensor = Tensor::from_shape(&self.input_shape, input)
+            .map_err(|e| BackboneError::Run(format!("{e:#}")))?;
+        let outputs = self
+            .plan
+            .run(tvec!(tensor.into_tvalue()))
+            .map_err(|e| BackboneError::Run(format!("{e:#}")))?;
+        let view = outputs[0]
+            .to_plain_array_view::<f32>()
+            .map_err(|e| BackboneError::Run(format!("{e:#}")))?;
+        Ok(view.iter().copied().collect())
+    }
+}

@@ -8,8 +8,10 @@
 //! - [`model`]: model descriptors (`models/*.toml`) and the backbone identity.
 //! - [`preprocess`]: image bytes → normalised NCHW tensor.
 //! - [`backbone`]: the only module that knows tract: ONNX file → runnable plan → feature vector.
+//! - [`embedder`]: preprocessing + backbone of one model, with per-stage times.
 //! - [`head`]: linear and MLP heads, SGD, calibration and "unknown" detection.
-//! - [`dataset`], [`cache`], [`eval`], [`bench`]: image folders, the feature cache, metrics, benchmarks.
+//! - [`dataset`], [`cache`], [`featurize`]: image folders, the feature cache, folder → features.
+//! - [`eval`], [`bench`]: metrics and benchmarks.
 //! - [`store`]: the crash-safe on-flash state (snapshots + label journal).
 //! - [`source`], [`button`], [`board`], [`notify`], [`control`], [`service`]: the device.
 //! - [`cli`]: the command-line front end used by the thin binary.
@@ -22,7 +24,9 @@ pub mod cache;
 pub mod cli;
 pub mod control;
 pub mod dataset;
+pub mod embedder;
 pub mod eval;
+pub mod featurize;
 pub mod head;
 pub mod model;
 pub mod notify;

@@ -4,8 +4,13 @@
 use clap::{Parser, Subcommand};
 
 pub mod client;
+pub mod common;
+pub mod embed;
+pub mod eval;
+pub mod predict;
 pub mod run;
 pub mod state;
+pub mod train;
 
 /// fieldtune: a field device that learns on the spot.
 #[derive(Debug, Parser)]
@@ -17,6 +22,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Compute the features of an image folder (DIR/<class>/*.jpg) into the feature cache.
+    Embed(embed::Args),
+    /// Train a head on an image folder (with --val or a held-out part) and save it.
+    Train(train::Args),
+    /// Evaluate a head on a labelled image folder, next to the nearest-class-mean baseline.
+    Eval(eval::Args),
+    /// Predict the class of images (or unknown).
+    Predict(predict::Args),
     /// Run the device service loop (camera/folder → backbone → head; labels → learning).
     Run(run::Args),
     /// Label the current frame of a running service as CLASS (through its control socket).
@@ -36,6 +49,10 @@ pub enum Command {
 /// Whatever the subcommand reports, with context naming the file and the fix.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Embed(args) => embed::run(args),
+        Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Predict(args) => predict::run(args),
         Command::Run(args) => run::run(args),
         Command::Label(args) => client::label(args),
         Command::Undo(args) => client::undo(args),

@@ -1,0 +1,85 @@
+//! Options and steps shared by the subcommands that read image folders: which model, which cache,
+//! how many threads, and "folder → features" with the skipped files reported.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::cache::{self, FeatureCache};
+use crate::dataset::ImageFolder;
+use crate::featurize::{featurize, Featurized};
+use crate::model::ModelDescriptor;
+
+/// Model, cache and thread options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelArgs {
+    /// Model descriptor (models/*.toml); the shipped EfficientNet-Lite0 when absent.
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+    /// Feature cache directory [default: $XDG_CACHE_HOME/fieldtune or ~/.cache/fieldtune].
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// Do not read or write the feature cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Worker threads for embedding [default: the number of cores].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+impl ModelArgs {
+    /// Loads the chosen descriptor.
+    ///
+    /// # Errors
+    /// The descriptor's error, naming the file.
+    pub fn descriptor(&self) -> anyhow::Result<ModelDescriptor> {
+        Ok(match &self.model {
+            Some(path) => ModelDescriptor::load(path)?,
+            None => ModelDescriptor::load_default()?,
+        })
+    }
+
+    /// Worker threads to use.
+    pub fn threads(&self) -> usize {
+        self.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+    }
+
+    /// Opens the feature cache for this model, unless `--no-cache`.
+    ///
+    /// # Errors
+    /// The cache's error, naming the file.
+    pub fn open_cache(&self, descriptor: &ModelDescriptor) -> anyhow::Result<Option<FeatureCache>> {
+        if self.no_cache {
+            return Ok(None);
+        }
+        let dir = self.cache.clone().unwrap_or_else(cache::default_dir);
+        Ok(Some(FeatureCache::open(&dir, &descriptor.backbone_id())?))
+    }
+}
+
+/// Scans `dir` (with the given class order, if any) and computes its features, logging skipped files.
+///
+/// # Errors
+/// A bad folder, model or cache, with the path in the message.
+pub fn folder_features(
+    dir: &Path,
+    classes: Option<&[String]>,
+    descriptor: &ModelDescriptor,
+    cache: Option<&mut FeatureCache>,
+    threads: usize,
+) -> anyhow::Result<Featurized> {
+    let folder = match classes {
+        Some(classes) => ImageFolder::scan_with_classes(dir, classes)?,
+        None => ImageFolder::scan(dir)?,
+    };
+    let featurized = featurize(&folder, descriptor, cache, threads)
+        .with_context(|| format!("computing features of {}", dir.display()))?;
+    for skipped in &featurized.skipped {
+        eprintln!("skipped {}: {}", skipped.path.display(), skipped.reason);
+    }
+    Ok(featurized)
+}

@@ -1,0 +1,106 @@
+//! `fieldtune eval --data DIR --head FILE [--json]`: the head's accuracy, balanced accuracy,
+//! per-class precision/recall, confusion matrix and unknown rate on a labelled folder, next to the
+//! same figures for the nearest-class-mean baseline (the class whose mean training feature is
+//! nearest, which the head stores as its prototypes: the zero-training "before" of the table).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde_json::json;
+
+use super::common::{folder_features, ModelArgs};
+use crate::eval::{metrics, Metrics, Predicted};
+use crate::head::Head;
+use crate::store::head_file::load_head;
+
+/// Arguments of `fieldtune eval`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Labelled images, DIR/<class>/*.{jpg,jpeg,png}, classes named as in the head.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Head file written by `fieldtune train`.
+    #[arg(long = "head", value_name = "FILE")]
+    pub head: PathBuf,
+    /// Print one JSON object instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+/// Runs `eval`.
+///
+/// # Errors
+/// A bad folder, head file or model, each named.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let descriptor = args.model.descriptor()?;
+    let head: Head = load_head(&args.head, &descriptor.backbone_id())
+        .with_context(|| format!("loading head file {}", args.head.display()))?;
+    let mut cache = args.model.open_cache(&descriptor)?;
+    let data = folder_features(
+        &args.data,
+        Some(head.classes()),
+        &descriptor,
+        cache.as_mut(),
+        args.model.threads(),
+    )?;
+    let predictions = head.predict_batch(data.features.view());
+    let predicted: Vec<Predicted> = predictions
+        .iter()
+        .map(|p| Predicted {
+            top: p.top.first().map_or(usize::MAX, |t| t.0),
+            unknown: p.class.is_none(),
+        })
+        .collect();
+    let baseline: Vec<Predicted> = predictions
+        .iter()
+        .map(|p| Predicted {
+            top: p.nearest_prototype.unwrap_or(usize::MAX),
+            unknown: false,
+        })
+        .collect();
+    let head_metrics = metrics(head.classes(), &data.labels, &predicted);
+    let baseline_metrics = metrics(head.classes(), &data.labels, &baseline);
+    if args.json {
+        println!(
+            "{}",
+            to_json(&head_metrics, &baseline_metrics, data.skipped.len())
+        );
+    } else {
+        println!(
+            "head ({:?}, {} classes) on {}",
+            head.kind(),
+            head.classes().len(),
+            args.data.display()
+        );
+        print!("{}", head_metrics.table());
+        println!("baseline: nearest class mean");
+        print!("{}", baseline_metrics.table());
+        println!(
+            "accuracy {:.2} % vs baseline {:.2} % ({:+.2} points); {} files skipped",
+            100.0 * head_metrics.accuracy,
+            100.0 * baseline_metrics.accuracy,
+            100.0 * (head_metrics.accuracy - baseline_metrics.accuracy),
+            data.skipped.len()
+        );
+    }
+    Ok(())
+}
+
+fn to_json(head: &Metrics, baseline: &Metrics, skipped: usize) -> serde_json::Value {
+    json!({
+        "n": head.n,
+        "accuracy": head.accuracy,
+        "balanced_accuracy": head.balanced_accuracy,
+        "unknown_rate": head.unknown_rate,
+        "accepted_accuracy": head.accepted_accuracy,
+        "baseline_accuracy": baseline.accuracy,
+        "baseline_balanced_accuracy": baseline.balanced_accuracy,
+        "per_class": head.per_class,
+        "confusion": head.confusion,
+        "baseline_per_class": baseline.per_class,
+        "baseline_confusion": baseline.confusion,
+        "skipped": skipped,
+    })
+}

@@ -1,0 +1,183 @@
+//! A folder of images → a feature matrix, through the feature cache: images already embedded (same
+//! bytes, same backbone) come from the cache, the rest are embedded on worker threads (one backbone
+//! each) with a progress bar. A file that is not a readable image is reported with its path and
+//! skipped; the run goes on.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+use ndarray::Array2;
+use sha2::{Digest, Sha256};
+
+use crate::cache::{CacheError, FeatureCache, ImageKey};
+use crate::dataset::{DatasetError, ImageFolder};
+use crate::embedder::{EmbedError, Embedder};
+use crate::model::ModelDescriptor;
+
+/// Why a folder could not be turned into features.
+#[derive(Debug, thiserror::Error)]
+pub enum FeaturizeError {
+    /// The backbone could not be loaded.
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    /// The cache failed.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// After skipping unreadable files a class has no image left.
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
+}
+
+/// A file that was skipped, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The file.
+    pub path: PathBuf,
+    /// What was wrong with it.
+    pub reason: String,
+}
+
+/// The features of a folder, one row per readable image.
+#[derive(Debug, Clone)]
+pub struct Featurized {
+    /// n × dim feature matrix.
+    pub features: Array2<f32>,
+    /// Label of each row (index into `classes`).
+    pub labels: Vec<usize>,
+    /// Class names.
+    pub classes: Vec<String>,
+    /// Source file of each row.
+    pub paths: Vec<PathBuf>,
+    /// Files that could not be read, with the reason.
+    pub skipped: Vec<Skipped>,
+    /// How many rows were embedded in this run (the rest came from the cache).
+    pub embedded: usize,
+}
+
+/// Computes (or fetches from `cache`) the features of every image in `folder`, on `threads` workers.
+///
+/// # Errors
+/// [`FeaturizeError`] if the backbone cannot be loaded or the cache cannot be written. Unreadable
+/// images are not errors: they are listed in [`Featurized::skipped`] and logged.
+pub fn featurize(
+    folder: &ImageFolder,
+    descriptor: &ModelDescriptor,
+    mut cache: Option<&mut FeatureCache>,
+    threads: usize,
+) -> Result<Featurized, FeaturizeError> {
+    let dim = descriptor.output_dim as usize;
+    let n = folder.items.len();
+    let mut keys: Vec<Option<ImageKey>> = vec![None; n];
+    let mut rows: Vec<Option<Vec<f32>>> = vec![None; n];
+    let mut skipped = Vec::new();
+    let mut missing = Vec::new();
+    for (i, item) in folder.items.iter().enumerate() {
+        match std::fs::read(&item.path) {
+            Ok(bytes) => {
+                let key: ImageKey = Sha256::digest(&bytes).into();
+                keys[i] = Some(key);
+                match cache.as_deref().and_then(|c| c.get(&key)) {
+                    Some(features) => rows[i] = Some(features.to_vec()),
+                    None => missing.push(i),
+                }
+            }
+            Err(e) => skipped.push(Skipped {
+                path: item.path.clone(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    let progress = indicatif::ProgressBar::new(missing.len() as u64);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template(
+            "embedding {pos}/{len} [{bar:30}] {per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let embedded = missing.len();
+    if !missing.is_empty() {
+        let threads = threads.clamp(1, missing.len());
+        let next = AtomicUsize::new(0);
+        let (sender, receiver) = mpsc::channel::<(usize, Result<Vec<f32>, String>)>();
+        let mut embedders = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            embedders.push(Embedder::load(descriptor)?);
+        }
+        std::thread::scope(|scope| -> Result<(), FeaturizeError> {
+            for mut embedder in embedders {
+                let sender = sender.clone();
+                let (next, missing, items) = (&next, &missing, &folder.items);
+                scope.spawn(move || loop {
+                    let slot = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&i) = missing.get(slot) else { break };
+                    let result = std::fs::read(&items[i].path)
+                        .map_err(|e| e.to_string())
+                        .and_then(|bytes| embedder.embed_bytes(&bytes).map_err(|e| e.to_string()));
+                    if sender.send((i, result)).is_err() {
+                        break;
+                    }
+                });
+            }
+            drop(sender);
+            for (i, result) in receiver {
+                progress.inc(1);
+                match result {
+                    Ok(features) => {
+                        if let (Some(cache), Some(key)) = (cache.as_deref_mut(), keys[i]) {
+                            cache.insert(key, features.clone())?;
+                        }
+                        rows[i] = Some(features);
+                    }
+                    Err(reason) => {
+                        tracing::warn!(path = %folder.items[i].path.display(), "skipped: {reason}");
+                        skipped.push(Skipped {
+                            path: folder.items[i].path.clone(),
+                            reason,
+                        });
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        if let Some(cache) = cache.as_deref_mut() {
+            cache.flush()?;
+        }
+    }
+    progress.finish_and_clear();
+
+    let mut counts = vec![0usize; folder.classes.len()];
+    let mut labels = Vec::with_capacity(n);
+    let mut paths = Vec::with_capacity(n);
+    let mut flat = Vec::with_capacity(n * dim);
+    for (item, row) in folder.items.iter().zip(rows) {
+        if let Some(row) = row {
+            counts[item.label] += 1;
+            labels.push(item.label);
+            paths.push(item.path.clone());
+            flat.extend_from_slice(&row);
+        }
+    }
+    // A folder scanned by ImageFolder::scan has images for every class; if all of one class were
+    // unreadable, say so rather than train a head that can never predict it.
+    let scanned: Vec<usize> = folder.counts();
+    if let Some(class) = (0..counts.len()).find(|&c| counts[c] == 0 && scanned[c] > 0) {
+        return Err(DatasetError::EmptyClass {
+            path: folder.root.join(&folder.classes[class]),
+        }
+        .into());
+    }
+    let features = Array2::from_shape_vec((labels.len(), dim), flat)
+        .unwrap_or_else(|_| Array2::zeros((0, dim)));
+    skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(Featurized {
+        features,
+        labels,
+        classes: folder.classes.clone(),
+        paths,
+        skipped,
+        embedded,
+    })
+}

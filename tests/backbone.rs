@@ -1,0 +1,200 @@
+//! The real backbone and preprocessing against what ONNX Runtime computed for four reference photos
+//! (tests/data/reference), and every way a model can be wrong.
+
+use std::path::{Path, PathBuf};
+
+use fieldtune::backbone::{Backbone, BackboneError, TractBackbone};
+use fieldtune::embedder::{EmbedError, Embedder};
+use fieldtune::model::{ModelDescriptor, ModelError};
+
+const PHOTOS: [(&str, &str); 4] = [
+    ("chelsea", "png"),
+    ("coffee", "png"),
+    ("china", "jpg"),
+    ("flower", "jpg"),
+];
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn descriptor() -> ModelDescriptor {
+    ModelDescriptor::load(&root().join("models/efficientnet_lite0.toml"))
+        .expect("shipped descriptor")
+}
+
+fn read_f32(path: &Path) -> Vec<f32> {
+    std::fs::read(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+fn reference(name: &str, what: &str) -> Vec<f32> {
+    read_f32(&root().join(format!("tests/data/reference/{name}.{what}.f32")))
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
+    let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    dot / (norm(a) * norm(b))
+}
+
+#[test]
+fn backbone_matches_onnx_runtime_on_reference_tensors() {
+    let mut backbone = TractBackbone::load(&descriptor()).expect("model loads");
+    assert_eq!(backbone.id().dim, 1280);
+    for (name, _) in PHOTOS {
+        let features = backbone.embed(&reference(name, "input")).expect("runs");
+        let expected = reference(name, "features");
+        assert_eq!(features.len(), expected.len());
+        let max_diff = features
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(max_diff <= 1e-4, "{name}: max abs diff {max_diff}");
+    }
+}
+
+#[test]
+fn own_preprocessing_gives_reference_features() {
+    let mut embedder = Embedder::load(&descriptor()).expect("model loads");
+    for (name, ext) in PHOTOS {
+        let bytes =
+            std::fs::read(root().join(format!("tests/data/reference/{name}.{ext}"))).unwrap();
+        let features = embedder.embed_bytes(&bytes).expect("embeds");
+        let similarity = cosine(&features, &reference(name, "features"));
+        assert!(similarity >= 0.99, "{name}: cosine {similarity}");
+    }
+}
+
+#[test]
+fn preprocessed_tensor_is_close_to_the_reference_tensor() {
+    let mut pre = fieldtune::preprocess::Preprocessor::new(descriptor().preprocessing);
+    for (name, ext) in PHOTOS {
+        let bytes =
+            std::fs::read(root().join(format!("tests/data/reference/{name}.{ext}"))).unwrap();
+        let mut tensor = Vec::new();
+        pre.bytes_to_tensor(&bytes, &mut tensor).unwrap();
+        let expected = reference(name, "input");
+        let mean_abs = tensor
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| f64::from((a - b).abs()))
+            .sum::<f64>()
+            / expected.len() as f64;
+        // One 8-bit step is 1/128 ≈ 0.0078; resizers differ by about one step on average at most.
+        assert!(mean_abs < 0.01, "{name}: mean abs diff {mean_abs}");
+    }
+}
+
+fn descriptor_in(dir: &Path, onnx: &Path, edit: impl Fn(String) -> String) -> PathBuf {
+    let text = std::fs::read_to_string(root().join("models/efficientnet_lite0.toml")).unwrap();
+    let text = text.replace(
+        "file = \"efficientnet_lite0_features.onnx\"",
+        &format!("file = {:?}", onnx.display().to_string()),
+    );
+    let path = dir.join("model.toml");
+    std::fs::write(&path, edit(text)).unwrap();
+    path
+}
+
+#[test]
+fn checksum_mismatch_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let onnx = dir.path().join("damaged.onnx");
+    let mut bytes = std::fs::read(root().join("models/efficientnet_lite0_features.onnx")).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&onnx, bytes).unwrap();
+    let descriptor = ModelDescriptor::load(&descriptor_in(dir.path(), &onnx, |t| t)).unwrap();
+    let error = TractBackbone::load(&descriptor).unwrap_err();
+    assert!(matches!(error, BackboneError::Checksum { .. }), "{error}");
+    assert!(error.to_string().contains("damaged.onnx"), "{error}");
+}
+
+#[test]
+fn a_file_that_is_not_onnx_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let onnx = dir.path().join("not-a-model.onnx");
+    std::fs::write(&onnx, b"this is a text file, not a protobuf").unwrap();
+    let sha = fieldtune::model::to_hex(&sha256(&std::fs::read(&onnx).unwrap()));
+    let path = descriptor_in(dir.path(), &onnx, |t| replace_sha(&t, &sha));
+    let error = TractBackbone::load(&ModelDescriptor::load(&path).unwrap()).unwrap_err();
+    assert!(matches!(error, BackboneError::NotOnnx { .. }), "{error}");
+    assert!(error.to_string().contains("not-a-model.onnx"), "{error}");
+}
+
+#[test]
+fn wrong_output_dimension_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let onnx = root().join("models/efficientnet_lite0_features.onnx");
+    let path = descriptor_in(dir.path(), &onnx, |t| t.replace("dim = 1280", "dim = 1000"));
+    let error = TractBackbone::load(&ModelDescriptor::load(&path).unwrap()).unwrap_err();
+    assert!(
+        matches!(error, BackboneError::OutputShape { .. }),
+        "{error}"
+    );
+}
+
+#[test]
+fn missing_model_file_and_bad_descriptors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = descriptor_in(dir.path(), &dir.path().join("absent.onnx"), |t| t);
+    let error = TractBackbone::load(&ModelDescriptor::load(&path).unwrap()).unwrap_err();
+    assert!(error.to_string().contains("absent.onnx"), "{error}");
+
+    let bad_shape = descriptor_in(dir.path(), &dir.path().join("x.onnx"), |t| {
+        t.replace("shape = [1, 3, 224, 224]", "shape = [1, 3, 224, 200]")
+    });
+    let error = ModelDescriptor::load(&bad_shape).unwrap_err();
+    assert!(matches!(error, ModelError::Invalid { .. }), "{error}");
+
+    let bad_sha = descriptor_in(dir.path(), &dir.path().join("x.onnx"), |t| {
+        replace_sha(&t, "abc")
+    });
+    let error = ModelDescriptor::load(&bad_sha).unwrap_err();
+    assert!(error.to_string().contains("sha256"), "{error}");
+
+    std::fs::write(dir.path().join("broken.toml"), "name = ").unwrap();
+    let error = ModelDescriptor::load(&dir.path().join("broken.toml")).unwrap_err();
+    assert!(matches!(error, ModelError::Parse { .. }), "{error}");
+}
+
+#[test]
+fn truncated_and_non_image_bytes_are_errors_not_panics() {
+    let mut embedder = Embedder::load(&descriptor()).expect("model loads");
+    let bytes = std::fs::read(root().join("tests/data/reference/china.jpg")).unwrap();
+    for cut in [0, 10, 100, bytes.len() / 3] {
+        let result = embedder.embed_bytes(&bytes[..cut]);
+        assert!(
+            matches!(result, Err(EmbedError::Preprocess(_))),
+            "cut {cut}"
+        );
+    }
+    assert!(embedder.embed_bytes(b"plain text").is_err());
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
+fn replace_sha(text: &str, sha: &str) -> String {
+    text.lines()
+        .map(|l| {
+            if l.starts_with("sha256 = ") {
+                format!("sha256 = \"{sha}\"")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
