@@ -196,3 +196,29 @@ proptest! {
         recover_checked(dir.path(), &config, &reference);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// The decoders' never-panic contract on arbitrary input (the fuzz target's check, in CI):
+    /// random bytes, with or without a valid header in front.
+    #[test]
+    fn arbitrary_bytes_never_panic_the_decoders(
+        body in proptest::collection::vec(any::<u8>(), 0..600), with_header in any::<bool>()
+    ) {
+        use fieldtune::store::format::{read_container, FileKind, Header};
+        use fieldtune::store::{journal, snapshot};
+        let path = Path::new("random.ft");
+        let mut bytes = Vec::new();
+        if with_header {
+            bytes.extend_from_slice(&Header::new(FileKind::Snapshot, backbone()).encode());
+        }
+        bytes.extend_from_slice(&body);
+        for kind in [FileKind::Head, FileKind::Snapshot, FileKind::Journal, FileKind::Export] {
+            let _ = read_container(&bytes, path, kind, &backbone());
+        }
+        let decoded = snapshot::decode(&bytes, path, FileKind::Snapshot, &backbone());
+        prop_assert!(decoded.is_err() || body.is_empty() || with_header);
+        let _ = journal::read_segment(&bytes, path, &backbone());
+    }
+}

@@ -47,7 +47,7 @@ use super::features::StoredFeature;
 use super::fs::{Fs, RealFs};
 use super::recovery::RecoveryReport;
 use super::snapshot::now_ms;
-use super::store::Store;
+use super::state_dir::Store;
 use super::{Result, StoreError};
 use crate::head::{Dataset, Head, HeadKind, HyperParams};
 use crate::model::BackboneId;

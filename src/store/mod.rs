@@ -6,7 +6,7 @@
 //! - [`fs`]: the file-system seam every write goes through, with a fault-injecting twin.
 //! - [`config`], [`features`], [`events`], [`data`]: what the device state holds and the rules
 //!   (bounds, eviction) that change it; pure, no I/O.
-//! - [`journal`], [`snapshot`], [`migrate`], [`recovery`], [`store`]: how it lives on flash.
+//! - [`journal`], [`snapshot`], [`migrate`], [`recovery`], [`state_dir`]: how it lives on flash.
 //! - [`device_state`]: the device's API: the store and the head kept in step (read its doc).
 //! - [`error`]: [`StoreError`], the one error type here.
 
@@ -23,7 +23,7 @@ pub mod journal;
 pub mod migrate;
 pub mod recovery;
 pub mod snapshot;
-pub mod store;
+pub mod state_dir;
 
 pub use config::StoreConfig;
 pub use device_state::{DeviceConfig, DeviceState, LabelAck};
@@ -32,4 +32,4 @@ pub use events::{FrameHash, LabelEvent};
 pub use features::FeatureEncoding;
 pub use head_file::{load_head, save_head};
 pub use recovery::RecoveryReport;
-pub use store::Store;
+pub use state_dir::Store;

@@ -105,7 +105,7 @@ pub fn real_fs() -> Arc<dyn Fs> {
 }
 
 /// Opens `dir` on the real disk (as a restarted process would).
-pub fn reopen(dir: &Path, config: &StoreConfig) -> (Store, fieldtune::store::store::Opened) {
+pub fn reopen(dir: &Path, config: &StoreConfig) -> (Store, fieldtune::store::state_dir::Opened) {
     Store::open(real_fs(), dir, backbone(), config.clone()).expect("recovery must not fail")
 }
 
