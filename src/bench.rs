@@ -1,1 +1,185 @@
-//! (being written)
+//! Benchmarks of the per-image path and the head: decode, preprocess, backbone, head predict, online
+//! `learn` and full retrain, as medians over repeated runs. Each figure is reported next to a
+//! baseline measured in the same run (the backbone for the per-frame stages; the `image` crate's own
+//! resize for preprocessing), so ratios stay meaningful on a noisy shared machine.
+
+use std::time::{Duration, Instant};
+
+use image::imageops::FilterType;
+use ndarray::ArrayView1;
+use serde::Serialize;
+
+use crate::embedder::{EmbedError, Embedder};
+use crate::head::{Dataset, Head, HeadError, HeadKind, HyperParams};
+use crate::preprocess::{decode, PreprocessError, Preprocessor};
+
+/// Median and spread of one measured step, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Timing {
+    /// Median.
+    pub median_ms: f64,
+    /// 10th percentile.
+    pub p10_ms: f64,
+    /// 90th percentile.
+    pub p90_ms: f64,
+    /// Runs measured.
+    pub runs: usize,
+}
+
+impl Timing {
+    /// Summarises durations.
+    pub fn from(mut samples: Vec<Duration>) -> Timing {
+        samples.sort();
+        let at = |q: f64| {
+            samples
+                .get(((samples.len() as f64 - 1.0) * q).round() as usize)
+                .map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
+        };
+        Timing {
+            median_ms: at(0.5),
+            p10_ms: at(0.1),
+            p90_ms: at(0.9),
+            runs: samples.len(),
+        }
+    }
+}
+
+/// Times `step` `runs` times (after one warm-up run).
+pub fn time<E>(runs: usize, mut step: impl FnMut() -> Result<(), E>) -> Result<Timing, E> {
+    step()?;
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let start = Instant::now();
+        step()?;
+        samples.push(start.elapsed());
+    }
+    Ok(Timing::from(samples))
+}
+
+/// Per-image costs on a set of encoded images.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FrameBench {
+    /// JPEG/PNG decode (with EXIF orientation).
+    pub decode: Timing,
+    /// fieldtune's resize + crop + normalise.
+    pub preprocess: Timing,
+    /// Baseline: the `image` crate's bilinear resize + crop + the same normalisation.
+    pub preprocess_baseline_image_crate: Timing,
+    /// The backbone on one tensor.
+    pub backbone: Timing,
+}
+
+/// Measures decode, preprocess (and its baseline) and the backbone over `images`.
+///
+/// # Errors
+/// Any image that cannot be decoded, or a backbone failure.
+pub fn frame_bench(
+    embedder: &mut Embedder,
+    preprocessor: &mut Preprocessor,
+    images: &[Vec<u8>],
+    runs: usize,
+) -> Result<FrameBench, EmbedError> {
+    let decoded = images
+        .iter()
+        .map(|b| decode(b))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut i = 0usize;
+    let mut next = || {
+        i = (i + 1) % images.len();
+        i
+    };
+    let decode_timing = time(runs, || decode(&images[next()]).map(|_| ()))?;
+    let mut tensor = Vec::new();
+    let preprocess = time(runs, || {
+        preprocessor.rgb_to_tensor(&decoded[next()], &mut tensor)
+    })?;
+    let spec = preprocessor.spec().clone();
+    let baseline = time(runs, || -> Result<(), PreprocessError> {
+        let rgb = &decoded[next()];
+        let (w, h) =
+            crate::preprocess::shorter_side_to(rgb.width(), rgb.height(), spec.resize_shorter);
+        let resized = image::imageops::resize(rgb, w, h, FilterType::Triangle);
+        let crop = spec.crop;
+        let view = image::imageops::crop_imm(&resized, (w - crop) / 2, (h - crop) / 2, crop, crop)
+            .to_image();
+        tensor.clear();
+        for c in 0..3 {
+            tensor.extend(
+                view.pixels()
+                    .map(|p| (f32::from(p.0[c]) - spec.mean[c]) / spec.std[c]),
+            );
+        }
+        Ok(())
+    })?;
+    preprocessor.rgb_to_tensor(&decoded[0], &mut tensor)?;
+    let backbone = time(runs, || embedder.embed_tensor(&tensor).map(|_| ()))?;
+    Ok(FrameBench {
+        decode: decode_timing,
+        preprocess,
+        preprocess_baseline_image_crate: baseline,
+        backbone,
+    })
+}
+
+/// Costs of the head on a data set of features.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeadBench {
+    /// Samples × feature length × classes of the training set.
+    pub samples: usize,
+    /// Feature length.
+    pub dim: usize,
+    /// Classes.
+    pub classes: usize,
+    /// The head measured.
+    pub kind: String,
+    /// Full training from the stored features (the device's `retrain`).
+    pub retrain: Timing,
+    /// Epochs the last retrain ran.
+    pub retrain_epochs: usize,
+    /// One prediction (probabilities + unknown score).
+    pub predict: Timing,
+    /// One online `learn` step.
+    pub learn: Timing,
+}
+
+/// Measures retrain, predict and learn for `kind` on `data`.
+///
+/// # Errors
+/// If training fails.
+pub fn head_bench(
+    data: &Dataset,
+    kind: HeadKind,
+    retrain_runs: usize,
+    step_runs: usize,
+) -> Result<HeadBench, HeadError> {
+    let hyper = HyperParams::builder().check()?;
+    let mut head = None;
+    let mut epochs = 0;
+    let retrain = time(retrain_runs, || -> Result<(), HeadError> {
+        let (trained, report) = Head::train(data, None, kind, &hyper, &mut |_| {})?;
+        epochs = report.epochs_run;
+        head = Some(trained);
+        Ok(())
+    })?;
+    let mut head = head.ok_or(HeadError::EmptyDataset("bench"))?;
+    let rows: Vec<ArrayView1<f32>> = data.features.outer_iter().collect();
+    let mut i = 0usize;
+    let predict = time(step_runs, || -> Result<(), HeadError> {
+        i = (i + 1) % rows.len();
+        head.try_predict(rows[i]).map(|_| ())
+    })?;
+    let learn = time(step_runs, || {
+        i = (i + 1) % rows.len();
+        head.learn(rows[i], data.labels[i])
+    })?;
+    Ok(HeadBench {
+        samples: data.len(),
+        dim: data.dim(),
+        classes: data.classes.len(),
+        kind: format!("{kind:?}"),
+        retrain,
+        retrain_epochs: epochs,
+        predict,
+        learn,
+    })
+}

@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod bench;
 pub mod client;
 pub mod common;
 pub mod embed;
@@ -30,6 +31,8 @@ pub enum Command {
     Eval(eval::Args),
     /// Predict the class of images (or unknown).
     Predict(predict::Args),
+    /// Measure decode, preprocess, backbone, head predict, online learn and retrain times.
+    Bench(bench::Args),
     /// Run the device service loop (camera/folder → backbone → head; labels → learning).
     Run(run::Args),
     /// Label the current frame of a running service as CLASS (through its control socket).
@@ -50,6 +53,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Embed(args) => embed::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),

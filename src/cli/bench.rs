@@ -1,0 +1,139 @@
+//! `fieldtune bench [--data DIR] [--json]`: per-image decode, preprocess and backbone times, and the
+//! head's predict, online learn and full retrain times on a folder's cached features, as a table
+//! with ratios to the backbone (or one JSON object).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde_json::json;
+
+use super::common::{folder_features, ModelArgs};
+use super::train::to_dataset;
+use crate::bench::{frame_bench, head_bench, FrameBench, HeadBench, Timing};
+use crate::dataset::ImageFolder;
+use crate::embedder::Embedder;
+use crate::head::HeadKind;
+use crate::preprocess::Preprocessor;
+
+/// Arguments of `fieldtune bench`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Image folder whose features train the head (through the cache) and whose first images are
+    /// decoded and embedded [default: the bundled tests/data/corn4-mini/train].
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Runs per per-image figure.
+    #[arg(long, default_value_t = 30)]
+    pub runs: usize,
+    /// Retrain runs per head.
+    #[arg(long, default_value_t = 5)]
+    pub retrain_runs: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+/// Runs `bench`.
+///
+/// # Errors
+/// A bad folder or model.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let data_dir = args.data.clone().unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/corn4-mini/train")
+    });
+    let descriptor = args.model.descriptor()?;
+    let folder = ImageFolder::scan(&data_dir)?;
+    let images: Vec<Vec<u8>> = folder
+        .items
+        .iter()
+        .step_by((folder.items.len() / 16).max(1))
+        .map(|item| {
+            std::fs::read(&item.path).with_context(|| format!("reading {}", item.path.display()))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let mut embedder = Embedder::load(&descriptor)?;
+    let mut preprocessor = Preprocessor::new(descriptor.preprocessing.clone());
+    let frame = frame_bench(&mut embedder, &mut preprocessor, &images, args.runs)?;
+
+    let mut cache = args.model.open_cache(&descriptor)?;
+    let features = folder_features(
+        &data_dir,
+        None,
+        &descriptor,
+        cache.as_mut(),
+        args.model.threads(),
+    )?;
+    let dataset = to_dataset(features)?;
+    let heads = [HeadKind::Linear, HeadKind::default_mlp()]
+        .into_iter()
+        .map(|kind| head_bench(&dataset, kind, args.retrain_runs, args.runs * 10))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    if args.json {
+        println!(
+            "{}",
+            json!({"data": data_dir.display().to_string(), "frame": frame, "heads": heads, "around_backbone_ratio": around_ratio(&frame, &heads[0])})
+        );
+    } else {
+        print_table(&data_dir, &frame, &heads);
+    }
+    Ok(())
+}
+
+/// (decode + preprocess + linear predict) / backbone.
+fn around_ratio(frame: &FrameBench, linear: &HeadBench) -> f64 {
+    (frame.decode.median_ms + frame.preprocess.median_ms + linear.predict.median_ms)
+        / frame.backbone.median_ms
+}
+
+fn print_table(data: &std::path::Path, frame: &FrameBench, heads: &[HeadBench]) {
+    let backbone = frame.backbone.median_ms;
+    let row = |name: &str, t: &Timing| {
+        println!(
+            "{name:<44} {:>10.3} {:>10.3} {:>10.3} {:>9.1} %",
+            t.median_ms,
+            t.p10_ms,
+            t.p90_ms,
+            100.0 * t.median_ms / backbone
+        );
+    };
+    println!(
+        "per image ({} runs; images from {})",
+        frame.backbone.runs,
+        data.display()
+    );
+    println!(
+        "{:<44} {:>10} {:>10} {:>10} {:>11}",
+        "step", "median ms", "p10 ms", "p90 ms", "of backbone"
+    );
+    row("decode (JPEG/PNG, EXIF)", &frame.decode);
+    row("preprocess (resize, crop, normalise)", &frame.preprocess);
+    row(
+        "  baseline: image crate resize + crop",
+        &frame.preprocess_baseline_image_crate,
+    );
+    row("backbone (tract, 1 image)", &frame.backbone);
+    for head in heads {
+        println!(
+            "head {} on {} × {} features, {} classes",
+            head.kind, head.samples, head.dim, head.classes
+        );
+        row("  predict (one frame)", &head.predict);
+        row("  learn (one online SGD step)", &head.learn);
+        println!(
+            "  {:<42} {:>10.3} {:>10.3} {:>10.3}   ({} epochs)",
+            "retrain (full, from stored features)",
+            head.retrain.median_ms,
+            head.retrain.p10_ms,
+            head.retrain.p90_ms,
+            head.retrain_epochs
+        );
+    }
+    println!(
+        "around the backbone (decode + preprocess + linear predict): {:.1} % of the backbone time; preprocess is {:.1}× faster than the image-crate baseline",
+        100.0 * around_ratio(frame, &heads[0]),
+        frame.preprocess_baseline_image_crate.median_ms / frame.preprocess.median_ms
+    );
+}
