@@ -7,7 +7,7 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum HeadError {
     /// `learning_rate` must be a finite number > 0.
-    #[error("hyper-parameter `learning_rate` = {0} must be finite and > 0 (the default 0.05 suits standardised features)")]
+    #[error("hyper-parameter `learning_rate` = {0} must be finite and > 0 (the default 0.01 suits standardised features)")]
     InvalidLearningRate(f32),
     /// `online_learning_rate` must be a finite number > 0.
     #[error("hyper-parameter `online_learning_rate` = {0} must be finite and > 0 (default 0.02)")]
@@ -18,7 +18,7 @@ pub enum HeadError {
     )]
     InvalidMomentum(f32),
     /// `weight_decay` must be finite and >= 0.
-    #[error("hyper-parameter `weight_decay` = {0} must be finite and >= 0 (default 1e-3)")]
+    #[error("hyper-parameter `weight_decay` = {0} must be finite and >= 0 (default 0.1)")]
     InvalidWeightDecay(f32),
     /// `batch_size` must be >= 1.
     #[error("hyper-parameter `batch_size` = {0} must be >= 1 (default 64)")]
