@@ -18,10 +18,13 @@ pub struct Retrained {
     pub last_sample: u64,
 }
 
+/// A running retrain: its thread, the undo epoch and the newest sample id it started from.
+type Running = (JoinHandle<Result<Head, HeadError>>, u64, u64);
+
 /// At most one retrain at a time.
 #[derive(Default)]
 pub struct Retrainer {
-    running: Option<(JoinHandle<Result<Head, HeadError>>, u64, u64)>,
+    running: Option<Running>,
 }
 
 impl Retrainer {
