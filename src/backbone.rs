@@ -13,7 +13,7 @@ use crate::model::{to_hex, BackboneId, ModelDescriptor};
 #[derive(Debug, thiserror::Error)]
 pub enum BackboneError {
     /// The ONNX file could not be read.
-    #[error("cannot read model file {path}: {source}; the descriptor {descriptor} points to it, check that models/ is complete")]
+    #[error("cannot read model file {path}; the descriptor {descriptor} points to it, check that models/ is complete")]
     Read {
         path: PathBuf,
         descriptor: PathBuf,

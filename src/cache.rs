@@ -19,7 +19,7 @@ const MAGIC: &[u8; 8] = b"FTCACHE1";
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
     /// An I/O error on the cache file.
-    #[error("feature cache {path}: {source}; check free space and permissions, or pass --cache DIR (the cache can be deleted safely)")]
+    #[error("feature cache {path}: check free space and permissions, or pass --cache DIR (the cache can be deleted safely)")]
     Io {
         path: PathBuf,
         #[source]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
     /// The folder does not exist or cannot be listed.
-    #[error("cannot read data folder {path}: {source}; expected the layout DIR/<class>/*.jpg")]
+    #[error("cannot read data folder {path}; expected the layout DIR/<class>/*.jpg")]
     Read {
         path: PathBuf,
         #[source]

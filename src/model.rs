@@ -37,7 +37,7 @@ impl BackboneId {
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     /// The descriptor file could not be read.
-    #[error("cannot read model descriptor {path}: {source}; check the path (descriptors live in models/)")]
+    #[error("cannot read model descriptor {path}; check the path (descriptors live in models/)")]
     Read {
         path: PathBuf,
         #[source]

@@ -163,7 +163,8 @@ impl Preprocessor {
 /// rounded to the nearest pixel, as the reference tensors in `models/PROVENANCE.md` were made).
 pub fn shorter_side_to(width: u32, height: u32, target: u32) -> (u32, u32) {
     let scaled = |long: u32, short: u32| {
-        let long = (u64::from(target) * u64::from(long) * 2 + u64::from(short)) / (2 * u64::from(short));
+        let long =
+            (u64::from(target) * u64::from(long) * 2 + u64::from(short)) / (2 * u64::from(short));
         (long as u32).max(target)
     };
     if width <= height {

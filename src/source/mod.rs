@@ -111,8 +111,10 @@ impl SourceError {
     }
 }
 
-/// A source of frames. Blocking: `next_frame` waits for the next frame.
-pub trait FrameSource: Send {
+/// A source of frames. Blocking: `next_frame` waits for the next frame. Not `Send`: a camera
+/// handle (nokhwa's V4L2 backend) must stay on the thread that opened it, and the service loop
+/// never moves its source.
+pub trait FrameSource {
     /// The next frame.
     ///
     /// # Errors
