@@ -142,7 +142,7 @@ pub fn featurize(
             }
             Ok(())
         })?;
-        if let Some(cache) = cache.as_deref_mut() {
+        if let Some(cache) = cache {
             cache.flush()?;
         }
     }
