@@ -46,7 +46,7 @@ fn v1_content() -> (MetaV1, Vec<SampleV1>) {
 /// Regenerates the fixture (`cargo test --test store_migration -- --ignored`); only ever needed
 /// if the fixture is lost, since version 1 does not change.
 #[test]
-#[ignore]
+#[ignore = "generator: rewrites the committed v1 fixture; run by hand only when the fixture must change"]
 fn write_v1_fixture() {
     let (meta, samples) = v1_content();
     let path = fixture_dir().join(FIXTURE_NAME);
