@@ -8,7 +8,9 @@ use anyhow::Context;
 use crate::cache::{self, FeatureCache};
 use crate::dataset::ImageFolder;
 use crate::featurize::{featurize, Featurized};
+use crate::head::Head;
 use crate::model::ModelDescriptor;
+use crate::store::head_file::load_head;
 
 /// Model, cache and thread options.
 #[derive(Debug, Clone, clap::Args)]
@@ -82,4 +84,13 @@ pub fn folder_features(
         eprintln!("skipped {}: {}", skipped.path.display(), skipped.reason);
     }
     Ok(featurized)
+}
+
+/// Loads a head file written by `fieldtune train`, refusing one made with another backbone.
+///
+/// # Errors
+/// A missing, damaged or foreign head file, named.
+pub fn load_head_file(path: &Path, descriptor: &ModelDescriptor) -> anyhow::Result<Head> {
+    load_head(path, &descriptor.backbone_id())
+        .with_context(|| format!("loading head file {}", path.display()))
 }

@@ -5,13 +5,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use serde_json::json;
 
-use super::common::{folder_features, ModelArgs};
+use super::common::{folder_features, load_head_file, ModelArgs};
 use crate::eval::{metrics, Metrics, Predicted};
-use crate::head::Head;
-use crate::store::head_file::load_head;
 
 /// Arguments of `fieldtune eval`.
 #[derive(Debug, clap::Args)]
@@ -35,8 +32,7 @@ pub struct Args {
 /// A bad folder, head file or model, each named.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let descriptor = args.model.descriptor()?;
-    let head: Head = load_head(&args.head, &descriptor.backbone_id())
-        .with_context(|| format!("loading head file {}", args.head.display()))?;
+    let head = load_head_file(&args.head, &descriptor)?;
     let mut cache = args.model.open_cache(&descriptor)?;
     let data = folder_features(
         &args.data,

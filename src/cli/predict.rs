@@ -3,12 +3,8 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
-
-use super::common::ModelArgs;
+use super::common::{load_head_file, ModelArgs};
 use crate::embedder::Embedder;
-use crate::head::Head;
-use crate::store::head_file::load_head;
 
 /// Arguments of `fieldtune predict`.
 #[derive(Debug, clap::Args)]
@@ -36,8 +32,7 @@ pub struct Args {
 /// A bad head file or model, or any image that could not be read.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let descriptor = args.model.descriptor()?;
-    let head: Head = load_head(&args.head, &descriptor.backbone_id())
-        .with_context(|| format!("loading head file {}", args.head.display()))?;
+    let head = load_head_file(&args.head, &descriptor)?;
     let mut embedder = Embedder::load(&descriptor)?;
     let mut failed = 0usize;
     for path in &args.images {
