@@ -86,21 +86,7 @@ impl<R: Read + Send> MjpegStream<R> {
                 0x01 | 0xD0..=0xD7 => continue, // markers without a length
                 _ => {}
             }
-            let hi = self.need()?;
-            let lo = self.need()?;
-            let len = usize::from(u16::from_be_bytes([hi, lo]));
-            if len < 2 {
-                return Err(self.bad("a JPEG segment has a length below 2"));
-            }
-            out.extend_from_slice(&[hi, lo]);
-            let start = out.len();
-            out.resize(start + len - 2, 0);
-            self.reader
-                .read_exact(&mut out[start..])
-                .map_err(|e| SourceError::Stream {
-                    what: self.name.clone(),
-                    problem: format!("truncated segment: {e}"),
-                })?;
+            self.copy_segment(&mut out)?;
             if b == 0xDA {
                 // Start of scan: entropy-coded data up to the next marker that is not a stuffed
                 // byte (FF 00) or a restart marker (FF D0..D7).
@@ -123,21 +109,7 @@ impl<R: Read + Send> MjpegStream<R> {
                         return Ok(out);
                     }
                     // Another segment after the scan (progressive JPEG): read its length next.
-                    let hi = self.need()?;
-                    let lo = self.need()?;
-                    let len = usize::from(u16::from_be_bytes([hi, lo]));
-                    if len < 2 {
-                        return Err(self.bad("a JPEG segment has a length below 2"));
-                    }
-                    out.extend_from_slice(&[hi, lo]);
-                    let start = out.len();
-                    out.resize(start + len - 2, 0);
-                    self.reader
-                        .read_exact(&mut out[start..])
-                        .map_err(|e| SourceError::Stream {
-                            what: self.name.clone(),
-                            problem: format!("truncated segment: {e}"),
-                        })?;
+                    self.copy_segment(&mut out)?;
                     if d != 0xDA {
                         // Back to walking segments.
                         break;
@@ -145,6 +117,25 @@ impl<R: Read + Send> MjpegStream<R> {
                 }
             }
         }
+    }
+
+    /// Copies one marker segment's length field and body (the marker itself is already in `out`).
+    fn copy_segment(&mut self, out: &mut Vec<u8>) -> Result<(), SourceError> {
+        let hi = self.need()?;
+        let lo = self.need()?;
+        let len = usize::from(u16::from_be_bytes([hi, lo]));
+        if len < 2 {
+            return Err(self.bad("a JPEG segment has a length below 2"));
+        }
+        out.extend_from_slice(&[hi, lo]);
+        let start = out.len();
+        out.resize(start + len - 2, 0);
+        self.reader
+            .read_exact(&mut out[start..])
+            .map_err(|e| SourceError::Stream {
+                what: self.name.clone(),
+                problem: format!("truncated segment: {e}"),
+            })
     }
 
     fn bad(&self, problem: &str) -> SourceError {
