@@ -29,6 +29,22 @@ fn fieldtune(args: &[&str], cache: &Path) -> Output {
     output
 }
 
+/// `fieldtune train` on the bundled subset with its validation split, saving to `head`.
+fn train_on_mini(head: &Path, cache: &Path) -> Output {
+    fieldtune(
+        &[
+            "train",
+            "--data",
+            s(&mini("train")),
+            "--val",
+            s(&mini("val")),
+            "--out",
+            s(head),
+        ],
+        cache,
+    )
+}
+
 fn text(output: &Output) -> String {
     format!(
         "{}{}",
@@ -57,18 +73,7 @@ fn train_eval_predict_on_the_bundled_subset() {
         text(&again)
     );
 
-    let train = fieldtune(
-        &[
-            "train",
-            "--data",
-            s(&mini("train")),
-            "--val",
-            s(&mini("val")),
-            "--out",
-            s(&head),
-        ],
-        &cache,
-    );
+    let train = train_on_mini(&head, &cache);
     assert!(train.status.success(), "{}", text(&train));
     assert!(
         text(&train).contains("epoch   1"),
@@ -128,18 +133,7 @@ fn photos_unlike_corn_leaves_are_unknown() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     let head = dir.path().join("head.fth");
-    let train = fieldtune(
-        &[
-            "train",
-            "--data",
-            s(&mini("train")),
-            "--val",
-            s(&mini("val")),
-            "--out",
-            s(&head),
-        ],
-        &cache,
-    );
+    let train = train_on_mini(&head, &cache);
     assert!(train.status.success(), "{}", text(&train));
     let photos: Vec<PathBuf> = ["chelsea.png", "coffee.png", "china.jpg", "flower.jpg"]
         .iter()
