@@ -150,6 +150,71 @@ fn the_recovered_head_predicts_exactly_as_the_live_one() {
 }
 
 #[test]
+fn a_deferred_undo_keeps_serving_and_a_cut_before_its_retrain_recovers_without_the_label() {
+    let data = embedded();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut state, _) = DeviceState::open(dir.path(), data.backbone, config()).expect("open");
+    state.defer_undo_retrain(true);
+    for i in 0..data.train.features.len() {
+        let name = &data.classes[data.train.labels[i]];
+        let feature = ArrayView1::from(data.train.features[i].as_slice());
+        state
+            .record_label_named(feature, name, data.train.hashes[i])
+            .expect("label");
+    }
+    let before = predictions(&state, &data.test);
+    let undone = state.undo().expect("undo").expect("something to undo");
+    // The old head keeps answering until the caller's retrain replaces it.
+    assert!(state.head_is_stale());
+    assert_eq!(predictions(&state, &data.test), before);
+    // A snapshot now must not keep the head that still holds the undone label.
+    state.snapshot_now().expect("snapshot");
+    drop(state); // the power goes before the retrain lands
+
+    let (mut state, _) = DeviceState::open(dir.path(), data.backbone, config()).expect("reopen");
+    assert!(state.data().samples.iter().all(|s| s.id != undone));
+    assert!(!state.head_is_stale());
+    let replay = state.replay_dataset().expect("samples left");
+    let (retrained, _) = Head::train(
+        &replay,
+        None,
+        HeadKind::Linear,
+        &HyperParams::default(),
+        &mut |_| {},
+    )
+    .expect("train");
+    let expected: Vec<Option<usize>> = data
+        .test
+        .features
+        .iter()
+        .map(|f| {
+            retrained
+                .predict(ArrayView1::from(f.as_slice()))
+                .top
+                .first()
+                .map(|t| t.0)
+        })
+        .collect();
+    assert_eq!(predictions(&state, &data.test), expected);
+
+    // Live, the caller's retrain clears the mark.
+    state.defer_undo_retrain(true);
+    state.undo().expect("undo").expect("something to undo");
+    assert!(state.head_is_stale());
+    let replay = state.replay_dataset().expect("samples left");
+    let (retrained, _) = Head::train(
+        &replay,
+        None,
+        HeadKind::Linear,
+        &HyperParams::default(),
+        &mut |_| {},
+    )
+    .expect("train");
+    state.replace_head(retrained).expect("same classes");
+    assert!(!state.head_is_stale());
+}
+
+#[test]
 fn clear_forgets_everything_and_survives_restart() {
     let data = embedded();
     let dir = tempfile::tempdir().expect("tempdir");

@@ -46,8 +46,8 @@ impl HyperArgs {
     ///
     /// # Errors
     /// A typed error naming the bad value.
-    pub fn check(&self) -> anyhow::Result<HyperParams> {
-        let mut builder = HyperParams::builder();
+    pub fn check(&self, kind: HeadKind) -> anyhow::Result<HyperParams> {
+        let mut builder = HyperParams::builder_for(kind);
         if let Some(v) = self.lr {
             builder = builder.learning_rate(v);
         }
@@ -108,13 +108,13 @@ pub fn to_dataset(featurized: Featurized) -> anyhow::Result<Dataset> {
 /// # Errors
 /// Bad folders, hyper-parameters, model or output path, each named.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let hyper = args.hyper.check()?;
     let kind = match args.head {
         HeadChoice::Linear => HeadKind::Linear,
         HeadChoice::Mlp => HeadKind::Mlp {
             hidden: args.hidden,
         },
     };
+    let hyper = args.hyper.check(kind)?;
     let descriptor = args.model.descriptor()?;
     let mut cache = args.model.open_cache(&descriptor)?;
     let threads = args.model.threads();
@@ -157,13 +157,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let seconds = start.elapsed().as_secs_f64();
     save_head(&args.out, &head, &descriptor.backbone_id())
         .with_context(|| format!("saving the head to {}", args.out.display()))?;
+    if let Some(n) = report.refit_samples {
+        println!(
+            "refitted on all {n} training and validation samples for {} epochs",
+            report.best_epoch
+        );
+    }
     println!(
-        "kept epoch {} of {} ({seconds:.2} s); validation accuracy {}; unknown threshold {:.4} (temperature {:.3}); saved {}",
+        "best epoch {} of {} ({seconds:.2} s); validation accuracy {}, loss {}; unknown threshold {:.4} (temperature {:.3}); saved {}",
         report.best_epoch,
         report.epochs_run,
         report
             .best_val_accuracy
             .map_or("-".into(), |v| format!("{:.2} %", 100.0 * v)),
+        report
+            .best_val_loss
+            .map_or("-".into(), |v| format!("{v:.4}")),
         report.calibration.unknown_threshold,
         report.calibration.temperature,
         args.out.display()

@@ -103,6 +103,18 @@ impl Dataset {
         }
     }
 
+    /// This data set's rows followed by `other`'s (same class list assumed, as `train` checks).
+    pub fn concat(&self, other: &Dataset) -> Dataset {
+        let features =
+            ndarray::concatenate(Axis(0), &[self.features.view(), other.features.view()])
+                .expect("both data sets have the same feature length");
+        Dataset {
+            features,
+            labels: self.labels.iter().chain(&other.labels).copied().collect(),
+            classes: self.classes.clone(),
+        }
+    }
+
     /// Splits off a stratified hold-out of about `fraction` of each class, taking at least one sample
     /// of every class that has two or more and never the last one. Returns `(rest, held_out)` index
     /// lists; the shuffle comes from `rng`, so a seed fixes the split.

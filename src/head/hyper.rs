@@ -32,6 +32,11 @@ pub struct HyperParams {
     seed: u64,
 }
 
+/// Default weight decay of the MLP head. On corn4's validation split (widths 128/256/512, learning
+/// rates 0.01/0.03) 0.03 gave a lower validation loss than 0.1 at every width and than 0.01 at
+/// most; the linear head keeps 0.1, which matches the regularisation a tuned LBFGS probe picks.
+pub const MLP_WEIGHT_DECAY: f32 = 0.03;
+
 impl Default for HyperParams {
     fn default() -> Self {
         HyperParamsBuilder::default().raw()
@@ -42,6 +47,19 @@ impl HyperParams {
     /// A builder holding the defaults.
     pub fn builder() -> HyperParamsBuilder {
         HyperParamsBuilder::default()
+    }
+    /// A builder holding the defaults for a head of `kind`. The MLP has far more weights per
+    /// class than the linear head and is held back by early stopping already, so it takes a
+    /// lighter weight decay: [`MLP_WEIGHT_DECAY`].
+    pub fn builder_for(kind: super::HeadKind) -> HyperParamsBuilder {
+        match kind {
+            super::HeadKind::Linear => Self::builder(),
+            super::HeadKind::Mlp { .. } => Self::builder().weight_decay(MLP_WEIGHT_DECAY),
+        }
+    }
+    /// The defaults for a head of `kind` (see [`HyperParams::builder_for`]).
+    pub fn defaults_for(kind: super::HeadKind) -> HyperParams {
+        Self::builder_for(kind).raw()
     }
     /// A builder holding these (already valid) values, to change a few of them.
     pub fn to_builder(&self) -> HyperParamsBuilder {

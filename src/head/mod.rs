@@ -64,7 +64,7 @@ pub enum HeadKind {
 
 impl HeadKind {
     /// Hidden width of the MLP when the user does not choose one.
-    pub const DEFAULT_MLP_HIDDEN: usize = 256;
+    pub const DEFAULT_MLP_HIDDEN: usize = 128;
 
     /// The MLP with the default width.
     pub fn default_mlp() -> HeadKind {

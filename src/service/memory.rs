@@ -41,12 +41,17 @@ pub trait Memory: Send {
         feature: &[f32],
         frame_hash: [u8; 32],
     ) -> Result<(), MemoryError>;
-    /// Takes back the most recent label still undoable and retrains the head; `false` when
-    /// there is none.
+    /// Takes back the most recent label still undoable; `false` when there is none. The head
+    /// keeps serving as it is, marked stale ([`Memory::head_stale`]), until a retrain replaces it
+    /// ([`Memory::replace_head`] or [`Memory::retrain_now`]).
     ///
     /// # Errors
     /// [`MemoryError`] when it could not be made durable.
     fn undo(&mut self) -> Result<bool, MemoryError>;
+    /// Whether the head still holds an undone label and waits for a retrain.
+    fn head_stale(&self) -> bool;
+    /// Retrains the head from the replay set on this thread (when no background retrain can).
+    fn retrain_now(&mut self);
     /// Swaps in a head retrained from the replay set (same classes, same order).
     ///
     /// # Errors
@@ -99,7 +104,8 @@ impl StoreMemory {
                 dir.display()
             ))
         })?;
-        let (state, report) = DeviceState::open(dir, backbone, config).map_err(err)?;
+        let (mut state, report) = DeviceState::open(dir, backbone, config).map_err(err)?;
+        state.defer_undo_retrain(true);
         tracing::info!("state {}: {report}", dir.display());
         Ok(StoreMemory { state })
     }
@@ -150,6 +156,14 @@ impl Memory for StoreMemory {
 
     fn undo(&mut self) -> Result<bool, MemoryError> {
         self.state.undo().map(|u| u.is_some()).map_err(err)
+    }
+
+    fn head_stale(&self) -> bool {
+        self.state.head_is_stale()
+    }
+
+    fn retrain_now(&mut self) {
+        self.state.retrain_now();
     }
 
     fn replace_head(&mut self, head: Head) -> Result<(), MemoryError> {

@@ -557,26 +557,46 @@ impl Service {
             return Reply::error("nothing to undo");
         }
         self.stats.undos += 1;
+        // A retrain running now still holds the undone label: its result will be dropped.
         self.epoch += 1;
         self.dirty = true;
+        self.retrain_stale_head();
         tracing::info!("undid the last label ({undone} stored frames)");
         Reply::ok(serde_json::json!({ "undone": undone }))
     }
 
-    fn start_retrain(&mut self) {
+    /// Starts a background retrain; returns whether one started or was already running.
+    fn start_retrain(&mut self) -> bool {
+        if self.retrainer.busy() {
+            return true;
+        }
         // The retrained head must have exactly the state's classes, in order: every class needs
         // samples, and softmax training needs two classes.
         let counts = self.memory.class_counts();
         if counts.len() < 2 || counts.contains(&0) {
-            return;
+            return false;
         }
         let Some((data, last)) = self.memory.replay() else {
-            return;
+            return false;
         };
         let head = self.memory.head();
         let (kind, hyper) = (head.kind(), head.hyper().clone());
-        if self.retrainer.start(data, kind, hyper, self.epoch, last) {
+        let started = self.retrainer.start(data, kind, hyper, self.epoch, last);
+        if started {
             self.labels_since_retrain = 0;
+        }
+        started
+    }
+
+    /// After an undo: the retrain that forgets the label runs in the background (frames keep
+    /// flowing on the old head meanwhile). Only when none can run (a class left without samples,
+    /// fewer than two classes) is the head rebuilt here, which is quick on so little data.
+    fn retrain_stale_head(&mut self) {
+        if !self.memory.head_stale() || self.retrainer.busy() {
+            return;
+        }
+        if !self.start_retrain() {
+            self.memory.retrain_now();
         }
     }
 
@@ -584,10 +604,14 @@ impl Service {
         match self.retrainer.poll() {
             None => {}
             Some(Err(e)) => {
-                tracing::warn!("background retrain failed, keeping the online head: {e}")
+                tracing::warn!("background retrain failed, keeping the online head: {e}");
+                if self.memory.head_stale() {
+                    self.memory.retrain_now();
+                }
             }
             Some(Ok(done)) if done.epoch != self.epoch => {
                 tracing::info!("dropping a retrain started before an undo");
+                self.retrain_stale_head();
             }
             Some(Ok(mut done)) => {
                 // Teach the new head what was labelled while it trained.
@@ -639,7 +663,7 @@ pub fn head_settings(board: &Board) -> (HeadKind, HyperParams) {
         crate::board::HeadChoice::Linear => HeadKind::Linear,
         crate::board::HeadChoice::Mlp { hidden } => HeadKind::Mlp { hidden },
     };
-    (kind, HyperParams::default())
+    (kind, HyperParams::defaults_for(kind))
 }
 
 /// A shared stop flag, set by SIGTERM and SIGINT.

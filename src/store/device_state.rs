@@ -83,6 +83,10 @@ pub struct LabelAck {
 pub struct DeviceState {
     store: Store,
     head: Head,
+    /// Undo leaves the retrain to the caller (see [`DeviceState::defer_undo_retrain`]).
+    defer_undo_retrain: bool,
+    /// The head still holds a label that was undone: it waits for [`DeviceState::replace_head`].
+    head_stale: bool,
 }
 
 impl DeviceState {
@@ -128,6 +132,8 @@ impl DeviceState {
         let mut state = Self {
             head: base.clone().unwrap_or_else(fresh),
             store,
+            defer_undo_retrain: false,
+            head_stale: false,
         };
         // Undo and clear cannot be replayed on a head (SGD cannot subtract): one retrain instead.
         // A snapshot whose head is missing or unreadable: rebuild from its replay set. No
@@ -332,8 +338,30 @@ impl DeviceState {
             ));
         }
         self.head = head;
+        self.head_stale = false;
         self.store.set_head(self.head_bytes());
         Ok(())
+    }
+
+    /// With `true`, [`DeviceState::undo`] records the undo durably but leaves the head as it is,
+    /// marked stale ([`DeviceState::head_is_stale`]): the caller retrains from
+    /// [`DeviceState::replay_dataset`] where it does not hold up predictions (the service: on its
+    /// retrain thread) and hands the result to [`DeviceState::replace_head`], or calls
+    /// [`DeviceState::retrain_now`]. Until then snapshots hold no head, so a power cut in between
+    /// recovers by retraining from the replay set, never with the undone label.
+    pub fn defer_undo_retrain(&mut self, defer: bool) {
+        self.defer_undo_retrain = defer;
+    }
+
+    /// Whether the head still holds an undone label (only with deferred undo retrains).
+    pub fn head_is_stale(&self) -> bool {
+        self.head_stale
+    }
+
+    /// Rebuilds the head from the replay set now, on this thread.
+    pub fn retrain_now(&mut self) {
+        self.retrain();
+        self.store.set_head(self.head_bytes());
     }
 
     /// The replay set as a training data set (None when empty).
@@ -394,6 +422,10 @@ impl DeviceState {
                 }
                 Ok(())
             }
+            LabelEvent::Undo { .. } if live && self.defer_undo_retrain => {
+                self.head_stale = true;
+                Ok(())
+            }
             LabelEvent::Undo { .. } | LabelEvent::Clear { .. } => {
                 if live {
                     self.retrain();
@@ -445,6 +477,7 @@ impl DeviceState {
 
     /// Rebuilds the head from the replay set (a fresh head when it is empty).
     fn retrain(&mut self) {
+        self.head_stale = false;
         let kind = self.head.kind();
         let hyper = self.head.hyper().clone();
         let dim = self.store.backbone().dim as usize;
@@ -461,6 +494,9 @@ impl DeviceState {
     }
 
     fn head_bytes(&self) -> Option<Vec<u8>> {
+        if self.head_stale {
+            return None;
+        }
         match postcard::to_allocvec(&self.head) {
             Ok(bytes) => Some(bytes),
             Err(e) => {
