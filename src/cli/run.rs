@@ -2,7 +2,8 @@
 //! service loop until SIGTERM/SIGINT; `--bench-frames N` runs N frames and prints the loop's figures.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -57,6 +58,38 @@ fn rss_kib() -> (Option<u64>, Option<u64>) {
             .and_then(|v| v.parse().ok())
     };
     (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Samples the resident memory on its own thread while the benchmark runs, to show whether it
+/// stays flat.
+struct RssSampler {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<u64>>,
+}
+
+impl RssSampler {
+    fn start(every: Duration) -> RssSampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut series = Vec::new();
+            let mut next = Instant::now() + every;
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(200));
+                if Instant::now() >= next {
+                    series.extend(rss_kib().0);
+                    next += every;
+                }
+            }
+            series
+        });
+        RssSampler { stop, thread }
+    }
+
+    fn finish(self) -> Vec<u64> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or_default()
+    }
 }
 
 fn load_board(args: &Args) -> anyhow::Result<Board> {
@@ -184,8 +217,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         auto_label_every: bench.map(|_| 10),
     })?;
     let started = Instant::now();
+    let sampler = bench.map(|_| RssSampler::start(Duration::from_secs(30)));
     let status = service.run(&stop)?;
     let elapsed = started.elapsed();
+    let rss_series = sampler.map(RssSampler::finish).unwrap_or_default();
     drop(control);
     if bench.is_some() {
         let (rss_end, rss_peak) = rss_kib();
@@ -205,6 +240,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "rss_kib_start": rss_start,
             "rss_kib_end": rss_end,
             "rss_kib_peak": rss_peak,
+            "rss_kib_every_30_s": rss_series,
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
