@@ -119,6 +119,11 @@ fn trained_heads_classify_held_out_blobs_and_report_epochs() {
             .iter()
             .all(|e| e.val_accuracy.is_some() && e.train_loss.is_finite()));
         assert!(report.best_epoch >= 1 && report.best_epoch <= report.epochs_run);
+        // The final weights are refitted on training and validation data together.
+        assert_eq!(report.fit_samples, train.len());
+        assert_eq!(report.refit_samples, Some(train.len() + val.len()));
+        let prototype_samples: u64 = head.class_sample_counts().iter().sum();
+        assert_eq!(prototype_samples as usize, train.len() + val.len());
         let acc = head_support::accuracy(&head.predict_proba(test.features.view()), &test.labels);
         println!(
             "{kind:?}: test accuracy {acc:.3}, nearest class mean {ncm_acc:.3}, epochs {}",
@@ -142,7 +147,9 @@ fn without_validation_a_stratified_part_is_held_out_and_calibrated_on() {
     };
     assert_eq!(n, 18, "15 % of 40 per class, 3 classes");
     assert_eq!(report.fit_samples, train.len() - n);
+    assert_eq!(report.refit_samples, Some(train.len()));
     assert!(report.best_val_accuracy.is_some());
+    // Calibrated on the hold-out, before the refit folded it in.
     assert_eq!(head.calibration().samples, n);
 }
 
