@@ -23,7 +23,7 @@ use fieldtune::model::ModelDescriptor;
 use fieldtune::notify::Notifier;
 use fieldtune::service::memory::StoreMemory;
 use fieldtune::service::output::PredictionOutput;
-use fieldtune::service::{self, Command, Parts, Service, Status};
+use fieldtune::service::{Command, Parts, Service, Status};
 
 const CLASS_BUTTONS: usize = 2;
 const MODE: usize = CLASS_BUTTONS;
@@ -103,15 +103,7 @@ fn buttons_teach_the_running_service_and_undo() {
 
     let descriptor = ModelDescriptor::load_default().expect("models/ descriptor");
     let embedder = Embedder::load(&descriptor).expect("backbone");
-    let (kind, hyper) = service::head_settings(&board);
-    let memory = StoreMemory::open(
-        &board.store.dir,
-        embedder.backbone_id(),
-        kind,
-        hyper,
-        board.store.max_per_class,
-    )
-    .expect("state");
+    let memory = StoreMemory::open_for_board(&board, embedder.backbone_id()).expect("state");
     let output = PredictionOutput::open(&PredictionSink::Discard, Duration::ZERO).expect("output");
     let to_service = commands.0.clone();
     let source = fieldtune::source::open(&board.source).expect("folder source");

@@ -64,15 +64,33 @@ fn embedded() -> &'static Embedded {
 }
 
 fn predictions(state: &DeviceState, split: &Split) -> Vec<Option<usize>> {
+    head_predictions(state.head(), split)
+}
+
+fn head_predictions(head: &Head, split: &Split) -> Vec<Option<usize>> {
     split
         .features
         .iter()
         .map(|f| {
-            state.head().predict(ArrayView1::from(f.as_slice())).top[0..1]
+            head.predict(ArrayView1::from(f.as_slice())).top[0..1]
                 .first()
                 .map(|(c, _)| *c)
         })
         .collect()
+}
+
+/// The head a retrain from the state's replay set gives (what recovery and the service do).
+fn retrained_from_replay(state: &DeviceState) -> Head {
+    let replay = state.replay_dataset().expect("samples left");
+    Head::train(
+        &replay,
+        None,
+        HeadKind::Linear,
+        &HyperParams::default(),
+        &mut |_| {},
+    )
+    .expect("train")
+    .0
 }
 
 fn config() -> DeviceConfig {
@@ -174,43 +192,16 @@ fn a_deferred_undo_keeps_serving_and_a_cut_before_its_retrain_recovers_without_t
     let (mut state, _) = DeviceState::open(dir.path(), data.backbone, config()).expect("reopen");
     assert!(state.data().samples.iter().all(|s| s.id != undone));
     assert!(!state.head_is_stale());
-    let replay = state.replay_dataset().expect("samples left");
-    let (retrained, _) = Head::train(
-        &replay,
-        None,
-        HeadKind::Linear,
-        &HyperParams::default(),
-        &mut |_| {},
-    )
-    .expect("train");
-    let expected: Vec<Option<usize>> = data
-        .test
-        .features
-        .iter()
-        .map(|f| {
-            retrained
-                .predict(ArrayView1::from(f.as_slice()))
-                .top
-                .first()
-                .map(|t| t.0)
-        })
-        .collect();
+    let expected = head_predictions(&retrained_from_replay(&state), &data.test);
     assert_eq!(predictions(&state, &data.test), expected);
 
     // Live, the caller's retrain clears the mark.
     state.defer_undo_retrain(true);
     state.undo().expect("undo").expect("something to undo");
     assert!(state.head_is_stale());
-    let replay = state.replay_dataset().expect("samples left");
-    let (retrained, _) = Head::train(
-        &replay,
-        None,
-        HeadKind::Linear,
-        &HyperParams::default(),
-        &mut |_| {},
-    )
-    .expect("train");
-    state.replace_head(retrained).expect("same classes");
+    state
+        .replace_head(retrained_from_replay(&state))
+        .expect("same classes");
     assert!(!state.head_is_stale());
 }
 

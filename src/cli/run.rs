@@ -193,14 +193,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         descriptor.name,
         load_start.elapsed().as_secs_f64()
     );
-    let (kind, hyper) = service::head_settings(&board);
-    let memory = StoreMemory::open(
-        &board.store.dir,
-        embedder.backbone_id(),
-        kind,
-        hyper,
-        board.store.max_per_class,
-    )?;
+    let memory = StoreMemory::open_for_board(&board, embedder.backbone_id())?;
     let output = PredictionOutput::open(&board.output.predictions, board.output.min_interval)?;
     let (rss_start, _) = rss_kib();
     let bench = args.bench_frames;

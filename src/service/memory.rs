@@ -79,6 +79,24 @@ pub struct StoreMemory {
 }
 
 impl StoreMemory {
+    /// Opens the state a board names: its `[store]` directory and bound, its `[head]` kind.
+    ///
+    /// # Errors
+    /// As [`StoreMemory::open`].
+    pub fn open_for_board(
+        board: &crate::board::Board,
+        backbone: BackboneId,
+    ) -> Result<Self, MemoryError> {
+        let (kind, hyper) = super::head_settings(board);
+        Self::open(
+            &board.store.dir,
+            backbone,
+            kind,
+            hyper,
+            board.store.max_per_class,
+        )
+    }
+
     /// Opens (recovering) the state in `dir` for `backbone`; logs what was recovered.
     ///
     /// # Errors
