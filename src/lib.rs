@@ -28,6 +28,7 @@ pub mod embedder;
 pub mod eval;
 pub mod featurize;
 pub mod head;
+pub mod heap;
 pub mod model;
 pub mod notify;
 pub mod preprocess;
