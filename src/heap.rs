@@ -29,3 +29,14 @@ pub fn keep_resident_memory_flat() -> bool {
         false
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glibc_accepts_the_fixed_threshold() {
+        let glibc = cfg!(all(target_os = "linux", target_env = "gnu"));
+        assert_eq!(keep_resident_memory_flat(), glibc);
+    }
+}
