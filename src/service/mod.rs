@@ -592,10 +592,8 @@ impl Service {
     /// flowing on the old head meanwhile). Only when none can run (a class left without samples,
     /// fewer than two classes) is the head rebuilt here, which is quick on so little data.
     fn retrain_stale_head(&mut self) {
-        if !self.memory.head_stale() || self.retrainer.busy() {
-            return;
-        }
-        if !self.start_retrain() {
+        // `start_retrain` also answers true when a retrain is already running.
+        if self.memory.head_stale() && !self.start_retrain() {
             self.memory.retrain_now();
         }
     }
