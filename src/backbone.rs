@@ -1,11 +1,14 @@
 //! The only module that knows tract: ONNX file → verified checksum → fixed input shape → optimised,
-//! runnable plan → feature vector. No tract type leaks past this file.
+//! runnable plan (its matrix products on one thread or a private pool of several) → feature vector.
+//! No tract type leaks past this file.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
+use tract_linalg::multithread::Executor;
 use tract_onnx::prelude::*;
+use tract_onnx::tract_core::runtime::RunOptions;
 
 use crate::model::{to_hex, BackboneId, ModelDescriptor};
 
@@ -66,6 +69,7 @@ pub struct TractBackbone {
     plan: Plan,
     id: BackboneId,
     input_shape: [usize; 4],
+    threads: usize,
 }
 
 impl std::fmt::Debug for TractBackbone {
@@ -73,17 +77,31 @@ impl std::fmt::Debug for TractBackbone {
         f.debug_struct("TractBackbone")
             .field("id", &self.id)
             .field("input_shape", &self.input_shape)
+            .field("threads", &self.threads)
             .finish()
     }
 }
 
 impl TractBackbone {
     /// Reads the descriptor's ONNX file, verifies its sha256, fixes the input shape, optimises once
-    /// and checks that the output is `[1, dim]`.
+    /// and checks that the output is `[1, dim]`. Runs on the calling thread.
     ///
     /// # Errors
     /// [`BackboneError`] naming the file and the fix.
     pub fn load(descriptor: &ModelDescriptor) -> Result<Self, BackboneError> {
+        Self::load_with_threads(descriptor, 1)
+    }
+
+    /// As [`TractBackbone::load`], but the plan splits its matrix products over a private pool
+    /// of `threads` threads (1 or 0: the calling thread only). The features are the same as with
+    /// one thread up to float rounding.
+    ///
+    /// # Errors
+    /// [`BackboneError`] naming the file and the fix.
+    pub fn load_with_threads(
+        descriptor: &ModelDescriptor,
+        threads: usize,
+    ) -> Result<Self, BackboneError> {
         let path = &descriptor.onnx_path;
         let bytes = std::fs::read(path).map_err(|source| BackboneError::Read {
             path: path.clone(),
@@ -126,7 +144,15 @@ impl TractBackbone {
                 dim,
             });
         }
-        let plan = model.into_runnable().map_err(not_onnx)?;
+        let threads = threads.max(1);
+        let options = RunOptions {
+            executor: (threads > 1)
+                .then(|| Executor::multithread_with_name(threads, "fieldtune-backbone")),
+            ..RunOptions::default()
+        };
+        let plan = model
+            .into_runnable_with_options(&options)
+            .map_err(not_onnx)?;
         Ok(Self {
             plan,
             id: BackboneId {
@@ -134,6 +160,7 @@ impl TractBackbone {
                 dim,
             },
             input_shape: shape,
+            threads,
         })
     }
 }

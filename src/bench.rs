@@ -121,6 +121,53 @@ pub fn frame_bench(
     })
 }
 
+/// The backbone on several threads against one thread, measured in alternation in the same run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ThreadedBackbone {
+    /// Threads of the multi-threaded plan.
+    pub threads: usize,
+    /// One thread.
+    pub single: Timing,
+    /// `threads` threads.
+    pub threaded: Timing,
+    /// Median single-thread time over median threaded time.
+    pub speedup: f64,
+}
+
+/// Times the backbone of `single` (one thread) and of `threaded` alternately on one image's
+/// tensor, so both see the same machine load.
+///
+/// # Errors
+/// An image that cannot be decoded, or a backbone failure.
+pub fn threaded_backbone_bench(
+    single: &mut Embedder,
+    threaded: &mut Embedder,
+    threads: usize,
+    preprocessor: &mut Preprocessor,
+    image: &[u8],
+    runs: usize,
+) -> Result<ThreadedBackbone, EmbedError> {
+    let mut tensor = Vec::new();
+    preprocessor.rgb_to_tensor(&decode(image)?, &mut tensor)?;
+    single.embed_tensor(&tensor)?;
+    threaded.embed_tensor(&tensor)?;
+    let (mut one, mut many) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
+    for _ in 0..runs {
+        for (embedder, samples) in [(&mut *single, &mut one), (&mut *threaded, &mut many)] {
+            let start = Instant::now();
+            embedder.embed_tensor(&tensor)?;
+            samples.push(start.elapsed());
+        }
+    }
+    let (single, threaded) = (Timing::from(one), Timing::from(many));
+    Ok(ThreadedBackbone {
+        threads,
+        single,
+        threaded,
+        speedup: single.median_ms / threaded.median_ms,
+    })
+}
+
 /// Costs of the head on a data set of features.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HeadBench {

@@ -45,7 +45,18 @@ impl Embedder {
     /// # Errors
     /// [`EmbedError::Backbone`] naming the file and the fix.
     pub fn load(descriptor: &ModelDescriptor) -> Result<Self, EmbedError> {
-        let backbone = TractBackbone::load(descriptor)?;
+        Self::load_with_threads(descriptor, 1)
+    }
+
+    /// As [`Embedder::load`], with the backbone's matrix products on `threads` threads.
+    ///
+    /// # Errors
+    /// [`EmbedError::Backbone`] naming the file and the fix.
+    pub fn load_with_threads(
+        descriptor: &ModelDescriptor,
+        threads: usize,
+    ) -> Result<Self, EmbedError> {
+        let backbone = TractBackbone::load_with_threads(descriptor, threads)?;
         Ok(Self::with_backbone(descriptor, Box::new(backbone)))
     }
 

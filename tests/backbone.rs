@@ -45,9 +45,7 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
     dot / (norm(a) * norm(b))
 }
 
-#[test]
-fn backbone_matches_onnx_runtime_on_reference_tensors() {
-    let mut backbone = TractBackbone::load(&descriptor()).expect("model loads");
+fn assert_matches_onnx_runtime(mut backbone: TractBackbone) {
     assert_eq!(backbone.id().dim, 1280);
     for (name, _) in PHOTOS {
         let features = backbone.embed(&reference(name, "input")).expect("runs");
@@ -60,6 +58,18 @@ fn backbone_matches_onnx_runtime_on_reference_tensors() {
             .fold(0.0f32, f32::max);
         assert!(max_diff <= 1e-4, "{name}: max abs diff {max_diff}");
     }
+}
+
+#[test]
+fn backbone_matches_onnx_runtime_on_reference_tensors() {
+    assert_matches_onnx_runtime(TractBackbone::load(&descriptor()).expect("model loads"));
+}
+
+#[test]
+fn a_backbone_on_a_thread_pool_matches_onnx_runtime_too() {
+    // Three threads: more than this machine's cores, so the pool really splits the work.
+    let backbone = TractBackbone::load_with_threads(&descriptor(), 3).expect("model loads");
+    assert_matches_onnx_runtime(backbone);
 }
 
 #[test]

@@ -9,7 +9,10 @@ use serde_json::json;
 
 use super::common::{folder_features, ModelArgs};
 use super::train::to_dataset;
-use crate::bench::{frame_bench, head_bench, FrameBench, HeadBench, Timing};
+use crate::bench::{
+    frame_bench, head_bench, threaded_backbone_bench, FrameBench, HeadBench, ThreadedBackbone,
+    Timing,
+};
 use crate::dataset::ImageFolder;
 use crate::embedder::Embedder;
 use crate::head::HeadKind;
@@ -28,6 +31,10 @@ pub struct Args {
     /// Retrain runs per head.
     #[arg(long, default_value_t = 5)]
     pub retrain_runs: usize,
+    /// Also time the backbone on this many threads against one thread (as `model.threads` in a
+    /// board file does) [default: the number of cores; 1 skips it].
+    #[arg(long, value_name = "N")]
+    pub backbone_threads: Option<usize>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -56,6 +63,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut embedder = Embedder::load(&descriptor)?;
     let mut preprocessor = Preprocessor::new(descriptor.preprocessing.clone());
     let frame = frame_bench(&mut embedder, &mut preprocessor, &images, args.runs)?;
+    let threads = args
+        .backbone_threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threaded = if threads > 1 {
+        let mut threaded = Embedder::load_with_threads(&descriptor, threads)?;
+        Some(threaded_backbone_bench(
+            &mut embedder,
+            &mut threaded,
+            threads,
+            &mut preprocessor,
+            &images[0],
+            args.runs,
+        )?)
+    } else {
+        None
+    };
 
     let mut cache = args.model.open_cache(&descriptor)?;
     let features = folder_features(
@@ -74,10 +97,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.json {
         println!(
             "{}",
-            json!({"data": data_dir.display().to_string(), "frame": frame, "heads": heads, "around_backbone_ratio": around_ratio(&frame, &heads[0])})
+            json!({"data": data_dir.display().to_string(), "frame": frame, "backbone_threads": threaded, "heads": heads, "around_backbone_ratio": around_ratio(&frame, &heads[0])})
         );
     } else {
-        print_table(&data_dir, &frame, &heads);
+        print_table(&data_dir, &frame, threaded.as_ref(), &heads);
     }
     Ok(())
 }
@@ -88,7 +111,12 @@ fn around_ratio(frame: &FrameBench, linear: &HeadBench) -> f64 {
         / frame.backbone.median_ms
 }
 
-fn print_table(data: &std::path::Path, frame: &FrameBench, heads: &[HeadBench]) {
+fn print_table(
+    data: &std::path::Path,
+    frame: &FrameBench,
+    threaded: Option<&ThreadedBackbone>,
+    heads: &[HeadBench],
+) {
     let backbone = frame.backbone.median_ms;
     let row = |name: &str, t: &Timing| {
         println!(
@@ -115,6 +143,11 @@ fn print_table(data: &std::path::Path, frame: &FrameBench, heads: &[HeadBench]) 
         &frame.preprocess_baseline_image_crate,
     );
     row("backbone (tract, 1 image)", &frame.backbone);
+    if let Some(t) = threaded {
+        row("  same image, 1 thread (alternating)", &t.single);
+        row(&format!("  same image, {} threads", t.threads), &t.threaded);
+        println!("  {} threads are {:.2}× as fast as 1", t.threads, t.speedup);
+    }
     for head in heads {
         println!(
             "head {} on {} × {} features, {} classes",

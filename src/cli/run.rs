@@ -187,11 +187,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     let load_start = Instant::now();
     let descriptor = load_descriptor(&board.model.descriptor)?;
-    let embedder = Embedder::load(&descriptor)?;
+    let embedder = Embedder::load_with_threads(&descriptor, board.model.threads)?;
     tracing::info!(
-        "model {} loaded in {:.1} s",
+        "model {} loaded in {:.1} s ({} inference threads)",
         descriptor.name,
-        load_start.elapsed().as_secs_f64()
+        load_start.elapsed().as_secs_f64(),
+        board.model.threads
     );
     let memory = StoreMemory::open_for_board(&board, embedder.backbone_id())?;
     let output = PredictionOutput::open(&board.output.predictions, board.output.min_interval)?;
