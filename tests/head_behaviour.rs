@@ -4,9 +4,8 @@
 
 mod head_support;
 
-use fieldtune::head::baseline::NearestClassMean;
 use fieldtune::head::{Dataset, Head, HeadError, HeadKind, HyperParams, ValidationSource};
-use head_support::{blob_splits, blobs, normal};
+use head_support::{blob_splits, blobs, nearest_class_mean_accuracy, normal};
 use ndarray::{Array1, Array2, Axis};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -96,14 +95,7 @@ fn same_seed_same_bits_other_seed_other_mlp() {
 #[test]
 fn trained_heads_classify_held_out_blobs_and_report_epochs() {
     let (train, val, test) = blob_splits(4, 32, 40, 2.5, 2);
-    let ncm = NearestClassMean::fit(&train).expect("fits");
-    let ncm_acc = ncm
-        .predict_batch(test.features.view())
-        .iter()
-        .zip(&test.labels)
-        .filter(|(p, &y)| **p == Some(y))
-        .count() as f32
-        / test.len() as f32;
+    let ncm_acc = nearest_class_mean_accuracy(&train, &test);
     for kind in kinds() {
         let mut epochs = Vec::new();
         let (head, report) = Head::train(

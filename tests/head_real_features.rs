@@ -14,7 +14,6 @@ mod head_support;
 use std::path::{Path, PathBuf};
 
 use fieldtune::embedder::Embedder;
-use fieldtune::head::baseline::NearestClassMean;
 use fieldtune::head::{Dataset, Head, HeadKind, HyperParams};
 use fieldtune::model::ModelDescriptor;
 use ndarray::Array2;
@@ -155,14 +154,7 @@ fn corn4_accuracy_and_retrain_time() {
         load_corn4(&dir, "val"),
         load_corn4(&dir, "test"),
     );
-    let ncm = NearestClassMean::fit(&train).expect("fits");
-    let ncm_acc = ncm
-        .predict_batch(test.features.view())
-        .iter()
-        .zip(&test.labels)
-        .filter(|(p, &y)| **p == Some(y))
-        .count() as f32
-        / test.len() as f32;
+    let ncm_acc = head_support::nearest_class_mean_accuracy(&train, &test);
     println!(
         "train {} val {} test {}; nearest class mean test accuracy {:.4}",
         train.len(),

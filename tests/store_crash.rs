@@ -140,10 +140,7 @@ fn a_torn_append_is_cut_before_the_next_one() {
     let all = events(30, 3);
     let reference = reference_states(&all, &config);
     let dir = tempfile::tempdir().expect("tempdir");
-    let fs = FaultyFs::counting();
-    let (mut store, _) =
-        Store::open(Arc::new(fs.clone()), dir.path(), backbone(), config.clone()).expect("open");
-    commit_all(&mut store, &all[..10]);
+    let (mut store, fs) = open_faulty_with(dir.path(), &config, &all[..10]);
     // The append is torn (half written) and reported; the event stays in memory.
     fs.arm(Fault::NoSpace, 0);
     let committed = store.commit(all[10].clone()).expect("valid");

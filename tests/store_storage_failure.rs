@@ -5,10 +5,8 @@
 
 mod store_support;
 
-use std::sync::Arc;
-
-use fieldtune::store::fs::{Fault, FaultyFs};
-use fieldtune::store::{Store, StoreError};
+use fieldtune::store::fs::Fault;
+use fieldtune::store::StoreError;
 use store_support::*;
 
 fn storage_failure_then_recovery(fault: Fault) {
@@ -16,10 +14,7 @@ fn storage_failure_then_recovery(fault: Fault) {
     let all = events(30, 8);
     let reference = reference_states(&all, &config);
     let dir = tempfile::tempdir().expect("tempdir");
-    let fs = FaultyFs::counting();
-    let (mut store, _) =
-        Store::open(Arc::new(fs.clone()), dir.path(), backbone(), config.clone()).expect("open");
-    commit_all(&mut store, &all[..10]);
+    let (mut store, fs) = open_faulty_with(dir.path(), &config, &all[..10]);
     store.snapshot().expect("snapshot");
     commit_all(&mut store, &all[10..15]);
 

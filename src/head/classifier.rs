@@ -345,14 +345,19 @@ impl Head {
     /// # Errors
     /// [`HeadError::DimensionMismatch`].
     pub fn logits(&self, features: ArrayView2<f32>) -> Result<Array2<f32>, HeadError> {
+        let z = self.standardized(features)?;
+        Ok(self.params.logits(z.view()))
+    }
+
+    /// A batch checked for its feature length and standardised as in training.
+    fn standardized(&self, features: ArrayView2<f32>) -> Result<Array2<f32>, HeadError> {
         if features.ncols() != self.dim {
             return Err(HeadError::DimensionMismatch {
                 expected: self.dim,
                 got: features.ncols(),
             });
         }
-        let z = self.standardizer.transform(features);
-        Ok(self.params.logits(z.view()))
+        Ok(self.standardizer.transform(features))
     }
 
     /// Unknown scores of a batch (see [`Prediction::unknown_score`]).
@@ -360,13 +365,7 @@ impl Head {
     /// # Errors
     /// [`HeadError::DimensionMismatch`].
     pub fn unknown_scores(&self, features: ArrayView2<f32>) -> Result<Vec<f32>, HeadError> {
-        if features.ncols() != self.dim {
-            return Err(HeadError::DimensionMismatch {
-                expected: self.dim,
-                got: features.ncols(),
-            });
-        }
-        let z = self.standardizer.transform(features);
+        let z = self.standardized(features)?;
         Ok(z.axis_iter(Axis(0))
             .map(|r| self.prototypes.nearest(r).0)
             .collect())

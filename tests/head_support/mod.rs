@@ -117,3 +117,15 @@ pub fn accuracy(proba: &Array2<f32>, labels: &[usize]) -> f32 {
         .count();
     right as f32 / labels.len() as f32
 }
+
+/// Test accuracy of the nearest-class-mean baseline fitted on `train`.
+pub fn nearest_class_mean_accuracy(train: &Dataset, test: &Dataset) -> f32 {
+    let ncm = fieldtune::head::baseline::NearestClassMean::fit(train).expect("fits");
+    let right = ncm
+        .predict_batch(test.features.view())
+        .iter()
+        .zip(&test.labels)
+        .filter(|(p, &y)| **p == Some(y))
+        .count();
+    right as f32 / test.len() as f32
+}

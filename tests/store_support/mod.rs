@@ -10,7 +10,7 @@ use fieldtune::model::BackboneId;
 use fieldtune::store::data::StateData;
 use fieldtune::store::events::{JournalEntry, Sample};
 use fieldtune::store::features::StoredFeature;
-use fieldtune::store::fs::{Fs, RealFs};
+use fieldtune::store::fs::{FaultyFs, Fs, RealFs};
 use fieldtune::store::{FeatureEncoding, FrameHash, LabelEvent, Store, StoreConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -107,6 +107,19 @@ pub fn real_fs() -> Arc<dyn Fs> {
 /// Opens `dir` on the real disk (as a restarted process would).
 pub fn reopen(dir: &Path, config: &StoreConfig) -> (Store, fieldtune::store::state_dir::Opened) {
     Store::open(real_fs(), dir, backbone(), config.clone()).expect("recovery must not fail")
+}
+
+/// Opens `dir` through a counting [`FaultyFs`] (to arm faults on later) and commits `events`.
+pub fn open_faulty_with(
+    dir: &Path,
+    config: &StoreConfig,
+    events: &[LabelEvent],
+) -> (Store, FaultyFs) {
+    let fs = FaultyFs::counting();
+    let (mut store, _) =
+        Store::open(Arc::new(fs.clone()), dir, backbone(), config.clone()).expect("open");
+    commit_all(&mut store, events);
+    (store, fs)
 }
 
 /// Commits every event durably through `store`.
