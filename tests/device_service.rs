@@ -283,7 +283,7 @@ fn run_fails(args: &[&str], dir: &Path) -> String {
 }
 
 #[test]
-fn bad_board_missing_camera_and_busy_socket_are_clear_errors() {
+fn bad_board_missing_camera_or_gpio_chip_and_busy_socket_are_clear_errors() {
     let dir = tempfile::tempdir().expect("tempdir");
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[source]\nkind = \"folder\"\norder = \"backwards\"\n").expect("write");
@@ -310,6 +310,22 @@ fn bad_board_missing_camera_and_busy_socket_are_clear_errors() {
     let err = run_fails(&["--board", camera.to_str().expect("utf-8")], dir.path());
     assert!(
         err.contains("/dev/video97") && err.contains("not found"),
+        "{err}"
+    );
+
+    let gpio = dir.path().join("gpio.toml");
+    std::fs::write(
+        &gpio,
+        "[source]\nkind = \"folder\"\npath = \"tests/data/corn4-mini/train\"\n\
+         [buttons]\nbackend = \"gpio-cdev\"\nchip = \"/dev/gpiochip97\"\nclass_pins = [1, 2]\n\
+         mode_pin = 3\n[control]\nsocket = \"none\"\n",
+    )
+    .expect("write");
+    let err = run_fails(&["--board", gpio.to_str().expect("utf-8")], dir.path());
+    assert!(
+        err.contains("/dev/gpiochip97")
+            && err.contains("not found")
+            && err.contains("buttons.chip"),
         "{err}"
     );
 

@@ -16,6 +16,7 @@
 //!   group (the unit file does) and log in again.
 //! - A button that fires twice: raise `buttons.debounce_ms`.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
@@ -51,6 +52,9 @@ pub enum ButtonError {
         what: &'static str,
         feature: &'static str,
     },
+    /// The board's GPIO chip is not there.
+    #[error("GPIO chip {chip} not found: check `ls /dev/gpiochip*` (and `gpioinfo` for its lines), or set buttons.chip in the board file")]
+    ChipNotFound { chip: PathBuf },
     /// The GPIO device could not be opened or a line could not be claimed.
     #[error("GPIO {device}: {problem}; check buttons.* pins in the board file, and that the service user is in the `gpio` group")]
     Gpio { device: String, problem: String },
@@ -86,7 +90,14 @@ pub fn open(config: &ButtonsConfig) -> Result<Option<Box<dyn Panel>>, ButtonErro
     Ok(match config.backend {
         ButtonBackend::None => None,
         ButtonBackend::Rpi => Some(Box::new(rpi::RpiPanel::open(config)?)),
-        ButtonBackend::GpioCdev => Some(Box::new(cdev::CdevPanel::open(config)?)),
+        ButtonBackend::GpioCdev => {
+            if !config.chip.exists() {
+                return Err(ButtonError::ChipNotFound {
+                    chip: config.chip.clone(),
+                });
+            }
+            Some(Box::new(cdev::CdevPanel::open(config)?))
+        }
     })
 }
 
