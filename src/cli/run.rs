@@ -196,6 +196,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     let memory = StoreMemory::open_for_board(&board, embedder.backbone_id())?;
     let output = PredictionOutput::open(&board.output.predictions, board.output.min_interval)?;
+    // Loading and optimising the model freed far more than the loop will ever hold.
+    crate::heap::release_free_memory();
     let (rss_start, _) = rss_kib();
     let bench = args.bench_frames;
     let service = Service::new(Parts {

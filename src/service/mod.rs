@@ -537,8 +537,12 @@ impl Service {
             self.memory.label(class, &frame.features, frame.hash)?;
             stored += 1;
         }
-        if let Err(e) = self.memory.snapshot_if_due() {
-            tracing::warn!("snapshot failed (labels are in the journal): {e}");
+        match self.memory.snapshot_if_due() {
+            Ok(true) => {
+                crate::heap::release_free_memory();
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!("snapshot failed (labels are in the journal): {e}"),
         }
         Ok(stored)
     }
@@ -635,6 +639,7 @@ impl Service {
                         self.stats.retrains += 1;
                         self.dirty = true;
                         tracing::info!("swapped in a retrained head");
+                        crate::heap::release_free_memory();
                     }
                     Err(e) => tracing::warn!("retrained head not used: {e}"),
                 }
@@ -647,6 +652,7 @@ impl Service {
             Ok(()) => {
                 self.dirty = false;
                 tracing::info!("snapshot written");
+                crate::heap::release_free_memory();
             }
             // Labels are already durable in the journal; try again at the next interval.
             Err(e) => tracing::warn!("snapshot failed (will retry): {e}"),
