@@ -1,4 +1,4 @@
-//! Keeps the resident memory of a long-running process flat on glibc, without slowing frames.
+//! Keeps the resident memory of a long-running process flat on glibc.
 //!
 //! glibc serves an allocation above its mmap threshold (128 KiB at start) with its own mapping and
 //! returns it to the system when freed, but every such free also raises the threshold (up to 32
@@ -7,22 +7,23 @@
 //! from the heap, whose free space fragments across threads and is not given back: after 41,000
 //! frames the process held 140 MB resident (peak 182 MB).
 //!
-//! Two settings fix it. The threshold is fixed (which turns the adjustment off) at 8 MiB: above
-//! every activation of the backbone, so a frame reuses heap memory instead of mapping fresh zeroed
-//! pages, and below the retrain matrices and snapshot encodings of a full replay set, which are
-//! mapped and unmapped one by one. And after the rare big frees (model loading, a retrain swapped
-//! in, a snapshot written) `malloc_trim` gives every arena's free pages back.
+//! Two settings fix it. The threshold is fixed at 256 KiB (which turns the adjustment off), so
+//! big buffers are mapped and unmapped one by one; and after the rare big frees (model loading, a
+//! retrain swapped in, a snapshot written) `malloc_trim` gives every arena's free pages back.
 //!
-//! Measured with `fieldtune run --folder corn4/train --bench-frames 3000` (release, 2 backbone
-//! threads, one binary, the threshold set through glibc's own variable, trimming on): glibc's
-//! default 40.6 fps, peak 107 MB; 256 KiB 25.5 fps (the activations are mapped afresh every
-//! frame), peak 57 MB; 4 MiB 38.2 fps, peak 74 MB; 8 MiB 41.2 fps, peak 72 MB; 16 MiB 40.7 fps,
-//! peak 92 MB. Other C libraries do not have the adjustment, so this is glibc only. A threshold the
-//! user gives glibc through `MALLOC_MMAP_THRESHOLD_` is left alone (that is how the figures above
-//! were taken).
+//! The price is speed: the backbone's activations (up to ~5 MB) are mapped afresh every frame.
+//! `fieldtune run --folder corn4/train --bench-frames N` (release, 2 backbone threads, one binary,
+//! the threshold set through glibc's own variable, trimming on), 3,000 frames: glibc's default
+//! 40.6 fps, peak 107 MB; 256 KiB 25.5 fps, peak 57 MB; 4 MiB 38.2 fps, peak 74 MB; 8 MiB 41.2
+//! fps, peak 72 MB; 16 MiB 40.7 fps, peak 92 MB. Over 100,000 frames 8 MiB stayed flat (median
+//! 68 MB over the first tenth, 69 MB over the last) at 34.7 fps but peaked at 94 MB; 256 KiB
+//! (without trimming, one backbone thread) stayed flat at 49-50 MB and peaked at 76 MB, inside the
+//! 80 MB goal, so it is the default. A device with memory to spare runs about 60 % faster with
+//! `MALLOC_MMAP_THRESHOLD_=8388608` in its environment: a threshold the user gives glibc through
+//! that variable is left alone. Other C libraries do not have the adjustment: glibc only.
 
 /// The fixed mmap threshold: buffers from this size up are mapped and unmapped one by one.
-pub const MMAP_THRESHOLD_BYTES: usize = 8 * 1024 * 1024;
+pub const MMAP_THRESHOLD_BYTES: usize = 256 * 1024;
 
 /// glibc's own variable for the threshold; when it is set, glibc has already applied it.
 pub const GLIBC_THRESHOLD_VARIABLE: &str = "MALLOC_MMAP_THRESHOLD_";
