@@ -438,7 +438,7 @@ impl Board {
                 return Err(bad("model.threads", format!("is {n}; use at most 256")))
             }
             Some(n) => n,
-            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            None => all_cores(),
         };
         let model = ModelConfig {
             descriptor: raw
@@ -609,4 +609,10 @@ impl Board {
             buttons,
         })
     }
+}
+
+/// The number of cores this process may use (1 when the system cannot tell): the default of
+/// `model.threads` and of every command's worker threads.
+pub fn all_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }

@@ -65,7 +65,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let frame = frame_bench(&mut embedder, &mut preprocessor, &images, args.runs)?;
     let threads = args
         .backbone_threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        .unwrap_or_else(crate::board::all_cores);
     let threaded = if threads > 1 {
         let mut threaded = Embedder::load_with_threads(&descriptor, threads)?;
         Some(threaded_backbone_bench(

@@ -43,11 +43,7 @@ impl ModelArgs {
 
     /// Worker threads to use.
     pub fn threads(&self) -> usize {
-        self.threads.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        })
+        self.threads.unwrap_or_else(crate::board::all_cores)
     }
 
     /// Opens the feature cache for this model, unless `--no-cache`.
