@@ -67,8 +67,12 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         frame: Option<u64>,
     },
-    /// Undo the last label.
+    /// Undo the last action (a label with all its frames, a new class, a rename, a deletion).
     Undo,
+    /// Rename class `from` to `to`.
+    Rename { from: String, to: String },
+    /// Delete class `class` and its samples (undoable).
+    Delete { class: String },
     /// Classes, counts, accuracy, fps, uptime.
     Status,
     /// The latest frame and its prediction.

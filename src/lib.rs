@@ -29,6 +29,7 @@ pub mod eval;
 pub mod featurize;
 pub mod head;
 pub mod heap;
+pub mod learner;
 pub mod model;
 pub mod notify;
 pub mod preprocess;

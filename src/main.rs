@@ -11,7 +11,19 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+            let unrecoverable = error.chain().any(|cause| {
+                matches!(
+                    cause.downcast_ref::<fieldtune::store::StoreError>(),
+                    Some(fieldtune::store::StoreError::Unrecoverable { .. })
+                ) || cause
+                    .downcast_ref::<fieldtune::learner::LearnerError>()
+                    .is_some_and(fieldtune::learner::LearnerError::is_unrecoverable)
+            });
+            if unrecoverable {
+                ExitCode::from(fieldtune::learner::EXIT_STATE_UNRECOVERABLE)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -21,9 +21,9 @@ use fieldtune::control::{Incoming, Request};
 use fieldtune::embedder::Embedder;
 use fieldtune::model::ModelDescriptor;
 use fieldtune::notify::Notifier;
-use fieldtune::service::memory::StoreMemory;
+use fieldtune::learner::Learner;
 use fieldtune::service::output::PredictionOutput;
-use fieldtune::service::{Command, Parts, Service, Status};
+use fieldtune::service::{learner_config, Command, Parts, Service, Status};
 
 const CLASS_BUTTONS: usize = 2;
 const MODE: usize = CLASS_BUTTONS;
@@ -103,7 +103,13 @@ fn buttons_teach_the_running_service_and_undo() {
 
     let descriptor = ModelDescriptor::load_default().expect("models/ descriptor");
     let embedder = Embedder::load(&descriptor).expect("backbone");
-    let memory = StoreMemory::open_for_board(&board, embedder.backbone_id()).expect("state");
+    let (learner, _) = Learner::open(
+        &board.store.dir,
+        embedder.backbone_id(),
+        learner_config(&board),
+        None,
+    )
+    .expect("state");
     let output = PredictionOutput::open(&PredictionSink::Discard, Duration::ZERO).expect("output");
     let to_service = commands.0.clone();
     let source = fieldtune::source::open(&board.source).expect("folder source");
@@ -111,7 +117,7 @@ fn buttons_teach_the_running_service_and_undo() {
         board,
         source,
         embedder,
-        memory: Box::new(memory),
+        learner,
         output,
         notifier: Notifier::disabled(),
         commands,

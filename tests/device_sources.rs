@@ -140,9 +140,9 @@ fn a_camera_that_fails_and_comes_back_keeps_the_service_serving() {
     use fieldtune::embedder::Embedder;
     use fieldtune::model::ModelDescriptor;
     use fieldtune::notify::Notifier;
-    use fieldtune::service::memory::StoreMemory;
+    use fieldtune::learner::Learner;
     use fieldtune::service::output::PredictionOutput;
-    use fieldtune::service::{head_settings, Parts, Service};
+    use fieldtune::service::{learner_config, Parts, Service};
 
     let dir = tempfile::tempdir().expect("tempdir");
     let folder = FolderSource::open(&corn(), Order::Sorted, true).expect("open");
@@ -154,13 +154,11 @@ fn a_camera_that_fails_and_comes_back_keeps_the_service_serving() {
     let descriptor =
         ModelDescriptor::load(&root().join("models/efficientnet_lite0.toml")).expect("model");
     let embedder = Embedder::load(&descriptor).expect("embedder");
-    let (kind, hyper) = head_settings(&board);
-    let memory = StoreMemory::open(
+    let (learner, _) = Learner::open(
         &dir.path().join("state"),
         embedder.backbone_id(),
-        kind,
-        hyper,
-        board.store.max_per_class,
+        learner_config(&board),
+        None,
     )
     .expect("state");
     let output = PredictionOutput::open(&board.output.predictions, board.output.min_interval)
@@ -169,7 +167,7 @@ fn a_camera_that_fails_and_comes_back_keeps_the_service_serving() {
         board,
         source: Box::new(flaky),
         embedder,
-        memory: Box::new(memory),
+        learner,
         output,
         notifier: Notifier::disabled(),
         commands: mpsc::channel(),

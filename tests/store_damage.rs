@@ -9,7 +9,8 @@ mod store_support;
 use std::path::Path;
 
 use fieldtune::store::data::StateData;
-use fieldtune::store::{Store, StoreConfig, StoreError};
+use fieldtune::store::state_dir::Opened;
+use fieldtune::store::{IfLost, Store, StoreConfig, StoreError};
 use proptest::prelude::*;
 use store_support::*;
 
@@ -49,11 +50,48 @@ fn state_files(dir: &Path) -> Vec<String> {
     names
 }
 
+/// Opens a damaged copy as the device would: either it recovers every event it has evidence of,
+/// or it refuses ([`StoreError::Unrecoverable`]) without changing a byte; then it is opened again
+/// the way `fieldtune run --start-fresh` does.
+fn open_or_salvage(dir: &Path, config: &StoreConfig) -> (Store, Opened) {
+    let files_before = listing(dir);
+    match Store::open(real_fs(), dir, backbone(), config.clone()) {
+        Ok(opened) => opened,
+        Err(StoreError::Unrecoverable { detail, .. }) => {
+            assert_eq!(listing(dir), files_before, "a refused open changed the directory");
+            assert!(detail.contains("LOST"), "{detail}");
+            Store::open_with(
+                real_fs(),
+                dir,
+                backbone(),
+                config.clone(),
+                IfLost::StartFromWhatIsLeft,
+            )
+            .expect("starting from what is left must not fail")
+        }
+        Err(e) => panic!("recovery failed: {e}"),
+    }
+}
+
+/// File names and contents of a directory.
+fn listing(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .expect("read_dir")
+        .map(|e| {
+            let e = e.expect("entry");
+            let bytes = std::fs::read(e.path()).unwrap_or_default();
+            (e.file_name().to_string_lossy().into_owned(), bytes)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
 /// Recovers a damaged copy and checks the result is one of the reference states, that it still
 /// accepts a label, and that no file vanished (damaged ones are renamed, not removed).
 fn recover_checked(dir: &Path, config: &StoreConfig, reference: &[StateData]) -> u64 {
     let before = std::fs::read_dir(dir).expect("read_dir").count();
-    let (mut store, opened) = reopen(dir, config);
+    let (mut store, opened) = open_or_salvage(dir, config);
     let seq = store.data().seq;
     assert_eq!(
         comparable(store.data()),
@@ -76,8 +114,7 @@ fn recover_checked(dir: &Path, config: &StoreConfig, reference: &[StateData]) ->
     let next = events(seq as usize + 1, 5);
     let mut last = seq;
     if let Some(event) = next.last().filter(|_| (seq as usize) < 24) {
-        let committed = store.commit(event.clone()).expect("valid");
-        committed.durable.expect("the device keeps working");
+        store.commit(event.clone()).expect("the device keeps working");
         last += 1;
     }
     // The repair snapshot (due after any damage) leaves a clean directory.
@@ -150,7 +187,7 @@ fn another_backbones_state_is_refused_with_a_clear_message() {
 }
 
 #[test]
-fn garbage_files_with_state_names_do_not_stop_the_device() {
+fn garbage_files_with_state_names_are_refused_until_the_person_starts_fresh() {
     let config = manual_config();
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("snapshot-00000000000000000005.ft"), b"junk").expect("w");
@@ -160,7 +197,16 @@ fn garbage_files_with_state_names_do_not_stop_the_device() {
         b"x",
     )
     .expect("w");
-    let (mut store, opened) = reopen(dir.path(), &config);
+    // A snapshot named for event 5 that does not read: five saved events are gone, so the
+    // device does not start empty on its own.
+    let error = Store::open(real_fs(), dir.path(), backbone(), config.clone())
+        .expect_err("lost events are refused");
+    let text = error.to_string();
+    assert!(matches!(error, StoreError::Unrecoverable { .. }), "{text}");
+    assert!(text.contains("snapshot-00000000000000000005.ft"), "{text}");
+    assert!(text.contains("--start-fresh"), "{text}");
+    assert!(text.contains("fieldtune state inspect"), "{text}");
+    let (mut store, opened) = open_or_salvage(dir.path(), &config);
     assert_eq!(store.data().seq, 0);
     assert_eq!(opened.report.set_aside.len(), 2, "{}", opened.report);
     assert!(dir

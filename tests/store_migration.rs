@@ -116,3 +116,103 @@ fn the_committed_v1_state_is_read_and_migrated() {
     assert_eq!(store.data().samples, before.samples);
     assert_eq!(store.data().classes, before.classes);
 }
+
+fn v2_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store/v2");
+    for entry in std::fs::read_dir(fixture).expect("the committed v2 fixture") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).expect("copy");
+    }
+    dir
+}
+
+fn v2_backbone() -> BackboneId {
+    BackboneId {
+        sha256: [0x22; 32],
+        dim: 8,
+    }
+}
+
+#[test]
+fn the_committed_v2_state_is_read_and_migrated() {
+    use fieldtune::store::{Action, LabelEvent};
+    let dir = v2_dir();
+    let config = StoreConfig::default();
+    let (mut store, opened) = Store::open(
+        Arc::new(fieldtune::store::fs::RealFs),
+        dir.path(),
+        v2_backbone(),
+        config.clone(),
+    )
+    .expect("the current code reads format version 2");
+    assert!(opened.report.migrated, "{}", opened.report);
+    assert_eq!(opened.report.snapshot_version, Some(2));
+    assert_eq!(opened.report.replayed, 6, "{}", opened.report);
+    let data = store.data();
+    assert_eq!(data.seq, 13);
+    let live: Vec<&str> = data.live_classes().map(|(_, c)| c.name.as_str()).collect();
+    assert_eq!(live, ["apple", "nashi", "plum"]);
+    let ids: Vec<u64> = data.samples.iter().map(|s| s.id).collect();
+    assert_eq!(ids, [0, 1, 2, 3, 4, 5, 7], "sample 6 was undone");
+    assert_eq!(data.next_sample_id, 8);
+    // The undo history: the five labels of the snapshot, then the journal's rename, label 5,
+    // new class plum, label 7 (label 6 was undone).
+    assert_eq!(data.undo.len(), 9, "{:?}", data.undo);
+    assert!(matches!(
+        &data.undo[5],
+        Action::Rename { class: 1, from } if from == "pear"
+    ));
+    assert!(matches!(data.undo[7], Action::NewClass { class: 2 }));
+
+    // Undo works on migrated actions: label 7, then the class plum, then label 5, then the rename.
+    for _ in 0..4 {
+        store.commit(LabelEvent::Undo).expect("undo");
+    }
+    let data = store.data();
+    let live: Vec<&str> = data.live_classes().map(|(_, c)| c.name.as_str()).collect();
+    assert_eq!(live, ["apple", "pear"]);
+    let ids: Vec<u64> = data.samples.iter().map(|s| s.id).collect();
+    assert_eq!(ids, [0, 1, 2, 3, 4]);
+
+    // Rewritten in the current version, it reads back the same.
+    store.snapshot().expect("snapshot");
+    let before = store.data().clone();
+    drop(store);
+    let (store, opened) = Store::open(
+        Arc::new(fieldtune::store::fs::RealFs),
+        dir.path(),
+        v2_backbone(),
+        config,
+    )
+    .expect("reopen");
+    assert_eq!(opened.report.snapshot_version, Some(FORMAT_VERSION));
+    assert_eq!(store.data().samples, before.samples);
+    assert_eq!(store.data().classes, before.classes);
+    assert_eq!(store.data().undo, before.undo);
+}
+
+#[test]
+fn a_learner_opens_the_v2_state_and_keeps_learning() {
+    use fieldtune::learner::{Frame, Learner, LearnerConfig};
+    let dir = v2_dir();
+    let (mut learner, _) =
+        Learner::open(dir.path(), v2_backbone(), LearnerConfig::default(), None).expect("open");
+    // The v2 head is not trusted: the learner refitted it to the migrated samples.
+    assert!(learner.is_settled());
+    let names: Vec<String> = learner.head().classes().to_vec();
+    assert_eq!(names, ["apple", "nashi", "plum"]);
+    let feature = [0.5f32; 8];
+    let done = learner
+        .label(
+            "plum",
+            &[Frame {
+                features: &feature,
+                hash: fieldtune::store::FrameHash::of(b"x"),
+            }],
+        )
+        .expect("label");
+    assert_eq!(done.stored, 1);
+    learner.settle();
+    assert!(learner.is_settled());
+}

@@ -1,4 +1,4 @@
-//! `fieldtune label|undo|status`: clients of a running service's control socket.
+//! `fieldtune label|undo|status|class`: clients of a running service's control socket.
 
 use std::path::PathBuf;
 
@@ -84,10 +84,16 @@ pub fn label(args: LabelArgs) -> anyhow::Result<()> {
         frame: args.frame,
     })?;
     println!(
-        "labelled frame {} ({}) as {} — it was predicted {}",
+        "labelled frame {} ({}) as {:?}{} — {} frame(s) — it was predicted {}",
         data["seq"],
         data["origin"].as_str().unwrap_or("?"),
         args.class,
+        if data["created"].as_bool() == Some(true) {
+            " (a new class)"
+        } else {
+            ""
+        },
+        data["frames"],
         data["was_predicted"].as_str().unwrap_or("unknown")
     );
     Ok(())
@@ -99,7 +105,58 @@ pub fn label(args: LabelArgs) -> anyhow::Result<()> {
 /// No service at the socket, or nothing to undo.
 pub fn undo(args: UndoArgs) -> anyhow::Result<()> {
     let data = args.socket.ask(&Request::Undo)?;
-    println!("undone: {} stored frame(s)", data["undone"]);
+    println!(
+        "undone: {} ({} stored frame(s) removed)",
+        data["undone"].as_str().unwrap_or("?"),
+        data["samples"]
+    );
+    Ok(())
+}
+
+/// `fieldtune class …`: rename or delete a class of a running service.
+#[derive(Debug, clap::Subcommand)]
+pub enum ClassCommand {
+    /// Renames class OLD to NEW (undoable with `fieldtune undo`).
+    Rename {
+        /// The class's name now.
+        old: String,
+        /// Its new name.
+        new: String,
+        #[command(flatten)]
+        socket: SocketArgs,
+    },
+    /// Deletes class NAME and its stored samples (undoable with `fieldtune undo`).
+    Delete {
+        /// The class.
+        name: String,
+        #[command(flatten)]
+        socket: SocketArgs,
+    },
+}
+
+/// Renames or deletes a class.
+///
+/// # Errors
+/// No service at the socket, no such class, a taken name, or the change could not be saved.
+pub fn class(command: ClassCommand) -> anyhow::Result<()> {
+    match command {
+        ClassCommand::Rename { old, new, socket } => {
+            socket.ask(&Request::Rename {
+                from: old.clone(),
+                to: new.clone(),
+            })?;
+            println!("renamed class {old:?} to {new:?} (`fieldtune undo` takes it back)");
+        }
+        ClassCommand::Delete { name, socket } => {
+            let data = socket.ask(&Request::Delete {
+                class: name.clone(),
+            })?;
+            println!(
+                "deleted class {name:?} with {} stored samples (`fieldtune undo` brings it back)",
+                data["samples"]
+            );
+        }
+    }
     Ok(())
 }
 
@@ -147,7 +204,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
         println!("classes");
     }
     for c in &s.classes {
-        println!("  {:<20} {} stored", c.name, c.samples);
+        println!("  {:<20} {} stored", c.name.escape_debug().to_string(), c.samples);
     }
     Ok(())
 }

@@ -41,6 +41,9 @@ pub enum Command {
     Undo(client::UndoArgs),
     /// Show a running service's classes, counts, accuracy, fps and uptime.
     Status(client::StatusArgs),
+    /// Rename or delete a class of a running service.
+    #[command(subcommand)]
+    Class(client::ClassCommand),
     /// Inspect, export or import a device state.
     #[command(subcommand)]
     State(state::Command),
@@ -61,6 +64,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Label(args) => client::label(args),
         Command::Undo(args) => client::undo(args),
         Command::Status(args) => client::status(args),
+        Command::Class(command) => client::class(command),
         Command::State(command) => state::run(command),
     }
 }

@@ -14,8 +14,10 @@ use crate::control::ControlServer;
 use crate::embedder::Embedder;
 use crate::model::ModelDescriptor;
 use crate::notify::Notifier;
-use crate::service::memory::StoreMemory;
+use crate::learner::Learner;
 use crate::service::output::PredictionOutput;
+use crate::store::lock::{Holder, StateLock};
+use crate::store::IfLost;
 use crate::service::{self, Command, Parts, Service};
 
 /// Arguments of `fieldtune run`.
@@ -43,6 +45,10 @@ pub struct Args {
     /// class, and print frames per second, per-stage latency and memory.
     #[arg(long, value_name = "N")]
     pub bench_frames: Option<u64>,
+    /// When the saved state cannot be fully recovered, start from what can be (damaged files are
+    /// kept aside as *.corrupt) instead of refusing to start.
+    #[arg(long)]
+    pub start_fresh: bool,
 }
 
 /// Resident and peak memory of this process in KiB, from /proc (Linux), for the benchmark.
@@ -165,6 +171,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     });
     // Install the handlers first: a SIGTERM during the slow start is then a clean stop too.
     let stop = service::stop_on_signals().context("cannot install the SIGTERM/SIGINT handlers")?;
+    // One process per state directory, refused before anything else is opened.
+    let holder = Holder::this_process(board.control_socket.as_deref());
+    let lock = StateLock::acquire(&board.store.dir, &holder)?;
 
     let source = crate::source::open(&board.source)
         .with_context(|| format!("board {}: cannot open the frame source", board.name))?;
@@ -194,7 +203,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         load_start.elapsed().as_secs_f64(),
         board.model.threads
     );
-    let memory = StoreMemory::open_for_board(&board, embedder.backbone_id())?;
+    let mut config = service::learner_config(&board);
+    if args.start_fresh {
+        config.if_lost = IfLost::StartFromWhatIsLeft;
+    }
+    let (learner, report) = Learner::open(&board.store.dir, embedder.backbone_id(), config, Some(lock))?;
+    tracing::info!("state {}: {report}", board.store.dir.display());
     let output = PredictionOutput::open(&board.output.predictions, board.output.min_interval)?;
     // Loading and optimising the model freed far more than the loop will ever hold.
     crate::heap::release_free_memory();
@@ -204,7 +218,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         board,
         source,
         embedder,
-        memory: Box::new(memory),
+        learner,
         output,
         notifier,
         commands: (commands_tx, commands_rx),

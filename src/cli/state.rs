@@ -14,6 +14,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
+use crate::learner::{Frame, Learner, LearnerConfig};
 use crate::model::BackboneId;
 use crate::store;
 
@@ -153,19 +154,26 @@ fn inspect(path: &Path) -> anyhow::Result<()> {
     );
     for (i, class) in data.classes.iter().enumerate() {
         println!(
-            "  {i:>3} {:<24} {:>6} stored, {:>6} labelled",
-            class.name,
+            "  {i:>3} {:<24} {:>6} stored, {:>6} labelled{}",
+            class.name.escape_debug().to_string(),
             data.class_count(i as u32),
-            class.seen
+            class.seen,
+            if class.deleted { " (deleted)" } else { "" }
         );
     }
+    println!("undo history      {} actions", data.undo.len());
     println!(
         "head              {}",
         data.head
             .as_ref()
-            .map_or("none in the snapshot".into(), |h| format!(
-                "{} bytes in the snapshot",
-                h.0.len()
+            .map_or("none in the snapshot (refitted on start)".into(), |h| format!(
+                "{} bytes in the snapshot{}",
+                h.bytes.0.len(),
+                if h.basis == data.basis() {
+                    ", fitted to exactly these samples"
+                } else {
+                    " (predates the last labels: refitted on start)"
+                }
             ))
     );
     println!(
@@ -183,7 +191,11 @@ fn inspect(path: &Path) -> anyhow::Result<()> {
     let healthy = recovery.report.is_clean() && recovery.report.temporaries.is_empty();
     println!(
         "health            {}",
-        if healthy && corrupt.is_empty() {
+        if recovery.report.lost_events() {
+            "LOST EVENTS: the service refuses to start on this state (see below); restore the \
+             damaged files or start with `fieldtune run --start-fresh`"
+                .to_string()
+        } else if healthy && corrupt.is_empty() {
             "ok".to_string()
         } else if healthy {
             format!(
@@ -194,6 +206,9 @@ fn inspect(path: &Path) -> anyhow::Result<()> {
             "damaged: the device will drop what is listed below on its next start".to_string()
         }
     );
+    for line in &recovery.report.lost {
+        println!("  lost: {line}");
+    }
     for line in &recovery.report.dropped {
         println!("  dropped: {line}");
     }
@@ -261,6 +276,10 @@ fn import(file: &Path, into: &Path) -> anyhow::Result<()> {
         store::format::FileKind::Export,
         &header.backbone,
     )?;
+    let _lock = store::lock::StateLock::acquire(
+        into,
+        &store::lock::Holder::this_process(None),
+    )?;
     if let Some(existing) = store::recovery::detect_backbone(fs.as_ref(), into) {
         bail!(
             "{} already holds a state (backbone {}); move it away first, import never overwrites",
@@ -292,8 +311,8 @@ fn random_feature(rng: &mut ChaCha8Rng, dim: u32) -> Array1<f32> {
     Array1::from_iter((0..dim).map(|_| rng.gen_range(0.0f32..6.0)))
 }
 
-fn soak_config() -> store::DeviceConfig {
-    store::DeviceConfig {
+fn soak_config() -> LearnerConfig {
+    LearnerConfig {
         store: store::StoreConfig {
             // Keep every sample so the kill test can find each acknowledged one.
             max_samples_per_class: u32::MAX,
@@ -302,25 +321,41 @@ fn soak_config() -> store::DeviceConfig {
             min_journal_bytes: 64 << 10,
             ..store::StoreConfig::default()
         },
-        ..store::DeviceConfig::default()
+        ..LearnerConfig::default()
     }
 }
 
+/// One random labelled frame through the learner; returns the id of its stored sample.
+fn label_random(
+    learner: &mut Learner,
+    rng: &mut ChaCha8Rng,
+    dim: u32,
+    classes: u32,
+) -> anyhow::Result<u64> {
+    let feature = random_feature(rng, dim);
+    let class = format!("class-{}", rng.gen_range(0..classes));
+    let hash = store::FrameHash(rng.gen());
+    let id = learner.data().next_sample_id;
+    let frame = Frame {
+        features: feature.as_slice().unwrap_or_default(),
+        hash,
+    };
+    learner.label(&class, &[frame])?;
+    Ok(id)
+}
+
 fn soak(dir: &Path, events: u64, seed: u64, dim: u32) -> anyhow::Result<()> {
-    let (mut state, report) = store::DeviceState::open(dir, soak_backbone(dim), soak_config())?;
+    let (mut learner, report) = Learner::open(dir, soak_backbone(dim), soak_config(), None)?;
     tracing::info!("{report}");
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ state.data().seq);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ learner.data().seq);
     let stdout = std::io::stdout();
     for _ in 0..events {
-        let feature = random_feature(&mut rng, dim);
-        let class = format!("class-{}", rng.gen_range(0..4));
-        let frame = store::FrameHash(rng.gen());
-        let ack = state.record_label_named(feature.view(), &class, frame)?;
+        let id = label_random(&mut learner, &mut rng, dim, 4)?;
         let mut out = stdout.lock();
-        writeln!(out, "ack {}", ack.sample)?;
+        writeln!(out, "ack {id}")?;
         out.flush()?;
         drop(out);
-        state.snapshot_if_due()?;
+        learner.snapshot_if_due()?;
     }
     Ok(())
 }
@@ -351,15 +386,13 @@ fn bench(json: bool, dir: Option<&Path>, samples: u64, labels: u64) -> anyhow::R
     // 1. Writes: labels through the real device state with the default configuration.
     let write_dir = tmp.join("writes");
     let _ = std::fs::remove_dir_all(&write_dir);
-    let config = store::DeviceConfig::default();
-    let (mut state, _) = store::DeviceState::open(&write_dir, backbone, config.clone())?;
+    let config = LearnerConfig::default();
+    let (mut state, _) = Learner::open(&write_dir, backbone, config.clone(), None)?;
     let mut commit_times = Vec::with_capacity(labels as usize);
     let mut snapshot_times = Vec::new();
     for _ in 0..labels {
-        let feature = random_feature(&mut rng, dim);
-        let class = format!("class-{}", rng.gen_range(0..8));
         let start = Instant::now();
-        state.record_label_named(feature.view(), &class, store::FrameHash(rng.gen()))?;
+        label_random(&mut state, &mut rng, dim, 8)?;
         commit_times.push(start.elapsed());
         let start = Instant::now();
         if state.snapshot_if_due()? {
@@ -378,7 +411,7 @@ fn bench(json: bool, dir: Option<&Path>, samples: u64, labels: u64) -> anyhow::R
     // 2. Recovery of a state of `samples` stored samples (snapshot + 100 journal events).
     let rec_dir = tmp.join("recovery");
     let _ = std::fs::remove_dir_all(&rec_dir);
-    let rec_config = store::DeviceConfig {
+    let rec_config = LearnerConfig {
         store: store::StoreConfig {
             max_samples_per_class: u32::MAX,
             max_feature_bytes: u64::MAX,
@@ -386,14 +419,14 @@ fn bench(json: bool, dir: Option<&Path>, samples: u64, labels: u64) -> anyhow::R
             max_journal_bytes: u64::MAX,
             ..store::StoreConfig::default()
         },
-        ..store::DeviceConfig::default()
+        ..LearnerConfig::default()
     };
     build_state(&rec_dir, backbone, &rec_config, samples, &mut rng)?;
     let mut open_times = Vec::new();
     let mut recovered = 0;
     for _ in 0..5 {
         let start = Instant::now();
-        let (state, _) = store::DeviceState::open(&rec_dir, backbone, rec_config.clone())?;
+        let (state, _) = Learner::open(&rec_dir, backbone, rec_config.clone(), None)?;
         open_times.push(start.elapsed());
         recovered = state.data().samples.len();
     }
@@ -447,12 +480,12 @@ fn bench(json: bool, dir: Option<&Path>, samples: u64, labels: u64) -> anyhow::R
 fn build_state(
     dir: &Path,
     backbone: BackboneId,
-    config: &store::DeviceConfig,
+    config: &LearnerConfig,
     samples: u64,
     rng: &mut ChaCha8Rng,
 ) -> anyhow::Result<()> {
     use store::data::StateData;
-    use store::events::{JournalEntry, LabelEvent, Sample};
+    use store::events::{ClassTarget, JournalEntry, LabelEvent, Sample};
     let classes = 8u32;
     let mut data = StateData::default();
     let mut seq = 0;
@@ -471,18 +504,22 @@ fn build_state(
     }
     for id in 0..samples {
         let feature: Vec<f32> = (0..backbone.dim).map(|_| rng.gen_range(0.0..6.0)).collect();
+        let class = (id % u64::from(classes)) as u32;
         apply(
             &mut data,
-            LabelEvent::AddSample(Sample {
-                id,
-                class: (id % u64::from(classes)) as u32,
-                time_ms: store::snapshot::now_ms(),
-                frame_hash: store::FrameHash(rng.gen()),
-                feature: store::features::StoredFeature::encode(
-                    &feature,
-                    config.store.feature_encoding,
-                ),
-            }),
+            LabelEvent::Label {
+                class: ClassTarget::Existing(class),
+                samples: vec![Sample {
+                    id,
+                    class,
+                    time_ms: store::snapshot::now_ms(),
+                    frame_hash: store::FrameHash(rng.gen()),
+                    feature: store::features::StoredFeature::encode(
+                        &feature,
+                        config.store.feature_encoding,
+                    ),
+                }],
+            },
         )?;
     }
     std::fs::create_dir_all(dir)?;
@@ -490,16 +527,11 @@ fn build_state(
     let bytes =
         store::snapshot::encode(&data, store::format::FileKind::Snapshot, &backbone, &path)?;
     std::fs::write(&path, bytes)?;
-    // A head and 100 journaled labels on top, through the real device state.
-    let (mut state, _) = store::DeviceState::open(dir, backbone, config.clone())?;
-    state.snapshot_now()?;
+    // A fitted head and 100 journaled labels on top, through the real learner.
+    let (mut state, _) = Learner::open(dir, backbone, config.clone(), None)?;
+    state.snapshot()?;
     for _ in 0..100 {
-        let feature = random_feature(rng, backbone.dim);
-        state.record_label(
-            feature.view(),
-            rng.gen_range(0..classes as usize),
-            store::FrameHash(rng.gen()),
-        )?;
+        label_random(&mut state, rng, backbone.dim, classes)?;
     }
     Ok(())
 }

@@ -93,6 +93,26 @@ pub fn acceptance_threshold(scores: &[f32], target: f32) -> (f32, f32) {
     (threshold, accepted as f32 / s.len() as f32)
 }
 
+/// The calibration of a head whose held-out `logits`/`labels` give the temperature and whose held-out
+/// unknown `scores` give the threshold accepting `target` of them.
+pub(super) fn calibration_from(
+    logits: ArrayView2<f32>,
+    labels: &[usize],
+    scores: &[f32],
+    target: f32,
+) -> Calibration {
+    let (temperature, nll_before, nll_after) = fit_temperature(logits, labels);
+    let (unknown_threshold, accepted_fraction) = acceptance_threshold(scores, target);
+    Calibration {
+        temperature,
+        unknown_threshold,
+        accepted_fraction,
+        nll_before,
+        nll_after,
+        samples: labels.len(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

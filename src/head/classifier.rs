@@ -22,11 +22,11 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::calibration::{acceptance_threshold, fit_temperature, Calibration};
+use super::calibration::{acceptance_threshold, calibration_from, Calibration};
 use super::dataset::Dataset;
 use super::error::HeadError;
 use super::hyper::HyperParams;
-use super::loss::softmax_in_place;
+use super::loss::{class_sum_weights, softmax_in_place};
 use super::params::Params;
 use super::prototypes::{normalized, Prototypes};
 use super::standardize::Standardizer;
@@ -42,6 +42,11 @@ const IMPRINT_MARGIN: f32 = 2.0;
 const ONLINE_SCORES_KEPT: usize = 256;
 /// `learn` sets an online threshold once it has seen this many held-out scores.
 const ONLINE_SCORES_NEEDED: usize = 20;
+/// The most one `learn_rehearsed` step may move any logit difference of the samples in its batch:
+/// odds between two classes change by at most e ≈ 2.7 per press. A plain `learn` step on
+/// standardised 1280-d features moves its own sample's logits by up to `lr · (‖z‖² + 1)`, about 20
+/// at the default rate, which is how a few presses of one class swing the whole head.
+pub const ONLINE_MAX_LOGIT_MOVE: f32 = 1.0;
 
 /// One prediction.
 #[derive(Debug, Clone, PartialEq)]
@@ -195,35 +200,6 @@ impl Head {
             let k = 1.0 / self.center_count as f32;
             self.center.zip_mut_with(&r, |c, &v| *c += (v - *c) * k);
         }
-    }
-
-    /// Trains a head from scratch on `train` (see [`super::train`] for the procedure), calling
-    /// `on_epoch` after every epoch. This is also the device's full `retrain` from stored features.
-    ///
-    /// # Errors
-    /// Invalid data sets or kind, mismatched validation set, or divergence.
-    pub fn train(
-        train: &Dataset,
-        val: Option<&Dataset>,
-        kind: HeadKind,
-        hyper: &HyperParams,
-        on_epoch: &mut dyn FnMut(&super::EpochReport),
-    ) -> Result<(Head, super::TrainReport), HeadError> {
-        super::train::train(train, val, kind, hyper, on_epoch)
-    }
-
-    /// Same as [`Head::train`]: the name the device uses for retraining from its stored features.
-    ///
-    /// # Errors
-    /// As [`Head::train`].
-    pub fn retrain(
-        train: &Dataset,
-        val: Option<&Dataset>,
-        kind: HeadKind,
-        hyper: &HyperParams,
-        on_epoch: &mut dyn FnMut(&super::EpochReport),
-    ) -> Result<(Head, super::TrainReport), HeadError> {
-        Self::train(train, val, kind, hyper, on_epoch)
     }
 
     /// Class names in index order.
@@ -385,19 +361,126 @@ impl Head {
     /// is recorded as a held-out score; a head never calibrated on data sets its unknown threshold
     /// from these once it has 20.
     ///
+    /// The step is not bounded: on standardised 1280-d features it can move the sample's own
+    /// logits by tens, and a run of presses of one class swings the head towards that class.
+    /// [`Head::learn_rehearsed`] is the bounded, class-balanced alternative.
+    ///
     /// # Errors
     /// [`HeadError::DimensionMismatch`], [`HeadError::NonFiniteFeature`], [`HeadError::LabelOutOfRange`].
     pub fn learn(&mut self, feature: ArrayView1<f32>, label: usize) -> Result<(), HeadError> {
         self.check_feature(feature)?;
+        self.check_label(label)?;
+        let z = self.standardize_one(feature);
+        self.absorb_labelled(z.view(), label);
+        self.params.sgd_step_one(
+            z.view(),
+            label,
+            self.hyper.online_learning_rate(),
+            self.hyper.weight_decay(),
+        );
+        Ok(())
+    }
+
+    /// One online step for a newly labelled sample, rehearsing stored samples of the other classes
+    /// so that a run of presses of one class does not swing the head towards it.
+    ///
+    /// The step is one mini-batch gradient step at `online_learning_rate` (with weight decay) on
+    /// `{feature} ∪ rehearsal` and the loss `Σ_c mean_{i ∈ c} CE_i + weight_decay / 2 · ‖W‖²`: every
+    /// class present in the batch carries the same total weight, so the new sample (alone in its
+    /// class) weighs as much as each rehearsed class (see [`super::loss::class_sum_weights`]).
+    /// With an empty `rehearsal` this is exactly `learn`'s loss and gradient. The step is then
+    /// bounded ([`super::params::Params::bounded_step`]): shrunk, when needed, until no logit
+    /// difference of any batch row moves by more than [`ONLINE_MAX_LOGIT_MOVE`], so one press
+    /// changes no odds between two classes on those samples by more than `e^1`.
+    ///
+    /// `rehearsal` holds stored raw (unstandardised) features, one per row, with their class
+    /// indices in `rehearsal_labels`; it may be empty (0 rows, any width). Rows of `label`'s own
+    /// class are allowed and share that class's weight with the new sample. Only the new sample is
+    /// recorded, exactly as by `learn`: its held-out unknown score, the running centre and its class
+    /// prototype; rehearsed rows were counted when they were first learned. The cost is that of
+    /// `1 + rows` predictions and one mini-batch gradient, plus one more forward pass per rescaling
+    /// when the bound bites (one for the linear head).
+    ///
+    /// # Errors
+    /// [`HeadError::DimensionMismatch`], [`HeadError::NonFiniteFeature`] (`input` or `rehearsal`
+    /// row), [`HeadError::LabelOutOfRange`], [`HeadError::LabelCountMismatch`] when
+    /// `rehearsal_labels` does not pair up with the rows. Nothing changes on error.
+    pub fn learn_rehearsed(
+        &mut self,
+        feature: ArrayView1<f32>,
+        label: usize,
+        rehearsal: ArrayView2<f32>,
+        rehearsal_labels: &[usize],
+    ) -> Result<(), HeadError> {
+        self.check_feature(feature)?;
+        self.check_label(label)?;
+        let rows = rehearsal.nrows();
+        if rehearsal_labels.len() != rows {
+            return Err(HeadError::LabelCountMismatch {
+                name: "rehearsal",
+                rows,
+                labels: rehearsal_labels.len(),
+            });
+        }
+        if rows > 0 && rehearsal.ncols() != self.dim {
+            return Err(HeadError::DimensionMismatch {
+                expected: self.dim,
+                got: rehearsal.ncols(),
+            });
+        }
+        for (row, r) in rehearsal.axis_iter(Axis(0)).enumerate() {
+            if r.iter().any(|v| !v.is_finite()) {
+                return Err(HeadError::NonFiniteFeature {
+                    name: "rehearsal",
+                    row,
+                });
+            }
+        }
+        for &l in rehearsal_labels {
+            self.check_label(l)?;
+        }
+        let z = self.standardize_one(feature);
+        self.absorb_labelled(z.view(), label);
+        let mut batch = Array2::zeros((1 + rows, self.dim));
+        batch.row_mut(0).assign(&z);
+        for (i, r) in rehearsal.axis_iter(Axis(0)).enumerate() {
+            self.standardizer.transform_into(r, batch.row_mut(1 + i));
+        }
+        let mut labels = Vec::with_capacity(1 + rows);
+        labels.push(label);
+        labels.extend_from_slice(rehearsal_labels);
+        let mut counts = vec![0usize; self.classes.len()];
+        for &l in &labels {
+            counts[l] += 1;
+        }
+        self.params.bounded_step(
+            batch.view(),
+            &labels,
+            &class_sum_weights(&counts),
+            self.hyper.online_learning_rate(),
+            self.hyper.weight_decay(),
+            ONLINE_MAX_LOGIT_MOVE,
+        );
+        Ok(())
+    }
+
+    fn check_label(&self, label: usize) -> Result<(), HeadError> {
         if label >= self.classes.len() {
             return Err(HeadError::LabelOutOfRange {
                 label,
                 classes: self.classes.len(),
             });
         }
-        let z = self.standardize_one(feature);
+        Ok(())
+    }
+
+    /// What an online label records besides the weight step, before it: the sample's unknown
+    /// score as a held-out score (when its class already had samples; setting the online threshold
+    /// of a never-calibrated head once there are enough), its penultimate vector (under the
+    /// weights before the step) into the running centre, and the sample into its class prototype.
+    fn absorb_labelled(&mut self, z: ArrayView1<f32>, label: usize) {
         if self.prototypes.counts()[label] > 0 {
-            let score = self.prototypes.nearest(z.view()).0;
+            let score = self.prototypes.nearest(z).0;
             if self.online_scores.len() >= ONLINE_SCORES_KEPT {
                 self.online_scores.remove(0);
             }
@@ -409,16 +492,9 @@ impl Head {
                 self.calibration.accepted_fraction = acc;
             }
         }
-        let h = self.params.penultimate(z.view().insert_axis(Axis(0)));
+        let h = self.params.penultimate(z.insert_axis(Axis(0)));
         self.absorb_center(h.view());
-        self.params.sgd_step_one(
-            z.view(),
-            label,
-            self.hyper.online_learning_rate(),
-            self.hyper.weight_decay(),
-        );
-        self.prototypes.add(z.view(), label);
-        Ok(())
+        self.prototypes.add(z, label);
     }
 
     /// Adds a class named `name` from one or more example feature vectors (rows of `examples`) by
@@ -549,24 +625,5 @@ impl Head {
             self.hyper.target_acceptance(),
         );
         Ok(self.calibration)
-    }
-}
-
-/// Temperature from `logits`/`labels`, threshold from held-out unknown `scores`.
-pub(super) fn calibration_from(
-    logits: ArrayView2<f32>,
-    labels: &[usize],
-    scores: &[f32],
-    target: f32,
-) -> Calibration {
-    let (temperature, nll_before, nll_after) = fit_temperature(logits, labels);
-    let (unknown_threshold, accepted_fraction) = acceptance_threshold(scores, target);
-    Calibration {
-        temperature,
-        unknown_threshold,
-        accepted_fraction,
-        nll_before,
-        nll_after,
-        samples: labels.len(),
     }
 }

@@ -1,5 +1,6 @@
-//! Small pure functions of the loss: numerically stable softmax, class-balanced sample weights and the
-//! weighted cross-entropy with its gradient with respect to the logits.
+//! Small pure functions of the loss: numerically stable softmax, class-balanced sample weights (for
+//! training, and for the rehearsed online step) and the weighted cross-entropy with its gradient with
+//! respect to the logits.
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut1, Axis};
 
@@ -40,6 +41,21 @@ pub fn class_weights(counts: &[usize], balanced: bool) -> Vec<f32> {
                 n as f32 / (present as f32 * c as f32)
             }
         })
+        .collect()
+}
+
+/// Per-class loss weights that make every class present in a batch carry total weight 1:
+/// `n / n_c` (1 for absent classes). [`cross_entropy_grad`] averages `w_y · CE` over the `n` rows,
+/// so with these weights the batch loss is `Σ_c mean_{i ∈ c} CE_i`, the sum over the classes present
+/// of each class's mean loss. A batch of one sample gets weight 1, the plain one-sample loss; a
+/// sample alone in its class among rehearsed samples of `m` other classes carries exactly as much as
+/// each of them (the mean of the others). It is [`class_weights`] (balanced) times the number of
+/// classes present.
+pub fn class_sum_weights(counts: &[usize]) -> Vec<f32> {
+    let present = counts.iter().filter(|&&c| c > 0).count().max(1) as f32;
+    class_weights(counts, true)
+        .into_iter()
+        .map(|w| w * present)
         .collect()
 }
 
@@ -84,6 +100,24 @@ mod tests {
         let total: f32 = counts.iter().zip(&w).map(|(&c, &w)| c as f32 * w).sum();
         assert!((total / 100.0 - 1.0).abs() < 1e-6);
         assert!((w[0] * 30.0 - w[1] * 10.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn class_sum_weights_give_each_present_class_total_one() {
+        let counts = [1, 3, 0, 4];
+        let n = 8.0;
+        let w = class_sum_weights(&counts);
+        for (c, &m) in counts.iter().enumerate() {
+            if m > 0 {
+                // The batch mean 1/n Σ w_y over class c's rows.
+                assert!(
+                    (w[c] * m as f32 / n - 1.0).abs() < 1e-6,
+                    "class {c}: {}",
+                    w[c]
+                );
+            }
+        }
+        assert_eq!(class_sum_weights(&[0, 1, 0]), vec![1.0, 1.0, 1.0]);
     }
 
     #[test]

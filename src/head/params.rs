@@ -1,5 +1,7 @@
 //! The learnable weights of a head and their maths, written by hand: forward pass, loss and gradient
-//! (backward pass), and the in-place one-sample SGD step used on the device.
+//! (backward pass), the in-place one-sample SGD step of `learn`, and the bounded mini-batch step of
+//! `learn_rehearsed` (a gradient step shrunk until it moves no logit difference of its batch by more
+//! than a given amount).
 //!
 //! A head is a stack of dense layers: the linear head has one (`classes × dim`), the MLP two
 //! (`hidden × dim` with ReLU, then `classes × hidden`). Weights are stored `out × in`, so a batch
@@ -44,6 +46,45 @@ impl Layer {
         out.assign(&self.b.view().insert_axis(Axis(0)));
         general_mat_mul(1.0, &x, &self.w.t(), 1.0, out);
     }
+}
+
+/// Rescalings [`Params::bounded_step`] tries before it drops a step that still moves too much.
+pub const BOUND_REFINEMENTS: usize = 8;
+
+/// What one [`Params::bounded_step`] did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BoundedStep {
+    /// Batch loss before the step (weighted cross-entropy + L2 penalty).
+    pub loss: f32,
+    /// Fraction of the full step `lr · ∇L` taken: 1 when the bound did not bite, 0 when the step
+    /// was dropped.
+    pub scale: f32,
+    /// [`logit_move`] of the batch caused by the step taken.
+    pub logit_move: f32,
+}
+
+/// How far a change of logits moved the predictions: `max_i (max_c Δ_ic − min_c Δ_ic)` with
+/// `Δ = after − before`, the largest change of any logit difference `l_a − l_b` on any row. Softmax
+/// sees only logit differences, so no row's odds between two classes changed by more than a factor
+/// `e^move`; a shift of all of a row's logits together does not count. 0 for empty batches or a
+/// single class; NaN when a logit is not finite.
+pub fn logit_move(before: ArrayView2<f32>, after: ArrayView2<f32>) -> f32 {
+    let mut worst = 0.0f32;
+    for (b, a) in before.axis_iter(Axis(0)).zip(after.axis_iter(Axis(0))) {
+        let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+        for (&b, &a) in b.iter().zip(a) {
+            let d = a - b;
+            if !d.is_finite() {
+                return f32::NAN;
+            }
+            lo = lo.min(d);
+            hi = hi.max(d);
+        }
+        if hi >= lo {
+            worst = worst.max(hi - lo);
+        }
+    }
+    worst
 }
 
 /// The weights of a head: hidden layers (ReLU) followed by the output layer (logits).
@@ -224,6 +265,72 @@ impl Params {
             if let Some(back) = back {
                 delta = back;
             }
+        }
+    }
+
+    /// `θ ← θ + alpha · g` on every weight and bias (`g` shaped like `self`).
+    pub fn add_scaled(&mut self, g: &Params, alpha: f32) {
+        for (p, g) in self.layers.iter_mut().zip(&g.layers) {
+            p.w.scaled_add(alpha, &g.w);
+            p.b.scaled_add(alpha, &g.b);
+        }
+    }
+
+    /// One gradient step on a batch whose effect on the batch's own predictions is bounded:
+    /// `θ ← θ − s · lr · ∇L`, with `L` the loss of [`Params::loss_and_grad`] (weighted mean
+    /// cross-entropy + L2) and `s ∈ [0, 1]` the largest step fraction for which no logit difference
+    /// of any batch row moves by more than `max_move` (see [`logit_move`]). `s = 1` (the plain
+    /// mini-batch SGD step) whenever that step already stays within the bound; `max_move = ∞`
+    /// never clips; a NaN or negative `max_move` counts as 0 (no step).
+    ///
+    /// The step is measured, not estimated: the batch's logits are recomputed after it. For the
+    /// linear head logits are affine in the weights, so one rescaling by `max_move / move` lands
+    /// on the bound; for the MLP the move is only close to linear in `s`, so the rescaling is
+    /// repeated (at most [`BOUND_REFINEMENTS`] times, after which the step is dropped rather than
+    /// let through unbounded).
+    pub fn bounded_step(
+        &mut self,
+        x: ArrayView2<f32>,
+        labels: &[usize],
+        class_weights: &[f32],
+        lr: f32,
+        weight_decay: f32,
+        max_move: f32,
+    ) -> BoundedStep {
+        let max_move = if max_move.is_nan() {
+            0.0
+        } else {
+            max_move.max(0.0)
+        };
+        let before = self.logits(x);
+        let mut grad = self.zeros_like();
+        let loss = self.loss_and_grad(x, labels, class_weights, weight_decay, &mut grad);
+        let mut taken = lr;
+        self.add_scaled(&grad, -taken);
+        let mut moved = logit_move(before.view(), self.logits(x).view());
+        // A hair of slack so the float rounding of an exact rescaling does not trigger another.
+        let limit = max_move * (1.0 + 1e-4);
+        let mut refinements = 0;
+        while !(moved <= limit) && taken > 0.0 {
+            let want = if moved.is_finite() && refinements < BOUND_REFINEMENTS {
+                taken * max_move / moved
+            } else {
+                0.0
+            };
+            // From θ − taken·g to θ − want·g.
+            self.add_scaled(&grad, taken - want);
+            taken = want;
+            moved = if taken > 0.0 {
+                logit_move(before.view(), self.logits(x).view())
+            } else {
+                0.0
+            };
+            refinements += 1;
+        }
+        BoundedStep {
+            loss,
+            scale: if lr > 0.0 { taken / lr } else { 0.0 },
+            logit_move: moved,
         }
     }
 

@@ -26,8 +26,8 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::calibration::{acceptance_threshold, Calibration};
-use super::classifier::{calibration_from, Head};
+use super::calibration::{acceptance_threshold, calibration_from, Calibration};
+use super::classifier::Head;
 use super::dataset::Dataset;
 use super::error::HeadError;
 use super::hyper::HyperParams;
@@ -121,8 +121,40 @@ fn accuracy(logits: &Array2<f32>, labels: &[usize]) -> f32 {
     right as f32 / labels.len().max(1) as f32
 }
 
+impl Head {
+    /// Trains a head from scratch on `train` (see [`super::train`] for the procedure),
+    /// calling `on_epoch` after every epoch. This is also the device's full `retrain` from stored
+    /// features.
+    ///
+    /// # Errors
+    /// Invalid data sets or kind, mismatched validation set, or divergence.
+    pub fn train(
+        train: &Dataset,
+        val: Option<&Dataset>,
+        kind: HeadKind,
+        hyper: &HyperParams,
+        on_epoch: &mut dyn FnMut(&EpochReport),
+    ) -> Result<(Head, TrainReport), HeadError> {
+        train_head(train, val, kind, hyper, on_epoch)
+    }
+
+    /// Same as [`Head::train`]: the name the device uses for retraining from its stored features.
+    ///
+    /// # Errors
+    /// As [`Head::train`].
+    pub fn retrain(
+        train: &Dataset,
+        val: Option<&Dataset>,
+        kind: HeadKind,
+        hyper: &HyperParams,
+        on_epoch: &mut dyn FnMut(&EpochReport),
+    ) -> Result<(Head, TrainReport), HeadError> {
+        Self::train(train, val, kind, hyper, on_epoch)
+    }
+}
+
 /// See the module docs.
-pub(super) fn train(
+fn train_head(
     train: &Dataset,
     val: Option<&Dataset>,
     kind: HeadKind,

@@ -1,11 +1,11 @@
-//! The device's service loop: capture → preprocess → backbone → head → prediction out, with labels
-//! (from the control socket or the buttons) turned into durable samples and online updates, a
-//! background retrain from the replay set, periodic snapshots, and systemd notifications.
+//! The device's service loop: capture → preprocess → backbone → head → prediction out; labels,
+//! undo, rename and delete (from the control socket or the buttons) go to the [`Learner`], which
+//! owns everything the device knows; periodic snapshots; systemd notifications.
 //!
-//! One thread owns the head and the store and runs every step in order, so there is no locking
-//! around the model: the control socket and the buttons only send [`Command`]s into its channel,
-//! and it serves them between frames (while waiting for the next frame, so a label is answered
-//! within one frame).
+//! One thread owns the learner and runs every step in order, so there is no locking around the
+//! model: the control socket and the buttons only send [`Command`]s into its channel, and it
+//! serves them between frames (while waiting for the next frame, so a label is answered within
+//! one frame).
 //!
 //! Faults: a transient source fault (bad frame, camera unplugged) is logged and retried with
 //! back-off while commands are still served and systemd still pinged; an image that does not
@@ -20,24 +20,21 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ndarray::ArrayView1;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::board::Board;
 use crate::button::{Action, ButtonThread, LedCommand};
 use crate::control::{Incoming, Reply, Request};
 use crate::embedder::Embedder;
 use crate::head::{HeadKind, HyperParams};
+use crate::learner::{Frame as LabelFrame, Learner, LearnerConfig, Polled};
 use crate::notify::Notifier;
+use crate::store::FrameHash;
 use crate::source::{Backoff, Frame, FrameData, FrameSource, SourceError};
 
-pub mod memory;
 pub mod output;
-pub mod retrain;
 pub mod stats;
 
-use memory::{Memory, MemoryError};
 use output::{PredictionLine, PredictionOutput};
-use retrain::Retrainer;
 use stats::{FrameTimes, Stats};
 
 /// What can stop the service with an error.
@@ -78,7 +75,7 @@ struct Recent {
     seq: u64,
     origin: String,
     truth: Option<String>,
-    hash: [u8; 32],
+    hash: FrameHash,
     features: Vec<f32>,
     predicted: Option<String>,
     probability: f32,
@@ -92,7 +89,7 @@ pub struct Parts {
     pub board: Board,
     pub source: Box<dyn FrameSource>,
     pub embedder: Embedder,
-    pub memory: Box<dyn Memory>,
+    pub learner: Learner,
     pub output: PredictionOutput,
     pub notifier: Notifier,
     /// The command channel: give clones of the sender to the control socket and the buttons.
@@ -138,7 +135,7 @@ pub struct Service {
     board: Board,
     source: Box<dyn FrameSource>,
     embedder: Embedder,
-    memory: Box<dyn Memory>,
+    learner: Learner,
     output: PredictionOutput,
     notifier: Notifier,
     commands: Receiver<Command>,
@@ -150,12 +147,6 @@ pub struct Service {
     recent: VecDeque<Recent>,
     seq: u64,
     stats: Stats,
-    retrainer: Retrainer,
-    /// Bumped by every undo: a retrain started before it is stale.
-    epoch: u64,
-    labels_since_retrain: usize,
-    /// Samples stored by each recent label action, for undo.
-    label_sizes: Vec<usize>,
     dirty: bool,
     last_snapshot: Instant,
 }
@@ -173,7 +164,7 @@ impl Service {
     /// [`ServiceError::HeadMismatch`] when the recovered head does not fit the backbone.
     pub fn new(parts: Parts) -> Result<Self, ServiceError> {
         let dim = parts.embedder.dim();
-        let head_dim = parts.memory.head().dim();
+        let head_dim = parts.learner.head().dim();
         if head_dim != dim {
             return Err(ServiceError::HeadMismatch {
                 head: head_dim,
@@ -185,7 +176,7 @@ impl Service {
             board: parts.board,
             source: parts.source,
             embedder: parts.embedder,
-            memory: parts.memory,
+            learner: parts.learner,
             output: parts.output,
             notifier: parts.notifier,
             commands: rx,
@@ -196,10 +187,6 @@ impl Service {
             recent: VecDeque::new(),
             seq: 0,
             stats: Stats::new(),
-            retrainer: Retrainer::default(),
-            epoch: 0,
-            labels_since_retrain: 0,
-            label_sizes: Vec::new(),
             dirty: false,
             last_snapshot: Instant::now(),
         })
@@ -207,17 +194,16 @@ impl Service {
 
     /// The current figures.
     pub fn status(&self) -> Status {
-        let classes = self.memory.classes();
-        let counts = self.memory.class_counts();
         Status {
             board: self.board.name.clone(),
             source: self.source.describe(),
-            classes: classes
-                .iter()
-                .enumerate()
-                .map(|(i, name)| ClassStatus {
-                    name: name.clone(),
-                    samples: counts.get(i).copied().unwrap_or(0),
+            classes: self
+                .learner
+                .classes()
+                .into_iter()
+                .map(|c| ClassStatus {
+                    name: c.name,
+                    samples: c.samples,
                 })
                 .collect(),
             labels: self.stats.labels,
@@ -228,8 +214,8 @@ impl Service {
             faults: self.stats.faults,
             fps: self.stats.fps(),
             uptime_s: self.stats.started.elapsed().as_secs_f64(),
-            retrains: self.stats.retrains,
-            retraining: self.retrainer.busy(),
+            retrains: self.learner.retrains(),
+            retraining: self.learner.retraining(),
             latency: self.stats.means,
         }
     }
@@ -242,24 +228,24 @@ impl Service {
         self.notifier.ready(&format!(
             "classifying {} with {} classes",
             self.source.describe(),
-            self.memory.head().classes().len()
+            self.learner.classes().len()
         ));
+        let classes = self.learner.classes();
         tracing::info!(
             "ready: board {}, source {}, {} classes, {} stored samples",
             self.board.name,
             self.source.describe(),
-            self.memory.head().classes().len(),
-            self.memory.class_counts().iter().sum::<usize>()
+            classes.len(),
+            classes.iter().map(|c| c.samples).sum::<usize>()
         );
         let result = self.main_loop(stop);
         self.notifier.stopping();
         tracing::info!("stopping after {} frames", self.stats.frames);
-        self.retrainer.finish();
-        if self.dirty {
+        // The next start then finds a head fitted to exactly the saved samples and serves it
+        // without refitting.
+        self.learner.settle();
+        if self.dirty || self.learner.store().snapshot_due() {
             self.snapshot();
-        }
-        if let Err(e) = self.memory.snapshot_if_due() {
-            tracing::warn!("{e}");
         }
         let status = self.status();
         // Dropping `self` here joins the button thread (LEDs off) and closes the output.
@@ -291,7 +277,7 @@ impl Service {
                 break;
             }
             self.notifier.watchdog();
-            self.poll_retrain();
+            self.poll_learner();
 
             let capture_start = Instant::now();
             match self.source.next_frame() {
@@ -338,13 +324,10 @@ impl Service {
             ..FrameTimes::default()
         };
         let (features, hash) = match &frame.data {
-            FrameData::Encoded(bytes) => (
-                self.embedder.embed_bytes(bytes),
-                Sha256::digest(bytes).into(),
-            ),
+            FrameData::Encoded(bytes) => (self.embedder.embed_bytes(bytes), FrameHash::of(bytes)),
             FrameData::Rgb(rgb) => (
                 self.embedder.embed_rgb(rgb),
-                Sha256::digest(rgb.as_raw()).into(),
+                FrameHash::of(rgb.as_raw()),
             ),
         };
         let features = match features {
@@ -361,20 +344,14 @@ impl Service {
         times.backbone = stage.backbone;
 
         let head_start = Instant::now();
-        let head = self.memory.head();
-        let prediction = head.predict(ArrayView1::from(&features[..]));
-        let predicted = prediction
-            .class
-            .and_then(|c| head.classes().get(c).cloned());
-        let probability = prediction
-            .class
-            .and_then(|c| prediction.top.iter().find(|(k, _)| *k == c))
-            .map_or(0.0, |(_, p)| *p);
+        let seen = self.learner.predict(ArrayView1::from(&features[..]));
+        let predicted = seen.name.clone();
+        let probability = seen.probability;
         times.head = head_start.elapsed();
 
         self.seq += 1;
         if let Some(truth) = &frame.truth {
-            if self.memory.head().classes().contains(truth) {
+            if self.learner.classes().iter().any(|c| c.name == *truth) {
                 self.stats.truth.push(predicted.as_deref() == Some(truth));
             }
         }
@@ -389,7 +366,7 @@ impl Service {
             truth: frame.truth.as_deref(),
         });
         if let Some(buttons) = &self.buttons {
-            buttons.led(LedCommand::Show(prediction.class));
+            buttons.led(LedCommand::Show(seen.class));
         }
         times.output = output_start.elapsed();
         self.stats.frame(&times);
@@ -430,6 +407,8 @@ impl Service {
                 let answer = match request {
                     Request::Label { class, frame } => self.label(&class, frame),
                     Request::Undo => self.undo(),
+                    Request::Rename { from, to } => self.rename(&from, &to),
+                    Request::Delete { class } => self.delete(&class),
                     Request::Status => Reply::ok(self.status()),
                     Request::Current => match self.recent.back() {
                         None => Reply::error("no frame processed yet"),
@@ -447,17 +426,18 @@ impl Service {
             }
             Command::Button(action) => {
                 let answer = match action {
-                    Action::Label(i) => {
-                        let name = self
-                            .memory
-                            .classes()
-                            .get(i)
-                            .cloned()
-                            .unwrap_or_else(|| format!("class-{}", i + 1));
-                        self.label(&name, None)
-                    }
+                    Action::Label(i) => match self.learner.classes().get(i) {
+                        Some(class) => {
+                            let name = class.name.clone();
+                            self.label(&name, None)
+                        }
+                        None => Reply::error(format!(
+                            "button {} has no class yet: long-press the mode button to start one",
+                            i + 1
+                        )),
+                    },
                     Action::NewClass => {
-                        let name = format!("class-{}", self.memory.classes().len() + 1);
+                        let name = self.next_class_name();
                         self.label(&name, None)
                     }
                     Action::Undo => self.undo(),
@@ -467,6 +447,15 @@ impl Service {
                 }
             }
         }
+    }
+
+    /// `class-N` for the smallest N not taken (a button's new class).
+    fn next_class_name(&self) -> String {
+        let classes = self.learner.classes();
+        (classes.len() + 1..)
+            .map(|n| format!("class-{n}"))
+            .find(|name| !classes.iter().any(|c| c.name == *name))
+            .unwrap_or_else(|| "class".into())
     }
 
     fn label(&mut self, class: &str, frame: Option<u64>) -> Reply {
@@ -488,176 +477,143 @@ impl Service {
             });
         };
         let first = target.saturating_sub(self.board.learning.context_frames);
-        let frames: Vec<Recent> = self.recent.range(first..=target).cloned().collect();
         let started = Instant::now();
-        match self.label_frames(class, &frames) {
-            Ok(stored) => {
+        let frames: Vec<LabelFrame> = self
+            .recent
+            .range(first..=target)
+            .map(|r| LabelFrame {
+                features: &r.features,
+                hash: r.hash,
+            })
+            .collect();
+        let result = self.learner.label(class, &frames);
+        let target = self.recent[target].clone();
+        match result {
+            Ok(done) => {
                 self.stats.label_done(started.elapsed());
-                let target = &frames[frames.len() - 1];
                 self.stats.labels += 1;
                 self.stats
                     .labelled
                     .push(target.predicted.as_deref() == Some(class));
-                self.label_sizes.push(stored);
-                if self.label_sizes.len() > 64 {
-                    self.label_sizes.remove(0);
-                }
                 self.dirty = true;
-                self.labels_since_retrain += 1;
-                if let Some(every) = self.board.learning.retrain_every {
-                    if self.labels_since_retrain >= every {
-                        self.start_retrain();
-                    }
-                }
-                let index = self.memory.head().classes().iter().position(|c| c == class);
+                self.snapshot_if_due();
+                let index = self.learner.classes().iter().position(|c| c.name == class);
                 if let (Some(buttons), Some(i)) = (&self.buttons, index) {
                     buttons.led(LedCommand::Acknowledge(i));
                 }
                 tracing::info!(
-                    "labelled frame {} ({}) as {class:?}",
+                    "labelled frame {} ({}) as {class:?}{}",
                     target.seq,
-                    target.origin
+                    target.origin,
+                    if done.created { " (new class)" } else { "" }
                 );
                 Reply::ok(serde_json::json!({
                     "seq": target.seq,
                     "origin": target.origin,
                     "class": class,
-                    "frames": stored,
+                    "frames": done.frames,
+                    "stored": done.stored,
+                    "created": done.created,
                     "was_predicted": target.predicted,
                 }))
             }
-            Err(e) => Reply::error(format!("label not saved: {e}")),
-        }
-    }
-
-    /// Stores each frame durably (the memory teaches the head). Returns how many were stored.
-    fn label_frames(&mut self, class: &str, frames: &[Recent]) -> Result<usize, MemoryError> {
-        let mut stored = 0;
-        for frame in frames {
-            self.memory.label(class, &frame.features, frame.hash)?;
-            stored += 1;
-        }
-        match self.memory.snapshot_if_due() {
-            Ok(true) => {
-                crate::heap::release_free_memory();
+            Err(e) => {
+                tracing::warn!("label of frame {} as {class:?} not saved: {e}", target.seq);
+                Reply::error(format!("label not saved, nothing changed: {e}"))
             }
-            Ok(false) => {}
-            Err(e) => tracing::warn!("snapshot failed (labels are in the journal): {e}"),
         }
-        Ok(stored)
     }
 
     fn undo(&mut self) -> Reply {
-        let count = self.label_sizes.pop().unwrap_or(1);
-        let mut undone = 0;
-        for _ in 0..count {
-            match self.memory.undo() {
-                Ok(true) => undone += 1,
-                Ok(false) => break,
-                Err(e) => return Reply::error(format!("undo not saved: {e}")),
+        match self.learner.undo() {
+            Ok(undone) => {
+                self.stats.undos += 1;
+                self.dirty = true;
+                tracing::info!(
+                    "undid {} ({} stored frames)",
+                    undone.what,
+                    undone.samples
+                );
+                Reply::ok(serde_json::json!({
+                    "undone": undone.what,
+                    "samples": undone.samples,
+                }))
             }
-        }
-        if undone == 0 {
-            return Reply::error("nothing to undo");
-        }
-        self.stats.undos += 1;
-        // A retrain running now still holds the undone label: its result will be dropped.
-        self.epoch += 1;
-        self.dirty = true;
-        self.retrain_stale_head();
-        tracing::info!("undid the last label ({undone} stored frames)");
-        Reply::ok(serde_json::json!({ "undone": undone }))
-    }
-
-    /// Starts a background retrain; returns whether one started or was already running.
-    fn start_retrain(&mut self) -> bool {
-        if self.retrainer.busy() {
-            return true;
-        }
-        // The retrained head must have exactly the state's classes, in order: every class needs
-        // samples, and softmax training needs two classes.
-        let counts = self.memory.class_counts();
-        if counts.len() < 2 || counts.contains(&0) {
-            return false;
-        }
-        let Some((data, last)) = self.memory.replay() else {
-            return false;
-        };
-        let head = self.memory.head();
-        let (kind, hyper) = (head.kind(), head.hyper().clone());
-        let started = self.retrainer.start(data, kind, hyper, self.epoch, last);
-        if started {
-            self.labels_since_retrain = 0;
-        }
-        started
-    }
-
-    /// After an undo: the retrain that forgets the label runs in the background (frames keep
-    /// flowing on the old head meanwhile). Only when none can run (a class left without samples,
-    /// fewer than two classes) is the head rebuilt here, which is quick on so little data.
-    fn retrain_stale_head(&mut self) {
-        // `start_retrain` also answers true when a retrain is already running.
-        if self.memory.head_stale() && !self.start_retrain() {
-            self.memory.retrain_now();
+            Err(e) => Reply::error(format!("undo not done: {e}")),
         }
     }
 
-    fn poll_retrain(&mut self) {
-        match self.retrainer.poll() {
-            None => {}
-            Some(Err(e)) => {
-                tracing::warn!("background retrain failed, keeping the online head: {e}");
-                if self.memory.head_stale() {
-                    self.memory.retrain_now();
-                }
+    fn rename(&mut self, from: &str, to: &str) -> Reply {
+        match self.learner.rename_class(from, to) {
+            Ok(()) => {
+                self.dirty = true;
+                tracing::info!("renamed class {from:?} to {to:?}");
+                Reply::ok(serde_json::json!({ "from": from, "to": to }))
             }
-            Some(Ok(done)) if done.epoch != self.epoch => {
-                tracing::info!("dropping a retrain started before an undo");
-                self.retrain_stale_head();
+            Err(e) => Reply::error(format!("rename not done: {e}")),
+        }
+    }
+
+    fn delete(&mut self, class: &str) -> Reply {
+        match self.learner.delete_class(class) {
+            Ok(samples) => {
+                self.dirty = true;
+                tracing::info!("deleted class {class:?} ({samples} stored samples; undo brings it back)");
+                Reply::ok(serde_json::json!({ "deleted": class, "samples": samples }))
             }
-            Some(Ok(mut done)) => {
-                // Teach the new head what was labelled while it trained.
-                let classes = self.memory.classes();
-                for (class, feature) in self.memory.samples_after(done.last_sample) {
-                    let Some(name) = classes.get(class) else {
-                        continue;
-                    };
-                    let view = ArrayView1::from(&feature[..]);
-                    let result = match done.head.classes().iter().position(|c| c == name) {
-                        Some(k) => done.head.learn(view, k),
-                        None => done
-                            .head
-                            .add_class(name, view.insert_axis(ndarray::Axis(0)))
-                            .map(|_| ()),
-                    };
-                    if let Err(e) = result {
-                        tracing::warn!("catching up the retrained head: {e}");
-                    }
-                }
-                match self.memory.replace_head(done.head) {
-                    Ok(()) => {
-                        self.stats.retrains += 1;
-                        self.dirty = true;
-                        tracing::info!("swapped in a retrained head");
-                        crate::heap::release_free_memory();
-                    }
-                    Err(e) => tracing::warn!("retrained head not used: {e}"),
-                }
+            Err(e) => Reply::error(format!("delete not done: {e}")),
+        }
+    }
+
+    fn poll_learner(&mut self) {
+        match self.learner.poll() {
+            Polled::Idle => {}
+            Polled::Swapped => {
+                self.stats.retrains += 1;
+                tracing::debug!("swapped in a retrained head");
             }
+            Polled::Dropped(why) => tracing::info!("dropped a retrain: {why}"),
+        }
+    }
+
+    fn snapshot_if_due(&mut self) {
+        match self.learner.snapshot_if_due() {
+            Ok(true) => {
+                self.dirty = false;
+                self.last_snapshot = Instant::now();
+                crate::heap::release_free_memory();
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!("snapshot failed (every label is in the journal): {e}"),
         }
     }
 
     fn snapshot(&mut self) {
-        match self.memory.snapshot() {
+        match self.learner.snapshot() {
             Ok(()) => {
                 self.dirty = false;
                 tracing::info!("snapshot written");
                 crate::heap::release_free_memory();
             }
             // Labels are already durable in the journal; try again at the next interval.
-            Err(e) => tracing::warn!("snapshot failed (will retry): {e}"),
+            Err(e) => tracing::warn!("snapshot failed (will retry; every label is in the journal): {e}"),
         }
         self.last_snapshot = Instant::now();
+    }
+}
+
+/// The learner settings a board asks for (everything but the state directory).
+pub fn learner_config(board: &Board) -> LearnerConfig {
+    let (kind, hyper) = head_settings(board);
+    LearnerConfig {
+        store: crate::store::StoreConfig {
+            max_samples_per_class: u32::try_from(board.store.max_per_class).unwrap_or(u32::MAX),
+            ..crate::store::StoreConfig::default()
+        },
+        kind,
+        hyper,
+        retrain_every: board.learning.retrain_every,
+        ..LearnerConfig::default()
     }
 }
 

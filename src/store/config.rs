@@ -31,8 +31,8 @@ pub struct StoreConfig {
     pub max_journal_bytes: u64,
     /// A snapshot is also due after this many events (0, the default: only by size).
     pub snapshot_every_events: u64,
-    /// Snapshots kept (default 2, at least 1). With 2, a snapshot damaged after it was written
-    /// costs nothing: the older one plus the journal segments kept since rebuild the same state.
+    /// Snapshots kept (default 2, at least 2). A snapshot damaged after it was written costs
+    /// nothing: the older one plus the journal segments kept since rebuild the same state.
     pub keep_snapshots: u32,
 }
 
@@ -62,10 +62,11 @@ impl StoreConfig {
                 "max_samples_per_class must be at least 1".into(),
             ));
         }
-        if self.keep_snapshots == 0 {
-            return Err(StoreError::Config(
-                "keep_snapshots must be at least 1".into(),
-            ));
+        if self.keep_snapshots < 2 {
+            return Err(StoreError::Config(format!(
+                "keep_snapshots is {}; it must be at least 2 (the older snapshot is what a damaged newer one is rebuilt from)",
+                self.keep_snapshots
+            )));
         }
         if !(self.journal_to_snapshot_ratio.is_finite() && self.journal_to_snapshot_ratio >= 0.0) {
             return Err(StoreError::Config(format!(

@@ -1,28 +1,36 @@
-//! The persisted state in memory: classes, the replay set of stored samples, the head as opaque
-//! serde bytes, and how label events change them. Pure data and rules, no I/O, no head maths.
+//! The persisted state in memory: classes, the replay set of stored samples, the undo history,
+//! the head as opaque serde bytes, and how label events change them. Pure data and rules, no I/O,
+//! no head maths.
+//!
+//! # Classes
+//! A class keeps its index for life. Deleting it (or undoing the action that created it) leaves a
+//! tombstone (`deleted`), so indices in the journal and in stored samples never shift. A deleted
+//! class's samples stay hidden while the deletion can be undone, and are dropped once it falls off
+//! the undo history. Names are unique among live classes only.
+//!
+//! # Undo
+//! The undo history holds the last [`UNDO_DEPTH`] actions (a label with all its frames, a new
+//! class, a rename, a deletion); [`LabelEvent::Undo`] takes back the newest.
 //!
 //! # Eviction: a class-balanced reservoir
 //! - Each class keeps at most `max_samples_per_class` samples. Once full, the class is a reservoir
 //!   sample of everything it was ever taught: the n-th label of the class is stored with
 //!   probability cap/n, replacing a random stored one, so old and new views of the class stay
 //!   represented instead of only the latest ones.
-//! - All classes together keep at most `max_feature_bytes` of features. Beyond it, a random sample
-//!   of the class with the most stored samples goes, so small classes are never starved by a big
-//!   one.
+//! - All classes together keep at most `max_feature_bytes` of features. Beyond it, a hidden
+//!   sample of a deleted class goes first, else a random sample of the live class with the most
+//!   stored samples, so small classes are never starved by a big one.
 //! - "Random" is a hash of the sample id, not a generator: replaying the journal after a power cut
 //!   makes exactly the same choices as the live run did.
-//!
-//! A label whose sample is not kept still taught the head (it learned online when it happened);
-//! only a retrain (after undo or clear) forgets it.
 
 use serde::{Deserialize, Serialize};
 
 use super::config::StoreConfig;
-use super::events::{JournalEntry, LabelEvent, Sample};
+use super::events::{Action, ClassTarget, JournalEntry, LabelEvent, Sample};
 use super::features::Blob;
 use super::{Result, StoreError};
 
-/// How many recent labels `undo` can take back.
+/// How many recent actions `undo` can take back.
 pub const UNDO_DEPTH: usize = 64;
 
 /// One class.
@@ -32,6 +40,18 @@ pub struct ClassEntry {
     pub name: String,
     /// Labels ever given to it since it was created or cleared (drives the reservoir).
     pub seen: u64,
+    /// Deleted (or its creation undone): a tombstone that keeps the indices of later classes.
+    pub deleted: bool,
+}
+
+/// The head as its owner serialised it, and what it was trained on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeadBlob {
+    /// The head's bytes.
+    pub bytes: Blob,
+    /// The owner's fingerprint of the samples and classes it was trained on (see
+    /// [`StateData::basis`]): a head whose basis is the state's own needs no retraining.
+    pub basis: u64,
 }
 
 /// Everything a snapshot holds.
@@ -39,16 +59,16 @@ pub struct ClassEntry {
 pub struct StateData {
     /// Sequence number of the last event applied (0: none).
     pub seq: u64,
-    /// Classes, by index.
+    /// Classes, by index (tombstones included).
     pub classes: Vec<ClassEntry>,
-    /// The replay set, oldest first.
+    /// The replay set, oldest first (samples of deleted classes included, hidden).
     pub samples: Vec<Sample>,
     /// Id the next sample gets.
     pub next_sample_id: u64,
-    /// Ids of the latest labels, newest last, for undo.
-    pub undo_stack: Vec<u64>,
-    /// The head as its owner serialised it, as of the last snapshot (None: no head yet).
-    pub head: Option<Blob>,
+    /// Actions that can be undone, newest last.
+    pub undo: Vec<Action>,
+    /// The head, as of the last snapshot (None: retrain from the samples).
+    pub head: Option<HeadBlob>,
     /// Bytes of stored features (kept in step with `samples`).
     pub feature_bytes: u64,
 }
@@ -56,83 +76,179 @@ pub struct StateData {
 /// What applying one event did, for the code that keeps the head in step.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Applied {
-    /// The new sample was stored in the replay set.
-    pub stored: bool,
+    /// Ids of the new samples that were stored in the replay set.
+    pub stored: Vec<u64>,
     /// Ids of samples evicted to make room.
     pub evicted: Vec<u64>,
-    /// The head must be retrained from the replay set (undo, clear).
-    pub needs_retrain: bool,
-    /// Everything was cleared: the head must start over.
-    pub reset: bool,
+    /// The action an undo took back.
+    pub undone: Option<Action>,
+    /// Samples left the training set (undo, delete, clear, eviction): a head trained on them is
+    /// out of date.
+    pub removed: bool,
 }
 
 /// Deterministic 64-bit mix (splitmix64): the reservoir's "random" choice for a sample id.
-fn mix(mut x: u64) -> u64 {
+pub fn mix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     x ^ (x >> 31)
 }
 
+fn invalid(message: impl Into<String>) -> StoreError {
+    StoreError::InvalidEvent(message.into())
+}
+
 impl StateData {
-    /// Stored samples of class `class`.
+    /// Stored samples of class `class` (hidden ones of a deleted class included).
     pub fn class_count(&self, class: u32) -> usize {
         self.samples.iter().filter(|s| s.class == class).count()
     }
 
-    /// Checks `event` can be applied (class indices exist, names are new, dimensions match) without
-    /// changing anything, so a bad request is refused before it reaches the journal.
+    /// Live classes: (index, entry), in index order.
+    pub fn live_classes(&self) -> impl Iterator<Item = (u32, &ClassEntry)> {
+        self.classes
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.deleted)
+            .map(|(i, c)| (i as u32, c))
+    }
+
+    /// Index of the live class named `name`.
+    pub fn live_class(&self, name: &str) -> Option<u32> {
+        self.live_classes()
+            .find(|(_, c)| c.name == name)
+            .map(|(i, _)| i)
+    }
+
+    /// Whether class `class` exists and is not deleted.
+    pub fn is_live(&self, class: u32) -> bool {
+        self.classes
+            .get(class as usize)
+            .is_some_and(|c| !c.deleted)
+    }
+
+    /// Samples of live classes: the training set.
+    pub fn live_samples(&self) -> impl Iterator<Item = &Sample> {
+        self.samples.iter().filter(|s| self.is_live(s.class))
+    }
+
+    /// A fingerprint of the training set: which samples, in which classes, in which order. Two
+    /// states with the same basis train the same head.
+    pub fn basis(&self) -> u64 {
+        let mut h = mix(0xB45E);
+        for s in self.live_samples() {
+            h = mix(h ^ s.id);
+            h = mix(h ^ u64::from(s.class));
+        }
+        h
+    }
+
+    fn class_ok(&self, class: u32) -> Result<()> {
+        if self.is_live(class) {
+            Ok(())
+        } else if (class as usize) < self.classes.len() {
+            Err(invalid(format!("class {class} was deleted")))
+        } else {
+            Err(invalid(format!(
+                "class {class} does not exist (the state has {} classes)",
+                self.classes.len()
+            )))
+        }
+    }
+
+    fn name_free(&self, name: &str) -> Result<()> {
+        if name.trim().is_empty() {
+            return Err(invalid("a class name cannot be empty"));
+        }
+        if self.live_class(name).is_some() {
+            return Err(invalid(format!("a class named {name:?} already exists")));
+        }
+        Ok(())
+    }
+
+    /// Checks `event` can be applied (classes exist and are live, names are free, dimensions
+    /// match) without changing anything, so a bad request is refused before it reaches the
+    /// journal.
     ///
     /// # Errors
     /// [`StoreError::InvalidEvent`] saying what is wrong.
     pub fn check(&self, event: &LabelEvent, dim: u32) -> Result<()> {
-        let class_ok = |class: u32| -> Result<()> {
-            if (class as usize) < self.classes.len() {
-                Ok(())
-            } else {
-                Err(StoreError::InvalidEvent(format!(
-                    "class {class} does not exist (the state has {} classes)",
-                    self.classes.len()
-                )))
-            }
-        };
-        let name_ok = |name: &str| -> Result<()> {
-            if name.trim().is_empty() {
-                return Err(StoreError::InvalidEvent(
-                    "a class name cannot be empty".into(),
-                ));
-            }
-            if self.classes.iter().any(|c| c.name == name) {
-                return Err(StoreError::InvalidEvent(format!(
-                    "a class named {name:?} already exists"
-                )));
-            }
-            Ok(())
-        };
         match event {
-            LabelEvent::NewClass { name } => name_ok(name),
+            LabelEvent::NewClass { name } => self.name_free(name),
             LabelEvent::Rename { class, name } => {
-                class_ok(*class)?;
-                name_ok(name)
-            }
-            LabelEvent::AddSample(sample) => {
-                class_ok(sample.class)?;
-                if sample.feature.dim() != dim as usize {
-                    return Err(StoreError::InvalidEvent(format!(
-                        "a feature of {} values given to a state of {dim}-d features",
-                        sample.feature.dim()
-                    )));
+                self.class_ok(*class)?;
+                if self.classes[*class as usize].name == *name {
+                    return Ok(());
                 }
-                if sample.id < self.next_sample_id {
-                    return Err(StoreError::InvalidEvent(format!(
-                        "sample id {} reused (next is {})",
-                        sample.id, self.next_sample_id
-                    )));
+                self.name_free(name)
+            }
+            LabelEvent::Label { class, samples } => {
+                let index = match class {
+                    ClassTarget::Existing(c) => {
+                        self.class_ok(*c)?;
+                        *c
+                    }
+                    ClassTarget::New(name) => {
+                        self.name_free(name)?;
+                        u32::try_from(self.classes.len()).unwrap_or(u32::MAX)
+                    }
+                };
+                if samples.is_empty() {
+                    return Err(invalid("a label needs at least one frame"));
+                }
+                let mut next = self.next_sample_id;
+                for sample in samples {
+                    if sample.class != index {
+                        return Err(invalid(format!(
+                            "a sample of class {} in a label of class {index}",
+                            sample.class
+                        )));
+                    }
+                    if sample.feature.dim() != dim as usize {
+                        return Err(invalid(format!(
+                            "a feature of {} values given to a state of {dim}-d features",
+                            sample.feature.dim()
+                        )));
+                    }
+                    if sample.id < next {
+                        return Err(invalid(format!(
+                            "sample id {} reused (next is {next})",
+                            sample.id
+                        )));
+                    }
+                    next = sample.id + 1;
                 }
                 Ok(())
             }
-            LabelEvent::Undo { .. } => Ok(()),
-            LabelEvent::Clear { class } => class.map_or(Ok(()), class_ok),
+            LabelEvent::DeleteClass { class } => self.class_ok(*class),
+            LabelEvent::Undo => match self.undo.last() {
+                None => Err(invalid("nothing to undo")),
+                Some(Action::Rename { class, from }) => {
+                    let taken = self
+                        .live_class(from)
+                        .is_some_and(|other| other != *class);
+                    if taken {
+                        Err(invalid(format!(
+                            "cannot undo the rename: another class is now named {from:?}"
+                        )))
+                    } else {
+                        Ok(())
+                    }
+                }
+                Some(Action::Delete { class }) => {
+                    let name = &self.classes[*class as usize].name;
+                    if self.live_class(name).is_some() {
+                        Err(invalid(format!(
+                            "cannot undo the deletion: another class is now named {name:?}"
+                        )))
+                    } else {
+                        Ok(())
+                    }
+                }
+                Some(_) => Ok(()),
+            },
+            LabelEvent::Clear { class } => class.map_or(Ok(()), |c| self.class_ok(c)),
         }
     }
 
@@ -148,7 +264,7 @@ impl StateData {
         config: &StoreConfig,
     ) -> Result<Applied> {
         if entry.seq != self.seq + 1 {
-            return Err(StoreError::InvalidEvent(format!(
+            return Err(invalid(format!(
                 "event {} does not follow event {}",
                 entry.seq, self.seq
             )));
@@ -156,24 +272,55 @@ impl StateData {
         self.check(&entry.event, dim)?;
         let mut applied = Applied::default();
         match &entry.event {
-            LabelEvent::NewClass { name } => self.classes.push(ClassEntry {
-                name: name.clone(),
-                seen: 0,
-            }),
-            LabelEvent::Rename { class, name } => self.classes[*class as usize].name = name.clone(),
-            LabelEvent::AddSample(sample) => self.add_sample(sample.clone(), config, &mut applied),
-            LabelEvent::Undo { sample } => {
-                self.undo_stack.retain(|id| id != sample);
-                if let Some(i) = self.samples.iter().position(|s| s.id == *sample) {
-                    self.remove_at(i);
+            LabelEvent::NewClass { name } => {
+                let class = self.push_class(name);
+                self.push_action(Action::NewClass { class }, &mut applied);
+            }
+            LabelEvent::Rename { class, name } => {
+                let entry = &mut self.classes[*class as usize];
+                let from = std::mem::replace(&mut entry.name, name.clone());
+                self.push_action(
+                    Action::Rename {
+                        class: *class,
+                        from,
+                    },
+                    &mut applied,
+                );
+            }
+            LabelEvent::Label { class, samples } => {
+                let created = match class {
+                    ClassTarget::Existing(_) => None,
+                    ClassTarget::New(name) => Some(self.push_class(name)),
+                };
+                for sample in samples {
+                    self.add_sample(sample.clone(), config, &mut applied);
                 }
-                applied.needs_retrain = true;
+                self.push_action(
+                    Action::Label {
+                        seq: entry.seq,
+                        samples: applied.stored.clone(),
+                        created,
+                    },
+                    &mut applied,
+                );
+            }
+            LabelEvent::DeleteClass { class } => {
+                self.classes[*class as usize].deleted = true;
+                applied.removed = true;
+                self.push_action(Action::Delete { class: *class }, &mut applied);
+            }
+            LabelEvent::Undo => {
+                if let Some(action) = self.undo.pop() {
+                    self.take_back(&action);
+                    applied.removed = true;
+                    applied.undone = Some(action);
+                }
             }
             LabelEvent::Clear { class: Some(class) } => {
                 self.samples.retain(|s| s.class != *class);
                 self.classes[*class as usize].seen = 0;
-                self.recount();
-                applied.needs_retrain = true;
+                self.forget_undo();
+                applied.removed = true;
             }
             LabelEvent::Clear { class: None } => {
                 let next = self.next_sample_id;
@@ -182,21 +329,80 @@ impl StateData {
                     next_sample_id: next,
                     ..Self::default()
                 };
-                applied.reset = true;
-                applied.needs_retrain = true;
+                applied.removed = true;
             }
         }
         self.seq = entry.seq;
         Ok(applied)
     }
 
+    fn push_class(&mut self, name: &str) -> u32 {
+        self.classes.push(ClassEntry {
+            name: name.to_string(),
+            seen: 0,
+            deleted: false,
+        });
+        u32::try_from(self.classes.len() - 1).unwrap_or(u32::MAX)
+    }
+
+    /// Pushes an undoable action; the oldest beyond [`UNDO_DEPTH`] is forgotten (a deletion that
+    /// can no longer be undone drops its hidden samples).
+    fn push_action(&mut self, action: Action, applied: &mut Applied) {
+        self.undo.push(action);
+        if self.undo.len() > UNDO_DEPTH {
+            let oldest = self.undo.remove(0);
+            if let Action::Delete { class } = oldest {
+                let before = self.samples.len();
+                self.purge_class(class);
+                applied.removed |= self.samples.len() != before;
+            }
+        }
+    }
+
+    /// Reverses one action.
+    fn take_back(&mut self, action: &Action) {
+        match action {
+            Action::Label {
+                samples, created, ..
+            } => {
+                self.samples.retain(|s| !samples.contains(&s.id));
+                if let Some(class) = created {
+                    self.classes[*class as usize].deleted = true;
+                    self.purge_class(*class);
+                }
+            }
+            Action::NewClass { class } => {
+                self.classes[*class as usize].deleted = true;
+                self.purge_class(*class);
+            }
+            Action::Rename { class, from } => self.classes[*class as usize].name = from.clone(),
+            Action::Delete { class } => self.classes[*class as usize].deleted = false,
+        }
+        self.recount();
+    }
+
+    /// Drops the samples of a deleted class for good.
+    fn purge_class(&mut self, class: u32) {
+        if self.is_live(class) {
+            return;
+        }
+        self.samples.retain(|s| s.class != class);
+        self.recount();
+    }
+
+    /// Forgets the undo history (after a clear): deletions become final.
+    fn forget_undo(&mut self) {
+        for action in std::mem::take(&mut self.undo) {
+            if let Action::Delete { class } = action {
+                self.purge_class(class);
+            }
+        }
+        self.recount();
+    }
+
     fn add_sample(&mut self, sample: Sample, config: &StoreConfig, applied: &mut Applied) {
         let class = sample.class;
         self.next_sample_id = sample.id + 1;
-        self.undo_stack.push(sample.id);
-        if self.undo_stack.len() > UNDO_DEPTH {
-            self.undo_stack.remove(0);
-        }
         let entry = &mut self.classes[class as usize];
         entry.seen += 1;
         let seen = entry.seen;
@@ -210,6 +416,7 @@ impl StateData {
             let victim = self.nth_of_class(class, slot as usize);
             if let Some(i) = victim {
                 applied.evicted.push(self.samples[i].id);
+                applied.removed = true;
                 self.remove_at(i);
             }
         }
@@ -218,15 +425,16 @@ impl StateData {
             return;
         }
         while self.feature_bytes + size > config.max_feature_bytes {
-            let Some(i) = self.victim_of_largest_class(sample.id) else {
+            let Some(i) = self.byte_cap_victim(sample.id) else {
                 return;
             };
             applied.evicted.push(self.samples[i].id);
+            applied.removed = true;
             self.remove_at(i);
         }
         self.feature_bytes += size;
+        applied.stored.push(sample.id);
         self.samples.push(sample);
-        applied.stored = true;
     }
 
     /// Index in `samples` of the `n`-th stored sample of `class`.
@@ -239,8 +447,12 @@ impl StateData {
             .map(|(i, _)| i)
     }
 
-    /// A pseudo-random sample of the class with the most stored samples (lowest index on ties).
-    fn victim_of_largest_class(&self, salt: u64) -> Option<usize> {
+    /// What the byte cap evicts: the oldest hidden sample of a deleted class, else a
+    /// pseudo-random sample of the class with the most stored samples (lowest index on ties).
+    fn byte_cap_victim(&self, salt: u64) -> Option<usize> {
+        if let Some(i) = self.samples.iter().position(|s| !self.is_live(s.class)) {
+            return Some(i);
+        }
         let mut counts = vec![0usize; self.classes.len()];
         for s in &self.samples {
             if let Some(c) = counts.get_mut(s.class as usize) {

@@ -11,7 +11,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The storage is full (ENOSPC). Nothing already saved was touched.
-    #[error("no space left to {op} {path}: free space on the device (old exports, logs) or lower the store's max_total_bytes; the state stays in memory and saving is retried")]
+    #[error("no space left to {op} {path}: free space on that file system (old exports, logs, the predictions file), or lower store.max_per_class in the board file; nothing already saved was changed")]
     NoSpace {
         /// What was being done.
         op: &'static str,
@@ -19,7 +19,7 @@ pub enum StoreError {
         path: PathBuf,
     },
     /// The file system or directory is read-only (EROFS / EACCES).
-    #[error("cannot {op} {path}: the directory is read-only ({source}); remount it read-write or fix its permissions; the state stays in memory and saving is retried")]
+    #[error("cannot {op} {path}: the directory is read-only ({source}); remount it read-write or fix its permissions; nothing already saved was changed")]
     ReadOnly {
         /// What was being done.
         op: &'static str,
@@ -90,6 +90,14 @@ pub enum StoreError {
         /// The file it was meant for.
         path: PathBuf,
         /// The encoder's message.
+        detail: String,
+    },
+    /// Events that were saved once cannot be recovered: opening refuses, changing nothing.
+    #[error("the saved state in {dir} cannot be fully recovered: {detail}\nNothing was changed. See which files are damaged with `fieldtune state inspect {dir}`; restore them from a backup or an export (`fieldtune state import`), or move the damaged files aside; or start from what can be recovered with `fieldtune run --start-fresh` (damaged files are then kept as *.corrupt)")]
+    Unrecoverable {
+        /// The state directory.
+        dir: PathBuf,
+        /// The recovery report, with what is lost.
         detail: String,
     },
     /// A label event refers to something the state does not have.

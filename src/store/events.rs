@@ -1,6 +1,9 @@
-//! Label events: what a person did, as written to the journal, and the stored sample a label
-//! becomes. Events carry everything needed to replay them (the sample's features, the id an undo
-//! removes), so replay never depends on anything but the state it starts from.
+//! Label events: what a person did, as written to the journal, and the stored samples a label
+//! becomes. Events carry everything needed to replay them (the samples' features, the class they
+//! name), so replay never depends on anything but the state it starts from.
+//!
+//! One person's action is one event: a label with its context frames is one [`LabelEvent::Label`]
+//! holding all of them, so "undo" takes back the same thing before and after a restart.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -23,7 +26,7 @@ impl FrameHash {
 pub struct Sample {
     /// Unique, increasing id (never reused, even after eviction or undo).
     pub id: u64,
-    /// Class index.
+    /// Class index (classes keep their index for life; a deleted class leaves a tombstone).
     pub class: u32,
     /// When it was labelled, milliseconds since the Unix epoch.
     pub time_ms: u64,
@@ -33,30 +36,49 @@ pub struct Sample {
     pub feature: StoredFeature,
 }
 
+/// Which class a label names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClassTarget {
+    /// An existing, live class (by index).
+    Existing(u32),
+    /// A new class with this name, appended after all classes; undoing the label removes it.
+    New(String),
+}
+
 /// What a person (or the service on their behalf) did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum LabelEvent {
-    /// A new class, appended after the existing ones.
+    /// A new class without samples yet (undoable).
     NewClass {
         /// Its name.
         name: String,
     },
-    /// A class gets a new name.
+    /// A class gets a new name (undoable).
     Rename {
         /// Class index.
         class: u32,
         /// The new name.
         name: String,
     },
-    /// "This frame is class k": one stored sample.
-    AddSample(Sample),
-    /// Takes back the label that stored sample `sample` (the head is retrained without it).
-    Undo {
-        /// Id of the sample to remove.
-        sample: u64,
+    /// "These frames are class k": one label action and its samples (the labelled frame last,
+    /// the context frames before it). Each sample's `class` is the index the class has (for
+    /// [`ClassTarget::New`], the index it gets).
+    Label {
+        /// The class.
+        class: ClassTarget,
+        /// The samples, oldest frame first.
+        samples: Vec<Sample>,
     },
+    /// Deletes a live class and hides its samples (undoable: they come back with it; once the
+    /// deletion falls off the undo history its samples are dropped for good).
+    DeleteClass {
+        /// Class index.
+        class: u32,
+    },
+    /// Takes back the newest action still in the undo history.
+    Undo,
     /// Forgets the stored samples of one class (`Some`) or everything: classes, samples and the
-    /// head (`None`).
+    /// head (`None`). Not undoable; empties the undo history.
     Clear {
         /// The class, or everything.
         class: Option<u32>,
@@ -69,8 +91,9 @@ impl LabelEvent {
         match self {
             Self::NewClass { .. } => "new class",
             Self::Rename { .. } => "rename",
-            Self::AddSample(_) => "label",
-            Self::Undo { .. } => "undo",
+            Self::Label { .. } => "label",
+            Self::DeleteClass { .. } => "delete class",
+            Self::Undo => "undo",
             Self::Clear { .. } => "clear",
         }
     }
@@ -83,4 +106,35 @@ pub struct JournalEntry {
     pub seq: u64,
     /// The event.
     pub event: LabelEvent,
+}
+
+/// An action that can still be undone, newest last in [`super::data::StateData::undo`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Action {
+    /// A label: the ids of its samples (those that were stored) and the class it created, if any.
+    Label {
+        /// Sequence number of the label event.
+        seq: u64,
+        /// Its stored samples (some may since have been evicted).
+        samples: Vec<u64>,
+        /// The class the label created (undo removes it).
+        created: Option<u32>,
+    },
+    /// A class created without samples.
+    NewClass {
+        /// Its index.
+        class: u32,
+    },
+    /// A rename, with the name before it.
+    Rename {
+        /// Class index.
+        class: u32,
+        /// The name it had.
+        from: String,
+    },
+    /// A class deletion (its samples are kept hidden while this can be undone).
+    Delete {
+        /// Class index.
+        class: u32,
+    },
 }

@@ -35,7 +35,7 @@ use crate::model::BackboneId;
 /// The first 8 bytes of every fieldtune file.
 pub const MAGIC: [u8; 8] = *b"FLDTUNE\0";
 /// The format version this build writes.
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
 /// The oldest format version this build still reads.
 pub const OLDEST_READABLE_VERSION: u16 = 1;
 /// Length of the fixed header.
@@ -247,6 +247,9 @@ pub struct Damage {
     pub record: usize,
     /// What was wrong with it.
     pub reason: String,
+    /// Valid records found after it (more than 0: the damage is not a torn last append, and
+    /// events after it were lost).
+    pub valid_after: usize,
 }
 
 impl std::fmt::Display for Damage {
@@ -300,6 +303,7 @@ pub fn read_container<'a>(
                     dropped_bytes: (bytes.len() - offset) as u64,
                     record: records.len(),
                     reason,
+                    valid_after: valid_records_after(&bytes[offset..]),
                 });
                 break;
             }
@@ -311,6 +315,30 @@ pub fn read_container<'a>(
         valid_len: offset as u64,
         damage,
     })
+}
+
+/// Whole, checksum-valid records that follow a bad one whose length field still frames it: a sign
+/// that the damage is in the middle of the file (bit rot), not a torn last append.
+fn valid_records_after(rest: &[u8]) -> usize {
+    if rest.len() < RECORD_OVERHEAD {
+        return 0;
+    }
+    let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
+    if len > MAX_RECORD_LEN {
+        return 0;
+    }
+    let mut offset = RECORD_OVERHEAD + len as usize;
+    let mut count = 0;
+    while offset < rest.len() {
+        match next_record(&rest[offset..]) {
+            Ok(payload) => {
+                count += 1;
+                offset += RECORD_OVERHEAD + payload.len();
+            }
+            Err(_) => break,
+        }
+    }
+    count
 }
 
 /// The payload of the record at the start of `rest`, or why it is not a valid record.

@@ -300,17 +300,25 @@ impl Fs for FaultyFs {
 /// fsync the directory. A crash at any point leaves either the old file or the new one.
 ///
 /// # Errors
-/// The first failing step, naming the file; the temporary file may be left behind (it is never
-/// read as state, and the next save overwrites it).
+/// The first failing step, naming the file; the temporary file is removed then (a crash may
+/// still leave one, which the next open of a state directory removes).
 pub fn write_atomic(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> super::Result<()> {
     let tmp = tmp_path(path);
     let dir = parent_dir(path);
     use super::StoreError as E;
-    fs.write_new(&tmp, bytes)
-        .map_err(|e| E::io("write", &tmp, e))?;
-    fs.sync_file(&tmp).map_err(|e| E::io("fsync", &tmp, e))?;
-    fs.rename(&tmp, path)
-        .map_err(|e| E::io("rename into place", path, e))?;
+    let staged = fs
+        .write_new(&tmp, bytes)
+        .map_err(|e| E::io("write", &tmp, e))
+        .and_then(|()| fs.sync_file(&tmp).map_err(|e| E::io("fsync", &tmp, e)))
+        .and_then(|()| {
+            fs.rename(&tmp, path)
+                .map_err(|e| E::io("rename into place", path, e))
+        });
+    if let Err(e) = staged {
+        // Best effort: on a full disk, removing is what frees the space again.
+        let _ = fs.remove(&tmp);
+        return Err(e);
+    }
     fs.sync_dir(&dir)
         .map_err(|e| E::io("fsync directory", &dir, e))?;
     Ok(())

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use super::events::JournalEntry;
 use super::format::{self, FileKind, Header, HEADER_LEN};
 use super::fs::{write_atomic, Fs};
-use super::{Result, StoreError};
+use super::{migrate, Result, StoreError};
 use crate::model::BackboneId;
 
 /// File name of the segment starting at `start`.
@@ -107,12 +107,16 @@ impl Segment {
 /// What a segment on disk holds.
 #[derive(Debug)]
 pub struct SegmentRead {
-    /// Entries of the valid records, in file order.
+    /// Entries of the valid records, in file order (older versions converted).
     pub entries: Vec<JournalEntry>,
     /// Length of the valid part.
     pub valid_len: u64,
     /// What was dropped after the valid part (a torn last append, a flipped bit, …).
     pub damage: Option<String>,
+    /// Whole records after the damage: events that were acknowledged once and are now lost.
+    pub lost_records: usize,
+    /// The segment's format version (only a current one is appended to).
+    pub version: u16,
 }
 
 /// Reads a segment, keeping its valid prefix.
@@ -122,17 +126,25 @@ pub struct SegmentRead {
 /// records are reported in [`SegmentRead::damage`].
 pub fn read_segment(bytes: &[u8], path: &Path, backbone: &BackboneId) -> Result<SegmentRead> {
     let container = format::read_container(bytes, path, FileKind::Journal, backbone)?;
+    let version = container.header.version;
     let mut entries = Vec::with_capacity(container.records.len());
     let mut damage = container.damage.as_ref().map(ToString::to_string);
+    let mut lost_records = container.damage.as_ref().map_or(0, |d| d.valid_after);
     let mut valid_len = HEADER_LEN as u64;
     for (i, payload) in container.records.iter().enumerate() {
-        match format::decode_record::<JournalEntry>(payload, path, i) {
+        let decoded = if version < format::FORMAT_VERSION {
+            migrate::journal_entry_v2(payload, path, i)
+        } else {
+            format::decode_record::<JournalEntry>(payload, path, i)
+        };
+        match decoded {
             Ok(entry) => {
                 entries.push(entry);
                 valid_len += (format::RECORD_OVERHEAD + payload.len()) as u64;
             }
             Err(error) => {
                 damage = Some(error.to_string());
+                lost_records += container.records.len() - i - 1;
                 break;
             }
         }
@@ -141,5 +153,7 @@ pub fn read_segment(bytes: &[u8], path: &Path, backbone: &BackboneId) -> Result<
         entries,
         valid_len,
         damage,
+        lost_records,
+        version,
     })
 }

@@ -2,20 +2,29 @@
 //! it into the current in-memory state; the next snapshot is then written in the current version
 //! (files are migrated by rewriting, never in place).
 //!
-//! Version 1 (the first release) had snapshots only: a `MetaV1` record (class names, head bytes,
-//! sample count) and samples as plain f32 vectors without ids. Version 2 added sample ids (so undo
-//! names the label it takes back), per-class reservoir counters and f16 storage.
-//! `tests/fixtures/store/v1/` holds a version-1 state that the current code must keep reading.
+//! - Version 1 (the first release) had snapshots only: a `MetaV1` record (class names, head bytes,
+//!   sample count) and samples as plain f32 vectors without ids.
+//! - Version 2 added sample ids, per-class reservoir counters, f16 storage and the journal, where
+//!   each stored frame was its own event (a label with context frames was several `AddSample`s)
+//!   and undo named one sample.
+//! - Version 3 journals a label action as one event with all its frames, keeps an undo history of
+//!   actions (labels, new classes, renames, deletions), class tombstones, and the head with the
+//!   fingerprint of what it was trained on.
+//!
+//! A version-2 label becomes a one-frame label (the grouping of its frames was never written), and
+//! its undo takes back the newest action. A version-1 or -2 head is not trusted: its fingerprint
+//! is unknown, so the head is retrained from the samples on opening.
+//! `tests/fixtures/store/v1/` and `v2/` hold states the current code must keep reading.
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::checks::{corrupt, decode_samples, validate_sample};
 use super::data::{ClassEntry, StateData};
-use super::events::{FrameHash, Sample};
-use super::features::{FeatureEncoding, StoredFeature};
+use super::events::{Action, ClassTarget, FrameHash, JournalEntry, LabelEvent, Sample};
+use super::features::{Blob, FeatureEncoding, StoredFeature};
 use super::format;
-use super::snapshot::{corrupt, validate_sample};
 use super::Result;
 use crate::model::BackboneId;
 
@@ -64,7 +73,11 @@ pub fn decode_v1(records: &[&[u8]], path: &Path, backbone: &BackboneId) -> Resul
     let mut classes: Vec<ClassEntry> = meta
         .classes
         .into_iter()
-        .map(|name| ClassEntry { name, seen: 0 })
+        .map(|name| ClassEntry {
+            name,
+            seen: 0,
+            deleted: false,
+        })
         .collect();
     let mut samples = Vec::with_capacity(rest.len());
     let mut feature_bytes = 0;
@@ -77,7 +90,7 @@ pub fn decode_v1(records: &[&[u8]], path: &Path, backbone: &BackboneId) -> Resul
             frame_hash: FrameHash(old.frame_hash),
             feature: StoredFeature::encode(&old.feature, FeatureEncoding::F32),
         };
-        validate_sample(&sample, &classes, backbone, path, i + 1)?;
+        validate_sample(&sample, classes.len(), backbone, path, i + 1)?;
         classes[sample.class as usize].seen += 1;
         feature_bytes += sample.feature.byte_len() as u64;
         samples.push(sample);
@@ -87,8 +100,138 @@ pub fn decode_v1(records: &[&[u8]], path: &Path, backbone: &BackboneId) -> Resul
         classes,
         next_sample_id: samples.len() as u64,
         samples,
-        undo_stack: Vec::new(),
-        head: meta.head.map(super::features::Blob),
+        undo: Vec::new(),
+        head: None,
         feature_bytes,
+    })
+}
+
+/// Version-2 class record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassV2 {
+    /// Its name.
+    pub name: String,
+    /// Labels ever given to it.
+    pub seen: u64,
+}
+
+/// Version-2 snapshot header record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetaV2 {
+    /// Last event included.
+    pub seq: u64,
+    /// When it was written.
+    pub created_ms: u64,
+    /// Classes.
+    pub classes: Vec<ClassV2>,
+    /// Id the next sample gets.
+    pub next_sample_id: u64,
+    /// Sample ids of the latest labels, newest last.
+    pub undo_stack: Vec<u64>,
+    /// The head's bytes.
+    pub head: Option<Blob>,
+    /// Sample records that follow.
+    pub samples: u64,
+}
+
+/// Turns a version-2 snapshot's records into the current state: each sample id of its undo stack
+/// becomes a one-frame label action; the head is dropped (retrained on opening).
+///
+/// # Errors
+/// [`super::StoreError::Corrupt`] for an undecodable or inconsistent record.
+pub fn decode_v2(records: &[&[u8]], path: &Path, backbone: &BackboneId) -> Result<StateData> {
+    let (first, rest) = records
+        .split_first()
+        .ok_or_else(|| corrupt(path, "no snapshot header record".into()))?;
+    let meta: MetaV2 = format::decode_record(first, path, 0)?;
+    let classes: Vec<ClassEntry> = meta
+        .classes
+        .into_iter()
+        .map(|c| ClassEntry {
+            name: c.name,
+            seen: c.seen,
+            deleted: false,
+        })
+        .collect();
+    let samples = decode_samples(rest, meta.samples, &classes, backbone, path)?;
+    let undo = meta
+        .undo_stack
+        .iter()
+        .filter(|id| samples.iter().any(|s| s.id == **id))
+        .map(|&id| Action::Label {
+            seq: 0,
+            samples: vec![id],
+            created: None,
+        })
+        .collect();
+    let feature_bytes = samples.iter().map(|s| s.feature.byte_len() as u64).sum();
+    Ok(StateData {
+        seq: meta.seq,
+        classes,
+        samples,
+        next_sample_id: meta.next_sample_id,
+        undo,
+        head: None,
+        feature_bytes,
+    })
+}
+
+/// Version-2 journal event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum LabelEventV2 {
+    /// A new class.
+    NewClass {
+        /// Its name.
+        name: String,
+    },
+    /// A rename.
+    Rename {
+        /// Class index.
+        class: u32,
+        /// New name.
+        name: String,
+    },
+    /// One stored frame.
+    AddSample(Sample),
+    /// Takes back the label that stored this sample.
+    Undo {
+        /// Sample id.
+        sample: u64,
+    },
+    /// Forgets one class's samples or everything.
+    Clear {
+        /// The class, or everything.
+        class: Option<u32>,
+    },
+}
+
+/// Version-2 journal record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalEntryV2 {
+    /// Sequence number.
+    pub seq: u64,
+    /// The event.
+    pub event: LabelEventV2,
+}
+
+/// Decodes a version-2 journal record as the current event with the same sequence number.
+///
+/// # Errors
+/// [`super::StoreError::Corrupt`] when the record does not decode.
+pub fn journal_entry_v2(payload: &[u8], path: &Path, index: usize) -> Result<JournalEntry> {
+    let old: JournalEntryV2 = format::decode_record(payload, path, index)?;
+    let event = match old.event {
+        LabelEventV2::NewClass { name } => LabelEvent::NewClass { name },
+        LabelEventV2::Rename { class, name } => LabelEvent::Rename { class, name },
+        LabelEventV2::AddSample(sample) => LabelEvent::Label {
+            class: ClassTarget::Existing(sample.class),
+            samples: vec![sample],
+        },
+        LabelEventV2::Undo { .. } => LabelEvent::Undo,
+        LabelEventV2::Clear { class } => LabelEvent::Clear { class },
+    };
+    Ok(JournalEntry {
+        seq: old.seq,
+        event,
     })
 }

@@ -6,13 +6,17 @@
 //! - [`fs`]: the file-system seam every write goes through, with a fault-injecting twin.
 //! - [`config`], [`features`], [`events`], [`data`]: what the device state holds and the rules
 //!   (bounds, eviction) that change it; pure, no I/O.
-//! - [`journal`], [`snapshot`], [`migrate`], [`recovery`], [`state_dir`]: how it lives on flash.
-//! - [`device_state`]: the device's API: the store and the head kept in step (read its doc).
+//! - [`journal`], [`snapshot`], [`migrate`], [`checks`], [`recovery`], [`state_dir`]: how it
+//!   lives on flash.
+//! - [`lock`]: one process at a time per state directory.
 //! - [`error`]: [`StoreError`], the one error type here.
+//!
+//! The store knows records and files, not heads: a head travels as opaque bytes with the
+//! fingerprint of what it was trained on. [`crate::learner`] keeps a head in step with it.
 
+pub mod checks;
 pub mod config;
 pub mod data;
-pub mod device_state;
 pub mod error;
 pub mod events;
 pub mod features;
@@ -20,16 +24,16 @@ pub mod format;
 pub mod fs;
 pub mod head_file;
 pub mod journal;
+pub mod lock;
 pub mod migrate;
 pub mod recovery;
 pub mod snapshot;
 pub mod state_dir;
 
 pub use config::StoreConfig;
-pub use device_state::{DeviceConfig, DeviceState, LabelAck};
 pub use error::{Result, StoreError};
-pub use events::{FrameHash, LabelEvent};
+pub use events::{Action, ClassTarget, FrameHash, LabelEvent};
 pub use features::FeatureEncoding;
 pub use head_file::{load_head, save_head};
 pub use recovery::RecoveryReport;
-pub use state_dir::Store;
+pub use state_dir::{IfLost, Store};

@@ -4,8 +4,10 @@
 //! [`RecoveryReport`]; [`super::Store::open`] then sets damaged files aside (renamed
 //! `*.corrupt`), `fieldtune state inspect` only shows them.
 //!
-//! Never panics and never refuses a damaged directory: the worst case is an empty state and a
-//! report that says why. The only refusals are a state made for another backbone and one written
+//! Never panics and changes nothing. Events that were saved once but cannot be rebuilt (a damaged
+//! snapshot with no older one or journal to replace it, a gap, records lost mid-file) are listed
+//! in [`RecoveryReport::lost`]; [`super::Store::open`] refuses such a state unless told to start
+//! from what is left. The other refusals are a state made for another backbone and one written
 //! by a newer fieldtune, where guessing would be wrong.
 
 use std::fmt;
@@ -16,7 +18,6 @@ use tracing::warn;
 use super::config::StoreConfig;
 use super::data::StateData;
 use super::events::JournalEntry;
-use super::features::Blob;
 use super::format::{FileKind, Header};
 use super::fs::Fs;
 use super::journal::{parse_segment_name, read_segment};
@@ -51,12 +52,23 @@ pub struct RecoveryReport {
     pub set_aside: Vec<(String, String)>,
     /// Leftover temporary files of interrupted saves.
     pub temporaries: Vec<String>,
+    /// Events that were saved once and could not be recovered, one line each (a damaged
+    /// snapshot with nothing to rebuild it from, a gap in the journal, records lost mid-file).
+    /// Opening refuses such a state unless asked to start from what is left.
+    pub lost: Vec<String>,
+    /// Files in an older format version were read (the next snapshot rewrites them).
+    pub migrated: bool,
 }
 
 impl RecoveryReport {
     /// Whether everything on disk was used (nothing dropped or set aside).
     pub fn is_clean(&self) -> bool {
         self.dropped.is_empty() && self.set_aside.is_empty()
+    }
+
+    /// Whether events that were once saved are missing from the recovered state.
+    pub fn lost_events(&self) -> bool {
+        !self.lost.is_empty()
     }
 }
 
@@ -87,6 +99,9 @@ impl fmt::Display for RecoveryReport {
         for (name, reason) in &self.set_aside {
             write!(f, "\n  set aside: {name}: {reason}")?;
         }
+        for line in &self.lost {
+            write!(f, "\n  LOST: {line}")?;
+        }
         Ok(())
     }
 }
@@ -96,8 +111,6 @@ impl fmt::Display for RecoveryReport {
 pub struct Recovery {
     /// The recovered state (snapshot + replayed events).
     pub data: StateData,
-    /// The head bytes of the snapshot it started from.
-    pub base_head: Option<Blob>,
     /// Events replayed after that snapshot, in order (to bring the head up to date).
     pub replayed: Vec<JournalEntry>,
     /// What was found and dropped.
@@ -158,7 +171,14 @@ pub fn recover(
     snapshots.sort();
     segments.sort();
 
-    // Newest snapshot that reads whole.
+    // Events known to have been saved once: a snapshot's name, a journal's last record.
+    let mut claimed = 0u64;
+    for (seq, _) in &snapshots {
+        claimed = claimed.max(*seq);
+    }
+
+    // Newest snapshot that reads whole; an older one (or none, and the journal from event 1)
+    // when it does not.
     let mut data = StateData::default();
     let mut kept_snapshots = Vec::new();
     let mut base_found = false;
@@ -177,6 +197,7 @@ pub fn recover(
                 report.snapshot = Some(name.clone());
                 report.snapshot_seq = *seq;
                 report.snapshot_version = Some(decoded.version);
+                report.migrated |= decoded.version < super::format::FORMAT_VERSION;
                 data = decoded.data;
                 kept_snapshots.push(*seq);
                 base_found = true;
@@ -200,7 +221,6 @@ pub fn recover(
         }
     }
     kept_snapshots.sort_unstable();
-    let base_head = data.head.clone();
 
     // Journal entries after it, in sequence.
     let mut replayed = Vec::new();
@@ -219,6 +239,13 @@ pub fn recover(
             report.dropped.push(format!("{name}: {reason}"));
             report.set_aside.push((name.clone(), reason));
             broken = true;
+            claimed = claimed.max(start.saturating_sub(1));
+            let last = fs
+                .read(&path)
+                .ok()
+                .and_then(|bytes| read_segment(&bytes, &path, backbone).ok())
+                .and_then(|read| read.entries.last().map(|e| e.seq));
+            claimed = claimed.max(last.unwrap_or(0));
             continue;
         }
         let read = fs
@@ -237,6 +264,14 @@ pub fn recover(
             }
         };
         let mut damaged = read.damage.is_some();
+        report.migrated |= read.version < super::format::FORMAT_VERSION;
+        if let Some(last) = read.entries.last() {
+            claimed = claimed.max(last.seq);
+        }
+        if read.lost_records > 0 {
+            // Whole records after a damaged one: events up to this one were saved once.
+            claimed = claimed.max(*start + read.entries.len() as u64 + read.lost_records as u64);
+        }
         let total = read.entries.len();
         for (i, entry) in read.entries.into_iter().enumerate() {
             if entry.seq <= data.seq {
@@ -268,9 +303,18 @@ pub fn recover(
         }
         report.journal_bytes += read.valid_len - super::format::HEADER_LEN as u64;
         kept_segments.push((*start, damaged));
-        if Some(index) == last_index && !damaged {
+        let current = read.version == super::format::FORMAT_VERSION;
+        if Some(index) == last_index && !damaged && current {
             resume = Some((path, read.valid_len));
         }
+    }
+    if claimed > data.seq {
+        report.lost.push(format!(
+            "events {} to {claimed} were saved but neither a readable snapshot nor the journal \
+             holds them (the state stops at event {})",
+            data.seq + 1,
+            data.seq
+        ));
     }
     report.journal_segments = kept_segments.len();
     report.replayed = replayed.len() as u64;
@@ -279,7 +323,6 @@ pub fn recover(
     report.classes = data.classes.len();
     Ok(Recovery {
         data,
-        base_head,
         replayed,
         report,
         snapshots: kept_snapshots,

@@ -15,11 +15,11 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::data::{ClassEntry, StateData};
-use super::events::Sample;
-use super::features::Blob;
+use super::checks::{self, corrupt};
+use super::data::{ClassEntry, HeadBlob, StateData};
+use super::events::Action;
 use super::format::{self, FileKind, Header};
-use super::{migrate, Result, StoreError};
+use super::{migrate, Result};
 use crate::model::BackboneId;
 
 /// File name of the snapshot including events up to `seq`.
@@ -35,21 +35,21 @@ pub fn parse_snapshot_name(name: &str) -> Option<u64> {
         .ok()
 }
 
-/// The first record of a snapshot (format version 2).
+/// The first record of a snapshot (format version 3).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotMeta {
     /// Last event included.
     pub seq: u64,
     /// When it was written, ms since the Unix epoch.
     pub created_ms: u64,
-    /// Classes.
+    /// Classes (tombstones included).
     pub classes: Vec<ClassEntry>,
     /// Id the next sample gets.
     pub next_sample_id: u64,
-    /// Latest labels, for undo.
-    pub undo_stack: Vec<u64>,
-    /// The head's serialised bytes.
-    pub head: Option<Blob>,
+    /// Actions that can be undone, newest last.
+    pub undo: Vec<Action>,
+    /// The head's bytes and what it was trained on.
+    pub head: Option<HeadBlob>,
     /// Sample records that follow.
     pub samples: u64,
 }
@@ -69,7 +69,7 @@ pub fn encode(
         created_ms: now_ms(),
         classes: data.classes.clone(),
         next_sample_id: data.next_sample_id,
-        undo_stack: data.undo_stack.clone(),
+        undo: data.undo.clone(),
         head: data.head.clone(),
         samples: data.samples.len() as u64,
     };
@@ -101,83 +101,31 @@ pub struct Decoded {
 /// Header errors, or [`StoreError::Corrupt`] for any damaged, undecodable or missing record.
 pub fn decode(bytes: &[u8], path: &Path, kind: FileKind, backbone: &BackboneId) -> Result<Decoded> {
     let container = format::read_whole(bytes, path, kind, backbone)?;
-    if container.header.version < format::FORMAT_VERSION {
-        let data = migrate::decode_v1(&container.records, path, backbone)?;
-        return Ok(Decoded {
-            data,
-            version: container.header.version,
-        });
-    }
-    let (first, rest) = container
-        .records
+    let version = container.header.version;
+    let data = match version {
+        1 => migrate::decode_v1(&container.records, path, backbone)?,
+        2 => migrate::decode_v2(&container.records, path, backbone)?,
+        _ => decode_current(&container.records, path, backbone)?,
+    };
+    Ok(Decoded { data, version })
+}
+
+fn decode_current(records: &[&[u8]], path: &Path, backbone: &BackboneId) -> Result<StateData> {
+    let (first, rest) = records
         .split_first()
         .ok_or_else(|| corrupt(path, "no snapshot header record".into()))?;
     let meta: SnapshotMeta = format::decode_record(first, path, 0)?;
-    if meta.samples != rest.len() as u64 {
-        return Err(corrupt(
-            path,
-            format!("says {} samples but holds {}", meta.samples, rest.len()),
-        ));
-    }
-    let mut samples = Vec::with_capacity(rest.len());
-    let mut feature_bytes = 0u64;
-    for (i, payload) in rest.iter().enumerate() {
-        let sample: Sample = format::decode_record(payload, path, i + 1)?;
-        validate_sample(&sample, &meta.classes, backbone, path, i + 1)?;
-        feature_bytes += sample.feature.byte_len() as u64;
-        samples.push(sample);
-    }
-    Ok(Decoded {
-        data: StateData {
-            seq: meta.seq,
-            classes: meta.classes,
-            samples,
-            next_sample_id: meta.next_sample_id,
-            undo_stack: meta.undo_stack,
-            head: meta.head,
-            feature_bytes,
-        },
-        version: format::FORMAT_VERSION,
+    let samples = checks::decode_samples(rest, meta.samples, &meta.classes, backbone, path)?;
+    let feature_bytes = samples.iter().map(|s| s.feature.byte_len() as u64).sum();
+    Ok(StateData {
+        seq: meta.seq,
+        classes: meta.classes,
+        samples,
+        next_sample_id: meta.next_sample_id,
+        undo: meta.undo,
+        head: meta.head,
+        feature_bytes,
     })
-}
-
-/// Refuses a sample whose class or dimension does not fit the state (a checksum-valid but
-/// inconsistent file must not reach the head).
-pub(crate) fn validate_sample(
-    sample: &Sample,
-    classes: &[ClassEntry],
-    backbone: &BackboneId,
-    path: &Path,
-    record: usize,
-) -> Result<()> {
-    if sample.class as usize >= classes.len() {
-        return Err(corrupt(
-            path,
-            format!(
-                "record {record}: class {} of {} classes",
-                sample.class,
-                classes.len()
-            ),
-        ));
-    }
-    if sample.feature.dim() != backbone.dim as usize {
-        return Err(corrupt(
-            path,
-            format!(
-                "record {record}: a feature of {} values, expected {}",
-                sample.feature.dim(),
-                backbone.dim
-            ),
-        ));
-    }
-    Ok(())
-}
-
-pub(crate) fn corrupt(path: &Path, detail: String) -> StoreError {
-    StoreError::Corrupt {
-        path: path.to_path_buf(),
-        detail,
-    }
 }
 
 /// Milliseconds since the Unix epoch (0 if the clock is before it, as on a Pi without RTC at boot).

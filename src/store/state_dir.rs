@@ -8,15 +8,18 @@
 //! inspection, never read again).
 //!
 //! # Commit protocol
-//! 1. An event is checked, applied in memory and appended to the current journal segment, then
-//!    the segment is fsync'd; only then is the event acknowledged (`durable: Ok`).
-//! 2. If the append fails (disk full, read-only, I/O error), the event stays applied in memory and
-//!    queued; every later commit, [`Store::flush`] and [`Store::snapshot`] retries it. The segment
-//!    cuts off any partial record before appending again, so nothing saved is damaged.
+//! 1. An event is checked, appended to the current journal segment and the segment fsync'd; only
+//!    then is it applied in memory and acknowledged. There is no state that is applied but not
+//!    saved.
+//! 2. If the append fails (disk full, read-only, I/O error), the event is not applied and the
+//!    caller gets the error to pass on ("not saved, because …"). The segment cuts off any partial
+//!    record before appending again, so nothing saved is damaged.
 //! 3. A snapshot is due when the journal has grown to `journal_to_snapshot_ratio` × the last
 //!    snapshot's size (and at least `min_journal_bytes`), or past `max_journal_bytes`. It is written
-//!    atomically (see [`super::snapshot`]), then a new journal segment starts after it, then
-//!    snapshots beyond `keep_snapshots` and the segments only they needed are removed.
+//!    atomically (see [`super::snapshot`]) and read back; then a new journal segment starts after
+//!    it, snapshots beyond `keep_snapshots` are removed, and journal segments are removed only
+//!    once a second, older snapshot covers them: a damaged newest snapshot always has an older
+//!    snapshot or the whole journal to be rebuilt from.
 //!
 //! Flash writes per label are therefore the journal record (about the feature's bytes + 60) plus
 //! the amortised snapshot (at most as much again at ratio 1.0); `fieldtune state bench` measures it.
@@ -27,9 +30,8 @@ use std::sync::Arc;
 use tracing::{info, warn};
 
 use super::config::StoreConfig;
-use super::data::{Applied, StateData};
+use super::data::{Applied, HeadBlob, StateData};
 use super::events::{JournalEntry, LabelEvent};
-use super::features::Blob;
 use super::format::FileKind;
 use super::fs::{parent_dir, write_atomic, Fs};
 use super::journal::{segment_name, Segment};
@@ -58,20 +60,24 @@ pub struct Committed {
     pub seq: u64,
     /// What applying it did.
     pub applied: Applied,
-    /// Ok once the event (and every earlier one) is on flash; otherwise it is applied in memory,
-    /// queued, and retried by the next commit, flush or snapshot.
-    pub durable: Result<()>,
 }
 
 /// What [`Store::open`] recovered, for the code that rebuilds the head.
 #[derive(Debug)]
 pub struct Opened {
-    /// Head bytes of the snapshot recovery started from.
-    pub base_head: Option<Blob>,
     /// Events replayed after that snapshot, in order.
     pub replayed: Vec<JournalEntry>,
     /// What was recovered, dropped and set aside.
     pub report: RecoveryReport,
+}
+
+/// What [`Store::open_with`] does when events that were saved once cannot be recovered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfLost {
+    /// Refuse to open ([`StoreError::Unrecoverable`]) and change nothing: the person decides.
+    Refuse,
+    /// Start from what could be recovered; damaged files are set aside as `*.corrupt`.
+    StartFromWhatIsLeft,
 }
 
 /// A state directory, open for writing.
@@ -83,7 +89,6 @@ pub struct Store {
     config: StoreConfig,
     data: StateData,
     segment: Option<Segment>,
-    pending: Vec<JournalEntry>,
     snapshots: Vec<u64>,
     /// Journal segments on disk (start, damaged), ascending.
     segments: Vec<(u64, bool)>,
@@ -110,11 +115,32 @@ impl Store {
         backbone: BackboneId,
         config: StoreConfig,
     ) -> Result<(Self, Opened)> {
+        Self::open_with(fs, dir, backbone, config, IfLost::Refuse)
+    }
+
+    /// [`Self::open`], saying what to do when saved events cannot be recovered.
+    ///
+    /// # Errors
+    /// As [`Self::open`]; [`StoreError::Unrecoverable`] with [`IfLost::Refuse`] when events that
+    /// were saved once are lost (nothing is changed on disk then).
+    pub fn open_with(
+        fs: Arc<dyn Fs>,
+        dir: &Path,
+        backbone: BackboneId,
+        config: StoreConfig,
+        if_lost: IfLost,
+    ) -> Result<(Self, Opened)> {
         config.validate()?;
         fs.create_dir_all(dir)
             .map_err(|e| StoreError::io("create the state directory", dir, e))?;
         let recovery = recover(fs.as_ref(), dir, &backbone, &config)?;
         let report = recovery.report;
+        if report.lost_events() && if_lost == IfLost::Refuse {
+            return Err(StoreError::Unrecoverable {
+                dir: dir.to_path_buf(),
+                detail: report.to_string(),
+            });
+        }
         info!("{}: {report}", dir.display());
         let mut store = Self {
             fs,
@@ -125,7 +151,6 @@ impl Store {
             segment: recovery
                 .resume
                 .map(|(path, len)| Segment::resume(path, len)),
-            pending: Vec::new(),
             snapshots: recovery.snapshots,
             segments: recovery.segments,
             last_snapshot_bytes: 0,
@@ -152,7 +177,7 @@ impl Store {
         // Anything dropped: a snapshot of what was recovered makes the directory clean again.
         // It is left to the owner of the head (who first brings the head up to date), through
         // `snapshot_if_due`, so the snapshot never pairs a stale head with newer events.
-        if damaged || !report.is_clean() {
+        if damaged || !report.is_clean() || report.migrated {
             store.repair_due = true;
         }
         if store.segment.is_none() {
@@ -161,7 +186,6 @@ impl Store {
             }
         }
         let opened = Opened {
-            base_head: recovery.base_head,
             replayed: recovery.replayed,
             report,
         };
@@ -188,11 +212,6 @@ impl Store {
         &self.config
     }
 
-    /// Events applied in memory but not yet durable.
-    pub fn pending(&self) -> usize {
-        self.pending.len()
-    }
-
     /// Bytes written so far.
     pub fn stats(&self) -> WriteStats {
         self.stats
@@ -203,47 +222,33 @@ impl Store {
         self.journal_bytes
     }
 
-    /// Checks and applies `event`, then makes it durable (see [`Committed::durable`]).
+    /// Checks `event`, makes it durable in the journal, then applies it.
     ///
     /// # Errors
-    /// [`StoreError::InvalidEvent`] when the event does not fit the state; nothing changed then.
+    /// [`StoreError::InvalidEvent`] when the event does not fit the state, or the storage failure
+    /// (full, read-only, I/O) that kept it from the journal; in both cases nothing changed.
     pub fn commit(&mut self, event: LabelEvent) -> Result<Committed> {
         self.data.check(&event, self.backbone.dim)?;
         let entry = JournalEntry {
             seq: self.data.seq + 1,
             event,
         };
-        let applied = self.data.apply(&entry, self.backbone.dim, &self.config)?;
-        self.pending.push(entry);
-        self.events_since_snapshot += 1;
-        let durable = self.flush();
-        Ok(Committed {
-            seq: self.data.seq,
-            applied,
-            durable,
-        })
-    }
-
-    /// Writes queued events to the journal and fsyncs.
-    ///
-    /// # Errors
-    /// The storage failure; the events stay queued.
-    pub fn flush(&mut self) -> Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
         if self.segment.is_none() {
             self.start_segment()?;
         }
         let Some(segment) = self.segment.as_mut() else {
-            return Ok(());
+            return Err(StoreError::InvalidEvent("no journal segment".into()));
         };
-        let written = segment.append(self.fs.as_ref(), &self.pending)?;
+        let written = segment.append(self.fs.as_ref(), std::slice::from_ref(&entry))?;
         self.stats.journal_bytes += written;
-        self.stats.journaled_events += self.pending.len() as u64;
+        self.stats.journaled_events += 1;
         self.journal_bytes += written;
-        self.pending.clear();
-        Ok(())
+        self.events_since_snapshot += 1;
+        let applied = self.data.apply(&entry, self.backbone.dim, &self.config)?;
+        Ok(Committed {
+            seq: self.data.seq,
+            applied,
+        })
     }
 
     /// Whether a snapshot is due (journal grown past its budget, a repair pending, or events that
@@ -256,33 +261,35 @@ impl Store {
             || self.journal_bytes >= c.max_journal_bytes
             || (c.snapshot_every_events > 0
                 && self.events_since_snapshot >= c.snapshot_every_events)
-            || (!self.pending.is_empty()
-                && self.events_since_snapshot > 0
-                && self.segment.is_none())
     }
 
-    /// Sets the head bytes the next snapshot will hold.
-    pub fn set_head(&mut self, head: Option<Vec<u8>>) {
-        self.data.head = head.map(Blob);
+    /// Sets the head the next snapshot will hold (None: the next start retrains).
+    pub fn set_head(&mut self, head: Option<HeadBlob>) {
+        self.data.head = head;
     }
 
-    /// Writes a snapshot of the whole state now (including queued events, which it makes
-    /// durable), starts a new journal segment after it and removes what is no longer needed.
+    /// Writes a snapshot of the whole state now, reads it back, starts a new journal segment
+    /// after it and removes what is no longer needed.
     ///
     /// # Errors
-    /// The storage failure; the previous snapshot and journal are untouched and still recover the
-    /// last durable state.
+    /// The storage failure, or a snapshot that does not read back; the previous snapshot and
+    /// journal are untouched and still recover the state.
     pub fn snapshot(&mut self) -> Result<u64> {
         let seq = self.data.seq;
         let path = self.dir.join(snapshot_name(seq));
         let bytes = snapshot::encode(&self.data, FileKind::Snapshot, &self.backbone, &path)?;
         write_atomic(self.fs.as_ref(), &path, &bytes)?;
+        // Only a snapshot that reads back whole may let older files go.
+        let back = self
+            .fs
+            .read(&path)
+            .map_err(|e| StoreError::io("read back", &path, e))?;
+        snapshot::decode(&back, &path, FileKind::Snapshot, &self.backbone)?;
         self.stats.snapshot_bytes += bytes.len() as u64;
         self.stats.snapshots += 1;
         if !self.snapshots.contains(&seq) {
             self.snapshots.push(seq);
         }
-        self.pending.clear();
         self.last_snapshot_bytes = bytes.len() as u64;
         self.journal_bytes = 0;
         self.events_since_snapshot = 0;
@@ -294,13 +301,12 @@ impl Store {
         Ok(bytes.len() as u64)
     }
 
-    /// Snapshots if [`Self::snapshot_due`]; retries queued events first.
+    /// Snapshots if [`Self::snapshot_due`].
     ///
     /// # Errors
-    /// The storage failure (the state keeps serving from memory).
+    /// The storage failure (everything acknowledged is still in the journal).
     pub fn snapshot_if_due(&mut self) -> Result<bool> {
-        let flushed = self.flush();
-        if self.snapshot_due() || flushed.is_err() {
+        if self.snapshot_due() {
             self.snapshot()?;
             return Ok(true);
         }
@@ -308,7 +314,7 @@ impl Store {
     }
 
     fn start_segment(&mut self) -> Result<()> {
-        let start = self.data.seq + 1 - self.pending.len() as u64;
+        let start = self.data.seq + 1;
         let name = segment_name(start);
         if let Some(pos) = self.segments.iter().position(|(s, _)| *s == start) {
             if self
@@ -333,8 +339,9 @@ impl Store {
         Ok(())
     }
 
-    /// Removes snapshots beyond `keep_snapshots` and segments only they needed; damaged segments
-    /// are set aside instead of removed.
+    /// Removes snapshots beyond `keep_snapshots`, and journal segments that an older kept
+    /// snapshot covers (with a single snapshot, every segment stays: it is what rebuilds the
+    /// state if that snapshot is damaged); damaged segments are set aside instead of removed.
     fn prune(&mut self) {
         let keep = self.config.keep_snapshots as usize;
         self.snapshots.sort_unstable();
@@ -342,9 +349,10 @@ impl Store {
             let seq = self.snapshots.remove(0);
             self.remove(&snapshot_name(seq));
         }
-        let Some(&oldest) = self.snapshots.first() else {
+        if self.snapshots.len() < 2 {
             return;
-        };
+        }
+        let oldest = self.snapshots[0];
         let current = self.segment.as_ref().map(|s| s.path().to_path_buf());
         let mut keep_segments = Vec::new();
         let starts: Vec<(u64, bool)> = self.segments.clone();

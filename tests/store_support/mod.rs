@@ -11,7 +11,7 @@ use fieldtune::store::data::StateData;
 use fieldtune::store::events::{JournalEntry, Sample};
 use fieldtune::store::features::StoredFeature;
 use fieldtune::store::fs::{FaultyFs, Fs, RealFs};
-use fieldtune::store::{FeatureEncoding, FrameHash, LabelEvent, Store, StoreConfig};
+use fieldtune::store::{ClassTarget, FeatureEncoding, FrameHash, LabelEvent, Store, StoreConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -42,7 +42,8 @@ pub fn manual_config() -> StoreConfig {
     }
 }
 
-/// `n` events: two classes, then labels (with an undo and a rename along the way).
+/// `n` events: two classes, then label actions of 1-3 frames (with undos and renames along the
+/// way).
 pub fn events(n: usize, seed: u64) -> Vec<LabelEvent> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut out = vec![
@@ -52,23 +53,33 @@ pub fn events(n: usize, seed: u64) -> Vec<LabelEvent> {
     let mut next_id = 0u64;
     while out.len() < n {
         match out.len() % 11 {
-            7 if next_id > 0 => out.push(LabelEvent::Undo {
-                sample: next_id - 1,
-            }),
+            7 if next_id > 0 => out.push(LabelEvent::Undo),
             9 => out.push(LabelEvent::Rename {
                 class: 1,
                 name: format!("dog-{}", out.len()),
             }),
             _ => {
-                let feature: Vec<f32> = (0..DIM).map(|_| rng.gen_range(0.0..6.0)).collect();
-                out.push(LabelEvent::AddSample(Sample {
-                    id: next_id,
-                    class: rng.gen_range(0..2),
-                    time_ms: 1_700_000_000_000 + next_id,
-                    frame_hash: FrameHash::of(&next_id.to_le_bytes()),
-                    feature: StoredFeature::encode(&feature, FeatureEncoding::F32),
-                }));
-                next_id += 1;
+                let class = rng.gen_range(0..2);
+                let frames = rng.gen_range(1..=3);
+                let samples = (0..frames)
+                    .map(|_| {
+                        let feature: Vec<f32> =
+                            (0..DIM).map(|_| rng.gen_range(0.0..6.0)).collect();
+                        let sample = Sample {
+                            id: next_id,
+                            class,
+                            time_ms: 1_700_000_000_000 + next_id,
+                            frame_hash: FrameHash::of(&next_id.to_le_bytes()),
+                            feature: StoredFeature::encode(&feature, FeatureEncoding::F32),
+                        };
+                        next_id += 1;
+                        sample
+                    })
+                    .collect();
+                out.push(LabelEvent::Label {
+                    class: ClassTarget::Existing(class),
+                    samples,
+                });
             }
         }
     }
@@ -125,8 +136,7 @@ pub fn open_faulty_with(
 /// Commits every event durably through `store`.
 pub fn commit_all(store: &mut Store, events: &[LabelEvent]) {
     for event in events {
-        let committed = store.commit(event.clone()).expect("valid event");
-        committed.durable.expect("durable");
+        store.commit(event.clone()).expect("valid and durable event");
     }
 }
 

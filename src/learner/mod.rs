@@ -1,0 +1,853 @@
+//! The learner: the one owner of what the device knows. It holds the crash-safe store (classes,
+//! stored samples, undo history, journal), the head that predicts, and the background retrainer,
+//! and keeps them in step; the service loop only calls it.
+//!
+//! ```no_run
+//! # use fieldtune::learner::{Frame, Learner, LearnerConfig};
+//! # fn demo(dir: &std::path::Path, id: fieldtune::model::BackboneId, f: &[f32])
+//! #     -> Result<(), fieldtune::learner::LearnerError> {
+//! let (mut learner, report) = Learner::open(dir, id, LearnerConfig::default(), None)?;
+//! let frame = Frame { features: f, hash: fieldtune::store::FrameHash::of(b"frame") };
+//! learner.label("Blight", &[frame])?;   // durable when it returns: light the LED now
+//! let seen = learner.predict(ndarray::ArrayView1::from(f));
+//! learner.poll();                       // between frames: swap in a finished retrain
+//! learner.undo()?;                      // takes back the whole label, frames and new class
+//! # let _ = (report, seen); Ok(()) }
+//! ```
+//!
+//! # What the head is
+//! The head is always the one [`fit::fit_head`] fits to the stored samples of the live classes
+//! (the same training as `fieldtune train`), plus online steps for labels given since that fit
+//! started. Online steps rehearse one stored sample of each other class (up to
+//! [`REHEARSAL_CLASSES`]) so a run of presses on one button does not swing the head. A
+//! retrain is started after `retrain_every` labels, once labelling pauses for `settle_after`, and
+//! at once after anything removed samples (undo, delete); labels given while it runs are taught
+//! to its result online before it is swapped in.
+//!
+//! # What survives a restart
+//! Every action is journalled as one event before it is applied or acknowledged. A snapshot
+//! stores the head only when it is exactly the fit of the stored samples (its fingerprint says
+//! which); otherwise opening refits it before the first prediction. So after any crash the
+//! device predicts as it would have after settling, and undo takes back the same action.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ndarray::{Array2, ArrayView1, Axis};
+use tracing::{info, warn};
+
+use crate::head::{Dataset, Head, HeadKind, HyperParams};
+use crate::model::BackboneId;
+use crate::store::data::{mix, HeadBlob, StateData};
+use crate::store::events::{Action, ClassTarget, LabelEvent, Sample};
+use crate::store::features::StoredFeature;
+use crate::store::fs::{Fs, RealFs};
+use crate::store::lock::StateLock;
+use crate::store::snapshot::now_ms;
+use crate::store::{FrameHash, IfLost, RecoveryReport, Store, StoreConfig};
+
+pub mod error;
+pub mod fit;
+pub mod retrain;
+
+pub use error::LearnerError;
+use retrain::{Job, Retrainer};
+
+/// Exit status of `fieldtune run` when the saved state cannot be recovered (the unit's
+/// `RestartPreventExitStatus=`): restarting would not help, a person must decide.
+pub const EXIT_STATE_UNRECOVERABLE: u8 = 65;
+
+/// Longest class name, in characters.
+pub const MAX_CLASS_NAME_CHARS: usize = 64;
+
+/// Other classes rehearsed by each online step (one stored sample each).
+pub const REHEARSAL_CLASSES: usize = 8;
+
+/// How the learner learns and stores.
+#[derive(Debug, Clone)]
+pub struct LearnerConfig {
+    /// Bounds and compaction of the store.
+    pub store: StoreConfig,
+    /// The head's kind.
+    pub kind: HeadKind,
+    /// The head's hyper-parameters (the same defaults as `fieldtune train`).
+    pub hyper: HyperParams,
+    /// Retrain after this many labels even while labelling goes on (None: only when it pauses).
+    pub retrain_every: Option<usize>,
+    /// Retrain once no label came for this long.
+    pub settle_after: Duration,
+    /// What to do when saved events cannot be recovered.
+    pub if_lost: IfLost,
+}
+
+impl Default for LearnerConfig {
+    fn default() -> Self {
+        Self {
+            store: StoreConfig::default(),
+            kind: HeadKind::Linear,
+            hyper: HyperParams::defaults_for(HeadKind::Linear),
+            retrain_every: Some(4),
+            settle_after: Duration::from_secs(1),
+            if_lost: IfLost::Refuse,
+        }
+    }
+}
+
+/// One frame to label: its features and the hash of its bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<'a> {
+    /// The backbone's features.
+    pub features: &'a [f32],
+    /// Hash of the frame's bytes.
+    pub hash: FrameHash,
+}
+
+/// What a label did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Labelled {
+    /// Sequence number of the label event.
+    pub seq: u64,
+    /// The class's name.
+    pub class: String,
+    /// The label created the class.
+    pub created: bool,
+    /// Frames in the label.
+    pub frames: usize,
+    /// Frames kept in the replay set (the reservoir may skip some once a class is full).
+    pub stored: usize,
+}
+
+/// What an undo took back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undone {
+    /// In words ("the label of 3 frames as \"Blight\"", …).
+    pub what: String,
+    /// Stored samples it removed.
+    pub samples: usize,
+}
+
+/// A live class.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassInfo {
+    /// Its name.
+    pub name: String,
+    /// Stored samples.
+    pub samples: usize,
+}
+
+/// A prediction in terms of the live classes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seen {
+    /// Position in [`Learner::classes`] of the predicted class (None: unknown, or no class).
+    pub class: Option<usize>,
+    /// Its name.
+    pub name: Option<String>,
+    /// Its calibrated probability (0 when unknown).
+    pub probability: f32,
+}
+
+/// What [`Learner::poll`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Polled {
+    /// Nothing finished.
+    Idle,
+    /// A retrained head is serving now.
+    Swapped,
+    /// A retrain finished but was out of date (samples were removed meanwhile) or failed.
+    Dropped(String),
+}
+
+/// The device's learning state: store, head and retrainer, kept in step.
+pub struct Learner {
+    store: Store,
+    head: Head,
+    /// State class index of each head class, in head order.
+    head_classes: Vec<u32>,
+    /// Some(basis) when the head is exactly the fit of that training set.
+    head_basis: Option<u64>,
+    kind: HeadKind,
+    hyper: HyperParams,
+    retrain_every: Option<usize>,
+    settle_after: Duration,
+    retrainer: Retrainer,
+    /// Bumped whenever samples leave the training set: a retrain started before is stale.
+    generation: u64,
+    labels_since_retrain: usize,
+    last_change: Instant,
+    /// A basis whose fit failed: not retried until the samples change.
+    failed_basis: Option<u64>,
+    retrains: u64,
+    _lock: Option<StateLock>,
+}
+
+impl std::fmt::Debug for Learner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Learner")
+            .field("dir", &self.store.dir())
+            .field("classes", &self.head.classes())
+            .field("exact", &self.head_basis.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Learner {
+    /// Opens the state in `dir` on the real file system, holding `lock` (taken by the caller
+    /// with [`StateLock::acquire`] so a second process is refused before anything is read).
+    ///
+    /// # Errors
+    /// As [`Self::open_with_fs`].
+    pub fn open(
+        dir: &Path,
+        backbone: BackboneId,
+        config: LearnerConfig,
+        lock: Option<StateLock>,
+    ) -> Result<(Self, RecoveryReport), LearnerError> {
+        Self::open_with_fs(Arc::new(RealFs), dir, backbone, config, lock)
+    }
+
+    /// Opens (recovering) the state in `dir` through `fs`. The head is the snapshot's when it
+    /// was fitted to exactly the recovered samples, and is refitted here otherwise, so the first
+    /// prediction is already as good as before the restart.
+    ///
+    /// # Errors
+    /// [`crate::store::StoreError::Unrecoverable`] (saved events lost; nothing changed),
+    /// another backbone's state, a newer format, an unreadable directory, a bad configuration.
+    pub fn open_with_fs(
+        fs: Arc<dyn Fs>,
+        dir: &Path,
+        backbone: BackboneId,
+        config: LearnerConfig,
+        lock: Option<StateLock>,
+    ) -> Result<(Self, RecoveryReport), LearnerError> {
+        let (store, opened) =
+            Store::open_with(fs, dir, backbone, config.store.clone(), config.if_lost)?;
+        let kind = config.kind.check().map_err(|e| LearnerError::Head(e.to_string()))?;
+        let mut learner = Learner {
+            head: Head::new(backbone.dim as usize, kind, config.hyper.clone()),
+            store,
+            head_classes: Vec::new(),
+            head_basis: None,
+            kind,
+            hyper: config.hyper,
+            retrain_every: config.retrain_every,
+            settle_after: config.settle_after,
+            retrainer: Retrainer::default(),
+            generation: 0,
+            labels_since_retrain: 0,
+            last_change: Instant::now(),
+            failed_basis: None,
+            retrains: 0,
+            _lock: lock,
+        };
+        if !learner.adopt_saved_head() {
+            learner.refit_now()?;
+        }
+        if learner.store.snapshot_due() {
+            if let Err(e) = learner.snapshot() {
+                warn!("cannot write the repair snapshot yet ({e}); everything is in the journal");
+            }
+        }
+        info!(
+            "head ready: {} classes, {} stored samples",
+            learner.head.classes().len(),
+            learner.store.data().samples.len()
+        );
+        Ok((learner, opened.report))
+    }
+
+    /// Uses the snapshot's head when it was fitted to exactly the recovered training set.
+    fn adopt_saved_head(&mut self) -> bool {
+        let data = self.store.data();
+        let Some(blob) = &data.head else {
+            return false;
+        };
+        if blob.basis != data.basis() {
+            info!("the saved head predates the last labels; refitting it");
+            return false;
+        }
+        let head = match postcard::from_bytes::<Head>(&blob.bytes.0) {
+            Ok(head) => head,
+            Err(e) => {
+                warn!("the saved head does not decode ({e}); refitting it");
+                return false;
+            }
+        };
+        let classes = trained_classes(data);
+        if head.dim() != self.store.backbone().dim as usize || head.classes().len() != classes.len()
+        {
+            warn!("the saved head does not fit the state; refitting it");
+            return false;
+        }
+        self.head = head;
+        self.head_classes = classes;
+        self.head_basis = Some(blob.basis);
+        self.sync_head_names();
+        true
+    }
+
+    /// Fits the head to the stored samples on this thread.
+    fn refit_now(&mut self) -> Result<(), LearnerError> {
+        let (data, job) = self.training_set();
+        let head = fit::fit_head(&data, self.kind, &self.hyper)
+            .map_err(|e| LearnerError::Head(e.to_string()))?;
+        self.head = head;
+        self.head_classes = job.classes;
+        self.head_basis = Some(job.basis);
+        self.labels_since_retrain = 0;
+        Ok(())
+    }
+
+    /// The head that predicts.
+    pub fn head(&self) -> &Head {
+        &self.head
+    }
+
+    /// The persisted state (classes with tombstones, samples, undo history).
+    pub fn data(&self) -> &StateData {
+        self.store.data()
+    }
+
+    /// The store underneath (directory, write statistics).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The live classes, in order, with their stored samples.
+    pub fn classes(&self) -> Vec<ClassInfo> {
+        let data = self.store.data();
+        data.live_classes()
+            .map(|(i, c)| ClassInfo {
+                name: c.name.clone(),
+                samples: data.class_count(i),
+            })
+            .collect()
+    }
+
+    /// Whether the head is exactly the fit of the stored samples (no retrain due or running).
+    pub fn is_settled(&self) -> bool {
+        self.head_basis == Some(self.store.data().basis()) && !self.retrainer.busy()
+    }
+
+    /// Whether a retrain is running.
+    pub fn retraining(&self) -> bool {
+        self.retrainer.busy()
+    }
+
+    /// Retrained heads swapped in since opening.
+    pub fn retrains(&self) -> u64 {
+        self.retrains
+    }
+
+    /// Predicts one feature vector, in terms of the live classes (a class deleted or undone a
+    /// moment ago is never named, even before the retrain that forgets it is done).
+    pub fn predict(&self, features: ArrayView1<f32>) -> Seen {
+        let prediction = self.head.predict(features);
+        let data = self.store.data();
+        let live_position = |head_index: usize| -> Option<usize> {
+            let class = *self.head_classes.get(head_index)?;
+            if !data.is_live(class) {
+                return None;
+            }
+            Some(data.live_classes().take_while(|(i, _)| *i != class).count())
+        };
+        let best = prediction.class.and_then(|top| {
+            std::iter::once(top)
+                .chain(prediction.top.iter().map(|(k, _)| *k))
+                .find_map(|k| live_position(k).map(|pos| (k, pos)))
+        });
+        match best {
+            Some((k, pos)) => Seen {
+                class: Some(pos),
+                name: data
+                    .classes
+                    .get(self.head_classes[k] as usize)
+                    .map(|c| c.name.clone()),
+                probability: prediction
+                    .top
+                    .iter()
+                    .find(|(c, _)| *c == k)
+                    .map_or(0.0, |(_, p)| *p),
+            },
+            None => Seen {
+                class: None,
+                name: None,
+                probability: 0.0,
+            },
+        }
+    }
+
+    /// "These frames are class `class`" (created when new): one durable label action. The
+    /// head learns it at once; a retrain follows when due.
+    ///
+    /// # Errors
+    /// A bad name or frames (nothing changed), or the storage failure that kept it from the
+    /// journal (nothing changed: the label was not applied).
+    pub fn label(&mut self, class: &str, frames: &[Frame]) -> Result<Labelled, LearnerError> {
+        let dim = self.store.backbone().dim as usize;
+        if frames.is_empty() {
+            return Err(LearnerError::BadFrames("no frames given".into()));
+        }
+        for frame in frames {
+            if frame.features.len() != dim {
+                return Err(LearnerError::BadFrames(format!(
+                    "a feature of {} values given to a state of {dim}-d features",
+                    frame.features.len()
+                )));
+            }
+            if frame.features.iter().any(|v| !v.is_finite()) {
+                return Err(LearnerError::BadFrames(
+                    "the features hold NaN or infinite values; check the backbone output".into(),
+                ));
+            }
+        }
+        let data = self.store.data();
+        let existing = data.live_class(class);
+        let (target, index) = match existing {
+            Some(i) => (ClassTarget::Existing(i), i),
+            None => {
+                check_class_name(class)?;
+                let index = u32::try_from(data.classes.len()).unwrap_or(u32::MAX);
+                (ClassTarget::New(class.to_string()), index)
+            }
+        };
+        let encoding = self.store.config().feature_encoding;
+        let first_id = data.next_sample_id;
+        let time_ms = now_ms();
+        let samples: Vec<Sample> = frames
+            .iter()
+            .zip(first_id..)
+            .map(|(frame, id)| Sample {
+                id,
+                class: index,
+                time_ms,
+                frame_hash: frame.hash,
+                feature: StoredFeature::encode(frame.features, encoding),
+            })
+            .collect();
+        // The head learns the stored (possibly f16) values: exactly what a refit will see.
+        let values: Vec<Vec<f32>> = samples.iter().map(|s| s.feature.to_vec()).collect();
+        let committed = self.store.commit(LabelEvent::Label {
+            class: target.clone(),
+            samples,
+        })?;
+        if !committed.applied.evicted.is_empty() {
+            self.generation += 1;
+        }
+        self.teach(index, class, &values);
+        self.changed();
+        Ok(Labelled {
+            seq: committed.seq,
+            class: class.to_string(),
+            created: matches!(target, ClassTarget::New(_)),
+            frames: frames.len(),
+            stored: committed.applied.stored.len(),
+        })
+    }
+
+    /// Takes back the newest action (a label with all its frames and the class it created, a new
+    /// class, a rename or a deletion). Durable when it returns; the head that forgets it is
+    /// retrained in the background while predictions go on (never naming a removed class).
+    ///
+    /// # Errors
+    /// [`LearnerError::NothingToUndo`], or the storage failure (nothing changed).
+    pub fn undo(&mut self) -> Result<Undone, LearnerError> {
+        let Some(action) = self.store.data().undo.last().cloned() else {
+            return Err(LearnerError::NothingToUndo);
+        };
+        let what = self.describe(&action);
+        let before = self.store.data().samples.len();
+        let committed = self.store.commit(LabelEvent::Undo)?;
+        let removed = before - self.store.data().samples.len();
+        if let Some(Action::Rename { class, .. }) = committed.applied.undone {
+            self.sync_head_name(class);
+        } else {
+            self.samples_removed();
+        }
+        Ok(Undone {
+            what,
+            samples: removed,
+        })
+    }
+
+    /// Renames class `from` to `to` (undoable).
+    ///
+    /// # Errors
+    /// No such class, a bad or taken name, or the storage failure (nothing changed).
+    pub fn rename_class(&mut self, from: &str, to: &str) -> Result<(), LearnerError> {
+        let class = self.live_class(from)?;
+        check_class_name(to)?;
+        self.store.commit(LabelEvent::Rename {
+            class,
+            name: to.to_string(),
+        })?;
+        self.sync_head_name(class);
+        Ok(())
+    }
+
+    /// Deletes class `name` and hides its samples (undoable); returns how many it had.
+    ///
+    /// # Errors
+    /// No such class, or the storage failure (nothing changed).
+    pub fn delete_class(&mut self, name: &str) -> Result<usize, LearnerError> {
+        let class = self.live_class(name)?;
+        let samples = self.store.data().class_count(class);
+        self.store.commit(LabelEvent::DeleteClass { class })?;
+        self.samples_removed();
+        Ok(samples)
+    }
+
+    /// Call between frames: swaps in a finished retrain (teaching it the labels given while it
+    /// ran) and starts one when due. Never blocks.
+    pub fn poll(&mut self) -> Polled {
+        let outcome = match self.retrainer.poll(false) {
+            Some(done) => self.take_retrained(done),
+            None => Polled::Idle,
+        };
+        if self.retrain_due() {
+            self.start_retrain();
+        }
+        outcome
+    }
+
+    /// Waits until the head is exactly the fit of the stored samples (retrains run and are
+    /// swapped in as needed). For shutdown, tools and tests.
+    pub fn settle(&mut self) {
+        for _ in 0..8 {
+            if let Some(done) = self.retrainer.poll(true) {
+                self.take_retrained(done);
+            }
+            if self.is_settled() || self.failed_basis == Some(self.store.data().basis()) {
+                return;
+            }
+            self.start_retrain();
+        }
+    }
+
+    /// Writes a snapshot if the store says one is due.
+    ///
+    /// # Errors
+    /// The storage failure (everything acknowledged is still in the journal).
+    pub fn snapshot_if_due(&mut self) -> Result<bool, LearnerError> {
+        if !self.store.snapshot_due() {
+            return Ok(false);
+        }
+        self.snapshot()?;
+        Ok(true)
+    }
+
+    /// Writes a snapshot now, with the head when it is exactly the fit of the samples.
+    ///
+    /// # Errors
+    /// The storage failure (everything acknowledged is still in the journal).
+    pub fn snapshot(&mut self) -> Result<(), LearnerError> {
+        let basis = self.store.data().basis();
+        let head = (self.head_basis == Some(basis))
+            .then(|| postcard::to_allocvec(&self.head))
+            .and_then(|bytes| match bytes {
+                Ok(bytes) => Some(HeadBlob {
+                    bytes: crate::store::features::Blob(bytes),
+                    basis,
+                }),
+                Err(e) => {
+                    warn!("cannot encode the head ({e}); the next start refits it");
+                    None
+                }
+            });
+        self.store.set_head(head);
+        self.store.snapshot()?;
+        Ok(())
+    }
+
+    fn live_class(&self, name: &str) -> Result<u32, LearnerError> {
+        let data = self.store.data();
+        data.live_class(name)
+            .ok_or_else(|| LearnerError::UnknownClass {
+                name: name.to_string(),
+                known: data
+                    .live_classes()
+                    .map(|(_, c)| format!("{:?}", c.name))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    fn describe(&self, action: &Action) -> String {
+        let data = self.store.data();
+        let name = |class: &u32| {
+            data.classes
+                .get(*class as usize)
+                .map_or_else(|| format!("#{class}"), |c| format!("{:?}", c.name))
+        };
+        match action {
+            Action::Label {
+                samples, created, ..
+            } => {
+                let class = data
+                    .samples
+                    .iter()
+                    .find(|s| samples.contains(&s.id))
+                    .map(|s| s.class)
+                    .or(*created);
+                let class = class.map_or_else(|| "a class".into(), |c| name(&c));
+                let created = if created.is_some() {
+                    " (and the class it created)"
+                } else {
+                    ""
+                };
+                format!("the label of {} frames as {class}{created}", samples.len())
+            }
+            Action::NewClass { class } => format!("the new class {}", name(class)),
+            Action::Rename { class, from } => format!("the rename of {from:?} to {}", name(class)),
+            Action::Delete { class } => format!("the deletion of {}", name(class)),
+        }
+    }
+
+    /// Online update for a committed label: rehearsed steps for a class the head has, imprinting
+    /// for a class it does not.
+    fn teach(&mut self, class: u32, name: &str, values: &[Vec<f32>]) {
+        self.head_basis = None;
+        match self.head_classes.iter().position(|&c| c == class) {
+            Some(k) => {
+                let (rows, labels) = self.rehearsal(k, values.len() as u64);
+                for value in values {
+                    let result = self.head.learn_rehearsed(
+                        ArrayView1::from(&value[..]),
+                        k,
+                        rows.view(),
+                        &labels,
+                    );
+                    if let Err(e) = result {
+                        warn!("the head could not learn the label: {e}");
+                    }
+                }
+            }
+            None => {
+                let dim = self.store.backbone().dim as usize;
+                let flat: Vec<f32> = values.iter().flatten().copied().collect();
+                let rows = Array2::from_shape_vec((values.len(), dim), flat);
+                let name = self.unique_head_name(name);
+                match rows.map(|rows| self.head.add_class(&name, rows.view())) {
+                    Ok(Ok(_)) => self.head_classes.push(class),
+                    Ok(Err(e)) => warn!("the head could not add class {name:?}: {e}"),
+                    Err(e) => warn!("bad label rows: {e}"),
+                }
+            }
+        }
+    }
+
+    /// One stored sample of each of up to [`REHEARSAL_CLASSES`] other head classes (picked by a
+    /// hash, so replays make the same choice), with their head indices.
+    fn rehearsal(&self, except: usize, salt: u64) -> (Array2<f32>, Vec<usize>) {
+        let data = self.store.data();
+        let dim = self.store.backbone().dim as usize;
+        let mut picked: Vec<(usize, &Sample)> = Vec::new();
+        let others = self
+            .head_classes
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| *k != except);
+        for (k, &class) in others {
+            let of_class: Vec<&Sample> = data.samples.iter().filter(|s| s.class == class).collect();
+            if of_class.is_empty() || !data.is_live(class) {
+                continue;
+            }
+            let n = (mix(data.next_sample_id ^ salt ^ u64::from(class)) % of_class.len() as u64)
+                as usize;
+            picked.push((k, of_class[n]));
+        }
+        // Spread over the classes when there are more than the budget.
+        if picked.len() > REHEARSAL_CLASSES {
+            let start = (mix(data.next_sample_id) % picked.len() as u64) as usize;
+            picked.rotate_left(start);
+            picked.truncate(REHEARSAL_CLASSES);
+        }
+        let mut rows = Array2::zeros((picked.len(), dim));
+        for (mut row, (_, sample)) in rows.axis_iter_mut(Axis(0)).zip(&picked) {
+            if let Some(slice) = row.as_slice_mut() {
+                sample.feature.decode_into(slice);
+            }
+        }
+        (rows, picked.iter().map(|(k, _)| *k).collect())
+    }
+
+    /// A name for a new head class: the state's, unless a stale head class (deleted, not yet
+    /// retrained away) still holds it.
+    fn unique_head_name(&self, name: &str) -> String {
+        let mut candidate = name.to_string();
+        let mut n = 2;
+        while self.head.classes().contains(&candidate) {
+            candidate = format!("{name} ({n})");
+            n += 1;
+        }
+        candidate
+    }
+
+    fn changed(&mut self) {
+        self.labels_since_retrain += 1;
+        self.last_change = Instant::now();
+    }
+
+    fn samples_removed(&mut self) {
+        self.generation += 1;
+        self.head_basis = None;
+        self.last_change = Instant::now();
+        // A retrain at once, not after the pause: the head still knows what was taken back.
+        self.labels_since_retrain = usize::MAX / 2;
+    }
+
+    fn retrain_due(&self) -> bool {
+        if self.retrainer.busy() || self.is_settled() {
+            return false;
+        }
+        let basis = self.store.data().basis();
+        if self.failed_basis == Some(basis) {
+            return false;
+        }
+        self.labels_since_retrain >= self.retrain_every.unwrap_or(usize::MAX)
+            || self.last_change.elapsed() >= self.settle_after
+    }
+
+    /// The training set (live classes with samples, in class order) and the job describing it.
+    fn training_set(&self) -> (Dataset, Job) {
+        let data = self.store.data();
+        let classes = trained_classes(data);
+        let dim = self.store.backbone().dim as usize;
+        let samples: Vec<&Sample> = data.live_samples().collect();
+        let mut features = Array2::<f32>::zeros((samples.len(), dim));
+        for (mut row, sample) in features.axis_iter_mut(Axis(0)).zip(&samples) {
+            if let Some(slice) = row.as_slice_mut() {
+                sample.feature.decode_into(slice);
+            }
+        }
+        let labels = samples
+            .iter()
+            .map(|s| classes.iter().position(|&c| c == s.class).unwrap_or(0))
+            .collect();
+        let names = classes
+            .iter()
+            .map(|&c| data.classes[c as usize].name.clone())
+            .collect();
+        let dataset = Dataset {
+            features,
+            labels,
+            classes: names,
+        };
+        let job = Job {
+            generation: self.generation,
+            last_sample: samples.iter().map(|s| s.id).max(),
+            basis: data.basis(),
+            classes,
+        };
+        (dataset, job)
+    }
+
+    fn start_retrain(&mut self) {
+        let (data, job) = self.training_set();
+        if self
+            .retrainer
+            .start(data, self.kind, self.hyper.clone(), job)
+        {
+            self.labels_since_retrain = 0;
+        }
+    }
+
+    fn take_retrained(&mut self, done: retrain::Retrained) -> Polled {
+        let head = match done.head {
+            Ok(head) => head,
+            Err(e) => {
+                warn!("retrain failed, the online head keeps serving: {e}");
+                self.failed_basis = Some(done.job.basis);
+                return Polled::Dropped(e);
+            }
+        };
+        if done.job.generation != self.generation {
+            // Samples were removed meanwhile: this head still knows them.
+            self.labels_since_retrain = usize::MAX / 2;
+            return Polled::Dropped("samples were removed while it trained".into());
+        }
+        self.head = head;
+        self.head_classes = done.job.classes.clone();
+        self.head_basis = Some(done.job.basis);
+        self.retrains += 1;
+        self.sync_head_names();
+        // Teach it what was labelled while it trained, one label action at a time.
+        let after = done.job.last_sample;
+        let later: Vec<(u32, Vec<f32>)> = self
+            .store
+            .data()
+            .live_samples()
+            .filter(|s| after.is_none_or(|last| s.id > last))
+            .map(|s| (s.class, s.feature.to_vec()))
+            .collect();
+        for (class, value) in later {
+            let name = self.store.data().classes[class as usize].name.clone();
+            self.teach(class, &name, &[value]);
+        }
+        crate::heap::release_free_memory();
+        Polled::Swapped
+    }
+
+    /// Gives every head class its state class's current name.
+    fn sync_head_names(&mut self) {
+        for class in self.head_classes.clone() {
+            self.sync_head_name(class);
+        }
+    }
+
+    fn sync_head_name(&mut self, class: u32) {
+        let Some(k) = self.head_classes.iter().position(|&c| c == class) else {
+            return;
+        };
+        let Some(entry) = self.store.data().classes.get(class as usize) else {
+            return;
+        };
+        if self.head.classes()[k] == entry.name {
+            return;
+        }
+        let name = self.unique_head_name(&entry.name);
+        if let Err(e) = self.head.rename_class(k, &name) {
+            warn!("the head could not rename class {k}: {e}");
+        }
+    }
+}
+
+/// Live classes that have samples, in index order: the classes a fitted head has.
+fn trained_classes(data: &StateData) -> Vec<u32> {
+    data.live_classes()
+        .map(|(i, _)| i)
+        .filter(|&i| data.samples.iter().any(|s| s.class == i))
+        .collect()
+}
+
+/// Checks a new class name: 1 to [`MAX_CLASS_NAME_CHARS`] characters, none of them control,
+/// format (bidi overrides, zero-width) or surrounding white space: a name is shown on terminals
+/// and pages and must read as what it is.
+///
+/// # Errors
+/// [`LearnerError::BadClassName`] saying what is wrong.
+pub fn check_class_name(name: &str) -> Result<(), LearnerError> {
+    let bad = |why| {
+        Err(LearnerError::BadClassName {
+            name: name.chars().take(MAX_CLASS_NAME_CHARS).collect(),
+            why,
+        })
+    };
+    if name.trim().is_empty() {
+        return bad("is empty");
+    }
+    if name.chars().count() > MAX_CLASS_NAME_CHARS {
+        return bad("is too long");
+    }
+    if name.trim() != name {
+        return bad("starts or ends with white space");
+    }
+    let invisible = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}' | '\u{00AD}')
+    };
+    if name.chars().any(invisible) {
+        return bad("holds control or invisible characters");
+    }
+    Ok(())
+}
