@@ -97,7 +97,7 @@ pub fn featurize(
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
         .progress_chars("=> "),
     );
-    let embedded = missing.len();
+    let mut embedded = 0;
     if !missing.is_empty() {
         let threads = threads.clamp(1, missing.len());
         let next = AtomicUsize::new(0);
@@ -126,6 +126,7 @@ pub fn featurize(
                 progress.inc(1);
                 match result {
                     Ok(features) => {
+                        embedded += 1;
                         if let (Some(cache), Some(key)) = (cache.as_deref_mut(), keys[i]) {
                             cache.insert(key, features.clone())?;
                         }

@@ -41,7 +41,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         featurized.labels.len() + featurized.skipped.len(),
         featurized.classes.len(),
         featurized.embedded,
-        featurized.labels.len() + featurized.skipped.len() - featurized.embedded,
+        featurized.labels.len() - featurized.embedded,
         featurized.skipped.len(),
         cache
             .as_ref()
