@@ -19,9 +19,9 @@ use fieldtune::board::{Board, ButtonBackend, PredictionSink, SourceKind};
 use fieldtune::button::{self, fake, ButtonDriver};
 use fieldtune::control::{Incoming, Request};
 use fieldtune::embedder::Embedder;
+use fieldtune::learner::Learner;
 use fieldtune::model::ModelDescriptor;
 use fieldtune::notify::Notifier;
-use fieldtune::learner::Learner;
 use fieldtune::service::output::PredictionOutput;
 use fieldtune::service::{learner_config, Command, Parts, Service, Status};
 

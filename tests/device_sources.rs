@@ -138,9 +138,9 @@ fn backoff_doubles_to_a_ceiling_and_resets() {
 #[test]
 fn a_camera_that_fails_and_comes_back_keeps_the_service_serving() {
     use fieldtune::embedder::Embedder;
+    use fieldtune::learner::Learner;
     use fieldtune::model::ModelDescriptor;
     use fieldtune::notify::Notifier;
-    use fieldtune::learner::Learner;
     use fieldtune::service::output::PredictionOutput;
     use fieldtune::service::{learner_config, Parts, Service};
 

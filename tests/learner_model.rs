@@ -55,15 +55,27 @@ fn feature(class: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Label { class: usize, frames: usize, seed: u64 },
+    Label {
+        class: usize,
+        frames: usize,
+        seed: u64,
+    },
     Undo,
-    Rename { pick: usize, suffix: u8 },
-    Delete { pick: usize },
+    Rename {
+        pick: usize,
+        suffix: u8,
+    },
+    Delete {
+        pick: usize,
+    },
     Poll,
     Settle,
     Snapshot,
     /// The next mutating action is stopped at its `after`-th disk operation (power cut).
-    Crash { after: u64, then: Box<Op> },
+    Crash {
+        after: u64,
+        then: Box<Op>,
+    },
     Restart,
 }
 
@@ -132,7 +144,10 @@ fn open(dir: &Path, fs: Arc<dyn fieldtune::store::fs::Fs>) -> Learner {
         .expect("a crashed state must reopen")
         .0;
     // The first prediction after a restart already comes from a head fitted to every sample.
-    assert!(learner.is_settled(), "a reopened learner serves a stale head");
+    assert!(
+        learner.is_settled(),
+        "a reopened learner serves a stale head"
+    );
     learner
 }
 
@@ -141,8 +156,11 @@ fn probes() -> Vec<Vec<f32>> {
     (0..20).map(|i| feature(i % 6, &mut rng)).collect()
 }
 
-/// What must match between the subject and the reference after a restart.
-fn knowledge(learner: &mut Learner) -> (Vec<(String, usize)>, String, Vec<(Option<String>, f32)>) {
+/// What must match between the subject and the reference after a restart: classes with their
+/// counts, the undo history, and the predictions (class, probability) on the probes.
+type Knowledge = (Vec<(String, usize)>, String, Vec<(Option<String>, f32)>);
+
+fn knowledge(learner: &mut Learner) -> Knowledge {
     learner.settle();
     let classes = learner
         .classes()
@@ -256,10 +274,7 @@ fn a_fixed_history_with_every_kind_of_action_and_crash() {
             after: 1,
             then: Box::new(label(1, 2, 5)),
         },
-        Op::Rename {
-            pick: 1,
-            suffix: 7,
-        },
+        Op::Rename { pick: 1, suffix: 7 },
         Op::Delete { pick: 0 },
         Op::Restart,
         Op::Undo,
@@ -275,4 +290,3 @@ fn a_fixed_history_with_every_kind_of_action_and_crash() {
     ];
     run(&ops);
 }
-

@@ -58,7 +58,11 @@ fn open_or_salvage(dir: &Path, config: &StoreConfig) -> (Store, Opened) {
     match Store::open(real_fs(), dir, backbone(), config.clone()) {
         Ok(opened) => opened,
         Err(StoreError::Unrecoverable { detail, .. }) => {
-            assert_eq!(listing(dir), files_before, "a refused open changed the directory");
+            assert_eq!(
+                listing(dir),
+                files_before,
+                "a refused open changed the directory"
+            );
             assert!(detail.contains("LOST"), "{detail}");
             Store::open_with(
                 real_fs(),
@@ -114,7 +118,9 @@ fn recover_checked(dir: &Path, config: &StoreConfig, reference: &[StateData]) ->
     let next = events(seq as usize + 1, 5);
     let mut last = seq;
     if let Some(event) = next.last().filter(|_| (seq as usize) < 24) {
-        store.commit(event.clone()).expect("the device keeps working");
+        store
+            .commit(event.clone())
+            .expect("the device keeps working");
         last += 1;
     }
     // The repair snapshot (due after any damage) leaves a clean directory.

@@ -28,7 +28,10 @@ fn storage_failure_then_recovery(fault: Fault) {
             text.contains("nothing already saved was changed"),
             "says what happened: {text}"
         );
-        assert!(!text.contains("max_total_bytes"), "names no setting that does not exist: {text}");
+        assert!(
+            !text.contains("max_total_bytes"),
+            "names no setting that does not exist: {text}"
+        );
         // Not applied: the state is still the last durable one.
         assert_eq!(comparable(store.data()), comparable(&reference[15]));
     }
@@ -38,7 +41,10 @@ fn storage_failure_then_recovery(fault: Fault) {
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".tmp"))
         .collect();
-    assert!(leftovers.is_empty(), "temporary files left behind: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "temporary files left behind: {leftovers:?}"
+    );
 
     // Nothing saved is damaged: a restart now recovers exactly the acknowledged state.
     let probe = tempfile::tempdir().expect("tempdir");

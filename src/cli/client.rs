@@ -204,7 +204,11 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
         println!("classes");
     }
     for c in &s.classes {
-        println!("  {:<20} {} stored", c.name.escape_debug().to_string(), c.samples);
+        println!(
+            "  {:<20} {} stored",
+            c.name.escape_debug().to_string(),
+            c.samples
+        );
     }
     Ok(())
 }

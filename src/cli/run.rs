@@ -12,13 +12,13 @@ use crate::board::{Board, PredictionSink, SourceKind};
 use crate::button::{self, ButtonDriver};
 use crate::control::ControlServer;
 use crate::embedder::Embedder;
+use crate::learner::Learner;
 use crate::model::ModelDescriptor;
 use crate::notify::Notifier;
-use crate::learner::Learner;
 use crate::service::output::PredictionOutput;
+use crate::service::{self, Command, Parts, Service};
 use crate::store::lock::{Holder, StateLock};
 use crate::store::IfLost;
-use crate::service::{self, Command, Parts, Service};
 
 /// Arguments of `fieldtune run`.
 #[derive(Debug, clap::Args)]
@@ -207,7 +207,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.start_fresh {
         config.if_lost = IfLost::StartFromWhatIsLeft;
     }
-    let (learner, report) = Learner::open(&board.store.dir, embedder.backbone_id(), config, Some(lock))?;
+    let (learner, report) =
+        Learner::open(&board.store.dir, embedder.backbone_id(), config, Some(lock))?;
     tracing::info!("state {}: {report}", board.store.dir.display());
     let output = PredictionOutput::open(&board.output.predictions, board.output.min_interval)?;
     // Loading and optimising the model freed far more than the loop will ever hold.

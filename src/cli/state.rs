@@ -164,9 +164,9 @@ fn inspect(path: &Path) -> anyhow::Result<()> {
     println!("undo history      {} actions", data.undo.len());
     println!(
         "head              {}",
-        data.head
-            .as_ref()
-            .map_or("none in the snapshot (refitted on start)".into(), |h| format!(
+        data.head.as_ref().map_or(
+            "none in the snapshot (refitted on start)".into(),
+            |h| format!(
                 "{} bytes in the snapshot{}",
                 h.bytes.0.len(),
                 if h.basis == data.basis() {
@@ -174,7 +174,8 @@ fn inspect(path: &Path) -> anyhow::Result<()> {
                 } else {
                     " (predates the last labels: refitted on start)"
                 }
-            ))
+            )
+        )
     );
     println!(
         "journal           {} events after the snapshot, {} segments, {} bytes",
@@ -276,10 +277,7 @@ fn import(file: &Path, into: &Path) -> anyhow::Result<()> {
         store::format::FileKind::Export,
         &header.backbone,
     )?;
-    let _lock = store::lock::StateLock::acquire(
-        into,
-        &store::lock::Holder::this_process(None),
-    )?;
+    let _lock = store::lock::StateLock::acquire(into, &store::lock::Holder::this_process(None))?;
     if let Some(existing) = store::recovery::detect_backbone(fs.as_ref(), into) {
         bail!(
             "{} already holds a state (backbone {}); move it away first, import never overwrites",

@@ -1,6 +1,7 @@
 //! The [`Head`]: standardisation, weights, class prototypes and calibration in one serialisable value,
-//! with everything the device does to it between full trainings: predict, learn one sample, add a
-//! class from a few (or one) examples, rename a class, recalibrate.
+//! with everything the device does to it between full trainings: predict, learn one sample (a plain
+//! SGD step, or a bounded step rehearsing stored samples of the other classes), add a class from a
+//! few (or one) examples, rename a class, recalibrate. Training itself is `Head::train` in `train`.
 //!
 //! Prediction pipeline: `x → z = standardise(x) → logits → softmax(logits / T)` for the probabilities,
 //! and `unknown_score = min_c RMS(z − mean_c)`, the standardised distance to the nearest class mean
@@ -43,10 +44,13 @@ const ONLINE_SCORES_KEPT: usize = 256;
 /// `learn` sets an online threshold once it has seen this many held-out scores.
 const ONLINE_SCORES_NEEDED: usize = 20;
 /// The most one `learn_rehearsed` step may move any logit difference of the samples in its batch:
-/// odds between two classes change by at most e ≈ 2.7 per press. A plain `learn` step on
-/// standardised 1280-d features moves its own sample's logits by up to `lr · (‖z‖² + 1)`, about 20
-/// at the default rate, which is how a few presses of one class swing the whole head.
-pub const ONLINE_MAX_LOGIT_MOVE: f32 = 1.0;
+/// odds between two classes change by at most e^0.25 ≈ 1.28 per press. A plain `learn` step changes
+/// its own sample's logits by `lr · (‖z‖² + 1) · (e_y − p)`, and standardised features have
+/// `‖z‖² ≈ dim`: on corn4-mini a label the head disagreed with moved that sample's logit differences
+/// by 20 to 60, which is how a few presses of one class swing the whole head. Chosen on
+/// `tests/head_online_rehearsal.rs` (bounds 0.25 / 0.5 / 1.0 / 2.0): the smallest keeps the other
+/// classes nearly where they were; the device's background retrain, not this step, does the learning.
+pub const ONLINE_MAX_LOGIT_MOVE: f32 = 0.25;
 
 /// One prediction.
 #[derive(Debug, Clone, PartialEq)]
@@ -400,6 +404,12 @@ impl Head {
     /// prototype; rehearsed rows were counted when they were first learned. The cost is that of
     /// `1 + rows` predictions and one mini-batch gradient, plus one more forward pass per rescaling
     /// when the bound bites (one for the linear head).
+    ///
+    /// Measured on real corn4-mini features (`tests/head_online_rehearsal.rs`: 4 images per class
+    /// trained, then 10 presses of one class): the other classes' held-out accuracy went from 65.0 %
+    /// to 62.8 % (linear; MLP 66.4 % → 64.1 %), against 54.2 % (51.0 %) with `learn`. Rehearsed
+    /// samples that the head already fits confidently carry almost no gradient, so there the bound
+    /// does the protecting; the rehearsal pulls a stored sample back once presses make it doubtful.
     ///
     /// # Errors
     /// [`HeadError::DimensionMismatch`], [`HeadError::NonFiniteFeature`] (`input` or `rehearsal`

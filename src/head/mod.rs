@@ -17,14 +17,19 @@
 //! ```
 //!
 //! Files: [`hyper`] (validated hyper-parameters), [`dataset`] (labelled features), [`standardize`],
-//! [`params`] (weights, forward/backward, one-sample step), [`loss`], [`sgd`] (momentum + schedule),
-//! [`train`] (the training procedure), [`prototypes`] (the unknown score), [`calibration`]
-//! (temperature + threshold), [`classifier`] (the [`Head`]), [`baseline`] (nearest class mean).
+//! [`params`] (weights, forward/backward, one-sample step, bounded batch step), [`loss`], [`sgd`] (momentum + schedule),
+//! [`train`] (the training procedure, `Head::train` / `Head::retrain`), [`prototypes`] (the unknown
+//! score), [`calibration`] (temperature + threshold), [`classifier`] (the [`Head`] and everything
+//! done to it between trainings), [`baseline`] (nearest class mean). Imports run one way:
+//! `train` uses `classifier`, never the reverse.
 //!
 //! Troubleshooting:
 //! - "training diverged" → lower `learning_rate`.
 //! - A head grown from empty never says "unknown" at first: its threshold is infinite until
 //!   `calibrate`, `train`, or 20 `learn` calls on classes that already had examples set one.
+//! - A run of presses of one class makes the head predict that class everywhere → label through
+//!   [`Head::learn_rehearsed`] (a bounded step that also rehearses stored samples of the other
+//!   classes) instead of [`Head::learn`] (a plain, unbounded SGD step).
 //! - Many known images reported unknown → recalibrate on fresh validation data, or lower
 //!   `target_acceptance`'s complement (raise `target_acceptance`).
 

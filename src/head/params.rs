@@ -310,8 +310,9 @@ impl Params {
         let mut moved = logit_move(before.view(), self.logits(x).view());
         // A hair of slack so the float rounding of an exact rescaling does not trigger another.
         let limit = max_move * (1.0 + 1e-4);
+        let too_far = |m: f32| m.is_nan() || m > limit;
         let mut refinements = 0;
-        while !(moved <= limit) && taken > 0.0 {
+        while too_far(moved) && taken > 0.0 {
             let want = if moved.is_finite() && refinements < BOUND_REFINEMENTS {
                 taken * max_move / moved
             } else {

@@ -222,7 +222,10 @@ impl Learner {
     ) -> Result<(Self, RecoveryReport), LearnerError> {
         let (store, opened) =
             Store::open_with(fs, dir, backbone, config.store.clone(), config.if_lost)?;
-        let kind = config.kind.check().map_err(|e| LearnerError::Head(e.to_string()))?;
+        let kind = config
+            .kind
+            .check()
+            .map_err(|e| LearnerError::Head(e.to_string()))?;
         let mut learner = Learner {
             head: Head::new(backbone.dim as usize, kind, config.hyper.clone()),
             store,

@@ -28,8 +28,8 @@ use crate::embedder::Embedder;
 use crate::head::{HeadKind, HyperParams};
 use crate::learner::{Frame as LabelFrame, Learner, LearnerConfig, Polled};
 use crate::notify::Notifier;
-use crate::store::FrameHash;
 use crate::source::{Backoff, Frame, FrameData, FrameSource, SourceError};
+use crate::store::FrameHash;
 
 pub mod output;
 pub mod stats;
@@ -325,10 +325,7 @@ impl Service {
         };
         let (features, hash) = match &frame.data {
             FrameData::Encoded(bytes) => (self.embedder.embed_bytes(bytes), FrameHash::of(bytes)),
-            FrameData::Rgb(rgb) => (
-                self.embedder.embed_rgb(rgb),
-                FrameHash::of(rgb.as_raw()),
-            ),
+            FrameData::Rgb(rgb) => (self.embedder.embed_rgb(rgb), FrameHash::of(rgb.as_raw())),
         };
         let features = match features {
             Ok(f) => f,
@@ -529,11 +526,7 @@ impl Service {
             Ok(undone) => {
                 self.stats.undos += 1;
                 self.dirty = true;
-                tracing::info!(
-                    "undid {} ({} stored frames)",
-                    undone.what,
-                    undone.samples
-                );
+                tracing::info!("undid {} ({} stored frames)", undone.what, undone.samples);
                 Reply::ok(serde_json::json!({
                     "undone": undone.what,
                     "samples": undone.samples,
@@ -558,7 +551,9 @@ impl Service {
         match self.learner.delete_class(class) {
             Ok(samples) => {
                 self.dirty = true;
-                tracing::info!("deleted class {class:?} ({samples} stored samples; undo brings it back)");
+                tracing::info!(
+                    "deleted class {class:?} ({samples} stored samples; undo brings it back)"
+                );
                 Reply::ok(serde_json::json!({ "deleted": class, "samples": samples }))
             }
             Err(e) => Reply::error(format!("delete not done: {e}")),
@@ -596,7 +591,9 @@ impl Service {
                 crate::heap::release_free_memory();
             }
             // Labels are already durable in the journal; try again at the next interval.
-            Err(e) => tracing::warn!("snapshot failed (will retry; every label is in the journal): {e}"),
+            Err(e) => {
+                tracing::warn!("snapshot failed (will retry; every label is in the journal): {e}")
+            }
         }
         self.last_snapshot = Instant::now();
     }

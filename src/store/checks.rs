@@ -28,7 +28,10 @@ pub(crate) fn validate_sample(
     if sample.class as usize >= classes {
         return Err(corrupt(
             path,
-            format!("record {record}: class {} of {classes} classes", sample.class),
+            format!(
+                "record {record}: class {} of {classes} classes",
+                sample.class
+            ),
         ));
     }
     if sample.feature.dim() != backbone.dim as usize {

@@ -123,9 +123,7 @@ impl StateData {
 
     /// Whether class `class` exists and is not deleted.
     pub fn is_live(&self, class: u32) -> bool {
-        self.classes
-            .get(class as usize)
-            .is_some_and(|c| !c.deleted)
+        self.classes.get(class as usize).is_some_and(|c| !c.deleted)
     }
 
     /// Samples of live classes: the training set.
@@ -225,9 +223,7 @@ impl StateData {
             LabelEvent::Undo => match self.undo.last() {
                 None => Err(invalid("nothing to undo")),
                 Some(Action::Rename { class, from }) => {
-                    let taken = self
-                        .live_class(from)
-                        .is_some_and(|other| other != *class);
+                    let taken = self.live_class(from).is_some_and(|other| other != *class);
                     if taken {
                         Err(invalid(format!(
                             "cannot undo the rename: another class is now named {from:?}"
@@ -483,5 +479,188 @@ impl StateData {
             .iter()
             .map(|s| s.feature.byte_len() as u64)
             .sum();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::events::FrameHash;
+    use crate::store::features::{FeatureEncoding, StoredFeature};
+
+    const DIM: u32 = 4;
+
+    struct Run {
+        data: StateData,
+        config: StoreConfig,
+    }
+
+    impl Run {
+        fn new(config: StoreConfig) -> Self {
+            Self {
+                data: StateData::default(),
+                config,
+            }
+        }
+
+        fn apply(&mut self, event: LabelEvent) -> Applied {
+            let entry = JournalEntry {
+                seq: self.data.seq + 1,
+                event,
+            };
+            self.data.apply(&entry, DIM, &self.config).expect("valid")
+        }
+
+        /// One label of `frames` frames; the class is created when the name is new.
+        fn label(&mut self, name: &str, frames: usize) -> Applied {
+            let class = match self.data.live_class(name) {
+                Some(i) => ClassTarget::Existing(i),
+                None => ClassTarget::New(name.into()),
+            };
+            let index = match &class {
+                ClassTarget::Existing(i) => *i,
+                ClassTarget::New(_) => self.data.classes.len() as u32,
+            };
+            let first = self.data.next_sample_id;
+            let samples = (first..first + frames as u64)
+                .map(|id| Sample {
+                    id,
+                    class: index,
+                    time_ms: id,
+                    frame_hash: FrameHash::default(),
+                    feature: StoredFeature::encode(
+                        &[id as f32; DIM as usize],
+                        FeatureEncoding::F32,
+                    ),
+                })
+                .collect();
+            self.apply(LabelEvent::Label { class, samples })
+        }
+
+        fn ids_of(&self, name: &str) -> Vec<u64> {
+            let class = self.data.live_class(name).expect("class");
+            self.data
+                .samples
+                .iter()
+                .filter(|s| s.class == class)
+                .map(|s| s.id)
+                .collect()
+        }
+    }
+
+    #[test]
+    fn a_full_class_is_a_reservoir_of_everything_it_was_taught() {
+        let config = StoreConfig {
+            max_samples_per_class: 20,
+            ..StoreConfig::default()
+        };
+        let mut run = Run::new(config.clone());
+        for _ in 0..1000 {
+            run.label("a", 1);
+        }
+        let kept = run.ids_of("a");
+        assert_eq!(kept.len(), 20);
+        assert_eq!(run.data.classes[0].seen, 1000);
+        // Old and new views both stay: a uniform sample of 0..1000 has its mean near 500 and
+        // reaches into both the first and the last fifth.
+        let mean = kept.iter().sum::<u64>() as f64 / kept.len() as f64;
+        assert!(
+            (300.0..700.0).contains(&mean),
+            "mean kept id {mean}: {kept:?}"
+        );
+        assert!(kept.iter().any(|&id| id < 200), "{kept:?}");
+        assert!(kept.iter().any(|&id| id >= 800), "{kept:?}");
+        // Replaying the same events makes exactly the same choices (recovery after a power cut).
+        let mut again = Run::new(config);
+        for _ in 0..1000 {
+            again.label("a", 1);
+        }
+        assert_eq!(again.ids_of("a"), kept);
+    }
+
+    #[test]
+    fn the_byte_cap_evicts_from_the_largest_class_and_never_starves_a_small_one() {
+        let one = StoredFeature::encode(&[0.0; DIM as usize], FeatureEncoding::F32).byte_len();
+        let config = StoreConfig {
+            max_feature_bytes: (10 * one) as u64,
+            ..StoreConfig::default()
+        };
+        let mut run = Run::new(config);
+        for _ in 0..8 {
+            run.label("big", 1);
+        }
+        run.label("small", 2);
+        let evicted: Vec<u64> = (0..5).flat_map(|_| run.label("other", 1).evicted).collect();
+        assert_eq!(evicted.len(), 5);
+        assert!(run.data.feature_bytes <= (10 * one) as u64);
+        assert_eq!(run.data.samples.len(), 10);
+        // Each eviction took from the class holding the most samples at that moment (the lower
+        // index on a tie): big 8 → 3 while other grew 0 → 5; small was never touched.
+        assert_eq!(run.ids_of("small").len(), 2);
+        assert_eq!(run.ids_of("big").len(), 3);
+        assert_eq!(run.ids_of("other").len(), 5);
+    }
+
+    #[test]
+    fn a_deleted_classes_hidden_samples_go_first_and_for_good_once_undo_forgets_it() {
+        let one = StoredFeature::encode(&[0.0; DIM as usize], FeatureEncoding::F32).byte_len();
+        let config = StoreConfig {
+            max_feature_bytes: (6 * one) as u64,
+            ..StoreConfig::default()
+        };
+        let mut run = Run::new(config);
+        run.label("gone", 3);
+        run.label("kept", 3);
+        run.apply(LabelEvent::DeleteClass { class: 0 });
+        // Room is needed: the hidden samples of the deleted class make it, not the live ones.
+        run.label("kept", 2);
+        assert_eq!(run.ids_of("kept").len(), 5);
+        assert_eq!(run.data.class_count(0), 1);
+        // Once the deletion falls off the undo history its last hidden sample is dropped.
+        for _ in 0..UNDO_DEPTH {
+            run.apply(LabelEvent::Rename {
+                class: 1,
+                name: format!("kept-{}", run.data.seq),
+            });
+        }
+        assert_eq!(run.data.class_count(0), 0);
+    }
+
+    #[test]
+    fn undo_takes_back_whole_actions_newest_first() {
+        let mut run = Run::new(StoreConfig::default());
+        run.label("a", 3);
+        run.label("b", 2); // creates b
+        run.apply(LabelEvent::Rename {
+            class: 0,
+            name: "a2".into(),
+        });
+        run.apply(LabelEvent::DeleteClass { class: 1 });
+        assert_eq!(run.data.live_classes().count(), 1);
+        let undone = run.apply(LabelEvent::Undo).undone;
+        assert_eq!(undone, Some(Action::Delete { class: 1 }));
+        assert_eq!(run.ids_of("b"), [3, 4]);
+        run.apply(LabelEvent::Undo);
+        assert!(run.data.live_class("a").is_some());
+        run.apply(LabelEvent::Undo);
+        assert!(
+            run.data.live_class("b").is_none(),
+            "the class b's label created"
+        );
+        assert_eq!(run.data.samples.len(), 3);
+        run.apply(LabelEvent::Undo);
+        assert!(run.data.samples.is_empty());
+        assert_eq!(run.data.live_classes().count(), 0);
+        let entry = JournalEntry {
+            seq: run.data.seq + 1,
+            event: LabelEvent::Undo,
+        };
+        assert!(
+            run.data.apply(&entry, DIM, &run.config).is_err(),
+            "nothing left"
+        );
+        // A name freed by an undo can be used again.
+        run.label("b", 1);
+        assert_eq!(run.data.live_class("b"), Some(2));
     }
 }

@@ -93,7 +93,7 @@ pub enum StoreError {
         detail: String,
     },
     /// Events that were saved once cannot be recovered: opening refuses, changing nothing.
-    #[error("the saved state in {dir} cannot be fully recovered: {detail}\nNothing was changed. See which files are damaged with `fieldtune state inspect {dir}`; restore them from a backup or an export (`fieldtune state import`), or move the damaged files aside; or start from what can be recovered with `fieldtune run --start-fresh` (damaged files are then kept as *.corrupt)")]
+    #[error("the saved state in {dir} cannot be fully recovered:\n  {detail}\nNothing was changed. See which files are damaged with `fieldtune state inspect {dir}`; restore them from a backup or an export (`fieldtune state import`), or move the damaged files aside; or start from what can be recovered with `fieldtune run --start-fresh` (damaged files are then kept as *.corrupt)")]
     Unrecoverable {
         /// The state directory.
         dir: PathBuf,

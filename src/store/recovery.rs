@@ -66,6 +66,13 @@ impl RecoveryReport {
         self.dropped.is_empty() && self.set_aside.is_empty()
     }
 
+    /// What is lost and which files are damaged, for a refusal (nothing was set aside then).
+    pub fn loss_summary(&self) -> String {
+        let mut lines: Vec<String> = self.lost.iter().map(|l| format!("LOST: {l}")).collect();
+        lines.extend(self.dropped.iter().map(|d| format!("damaged: {d}")));
+        lines.join("\n  ")
+    }
+
     /// Whether events that were once saved are missing from the recovered state.
     pub fn lost_events(&self) -> bool {
         !self.lost.is_empty()

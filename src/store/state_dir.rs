@@ -138,7 +138,7 @@ impl Store {
         if report.lost_events() && if_lost == IfLost::Refuse {
             return Err(StoreError::Unrecoverable {
                 dir: dir.to_path_buf(),
-                detail: report.to_string(),
+                detail: report.loss_summary(),
             });
         }
         info!("{}: {report}", dir.display());

@@ -63,8 +63,7 @@ pub fn events(n: usize, seed: u64) -> Vec<LabelEvent> {
                 let frames = rng.gen_range(1..=3);
                 let samples = (0..frames)
                     .map(|_| {
-                        let feature: Vec<f32> =
-                            (0..DIM).map(|_| rng.gen_range(0.0..6.0)).collect();
+                        let feature: Vec<f32> = (0..DIM).map(|_| rng.gen_range(0.0..6.0)).collect();
                         let sample = Sample {
                             id: next_id,
                             class,
@@ -136,7 +135,9 @@ pub fn open_faulty_with(
 /// Commits every event durably through `store`.
 pub fn commit_all(store: &mut Store, events: &[LabelEvent]) {
     for event in events {
-        store.commit(event.clone()).expect("valid and durable event");
+        store
+            .commit(event.clone())
+            .expect("valid and durable event");
     }
 }
 
