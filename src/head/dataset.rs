@@ -115,6 +115,41 @@ impl Dataset {
         }
     }
 
+    /// The same samples in a canonical order: classes sorted by name, rows by class, then by a
+    /// hash of their values rounded to f16. Training is seeded, so the order of the rows decides
+    /// the hold-out, the shuffles and therefore the head: in canonical order the same labelled
+    /// images give the same head whether they came from a folder (`fieldtune train`, f32) or from
+    /// a device's replay set in the order they were labelled (f16).
+    pub fn canonical(&self) -> Dataset {
+        let mut class_order: Vec<usize> = (0..self.classes.len()).collect();
+        class_order.sort_by(|&a, &b| self.classes[a].cmp(&self.classes[b]));
+        let mut new_label = vec![0; self.classes.len()];
+        for (new, &old) in class_order.iter().enumerate() {
+            new_label[old] = new;
+        }
+        let row_key = |i: usize| -> u64 {
+            self.features
+                .row(i)
+                .iter()
+                .fold(0xcbf2_9ce4_8422_2325u64, |h, &v| {
+                    (h ^ u64::from(half::f16::from_f32(v).to_bits())).wrapping_mul(0x0100_0000_01b3)
+                })
+        };
+        let mut rows: Vec<(usize, u64, usize)> = (0..self.len())
+            .map(|i| (new_label[self.labels[i]], row_key(i), i))
+            .collect();
+        rows.sort_unstable();
+        let indices: Vec<usize> = rows.iter().map(|r| r.2).collect();
+        Dataset {
+            features: self.features.select(Axis(0), &indices),
+            labels: rows.iter().map(|r| r.0).collect(),
+            classes: class_order
+                .iter()
+                .map(|&c| self.classes[c].clone())
+                .collect(),
+        }
+    }
+
     /// Splits off a stratified hold-out of about `fraction` of each class, taking at least one sample
     /// of every class that has two or more and never the last one. Returns `(rest, held_out)` index
     /// lists; the shuffle comes from `rng`, so a seed fixes the split.
@@ -149,6 +184,39 @@ impl Dataset {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn canonical_order_does_not_depend_on_the_given_order_or_f16_rounding() {
+        use super::Dataset;
+        let rows = [[1.0f32, 2.0], [0.5, 0.25], [3.0, 1.0], [2.0, 2.0]];
+        let make = |order: &[usize], classes: Vec<String>, labels: &[usize], f16: bool| {
+            let mut features = ndarray::Array2::<f32>::zeros((order.len(), 2));
+            for (r, &i) in order.iter().enumerate() {
+                for j in 0..2 {
+                    let v = rows[i][j] + 1e-4;
+                    features[[r, j]] = if f16 {
+                        half::f16::from_f32(v).to_f32()
+                    } else {
+                        v
+                    };
+                }
+            }
+            Dataset {
+                features,
+                labels: order.iter().map(|&i| labels[i]).collect(),
+                classes,
+            }
+        };
+        let names = |a: &str, b: &str| vec![a.to_string(), b.to_string()];
+        // Rows 0, 2 are "cat", rows 1, 3 "dog": once with classes [cat, dog], once [dog, cat].
+        let a = make(&[0, 1, 2, 3], names("cat", "dog"), &[0, 1, 0, 1], false).canonical();
+        let b = make(&[3, 2, 1, 0], names("dog", "cat"), &[1, 0, 1, 0], true).canonical();
+        assert_eq!(a.classes, b.classes);
+        assert_eq!(a.labels, b.labels);
+        for (x, y) in a.features.iter().zip(b.features.iter()) {
+            assert!((x - y).abs() < 1e-2, "{x} vs {y}");
+        }
+    }
+
     use super::*;
     use rand::SeedableRng;
 

@@ -276,16 +276,22 @@ impl Learner {
                 return false;
             }
         };
-        let classes = trained_classes(data);
-        if head.dim() != self.store.backbone().dim as usize || head.classes().len() != classes.len()
-        {
+        // The head's classes by name (it was renamed with the state, so the names are current).
+        let mapped: Option<Vec<u32>> = head.classes().iter().map(|n| data.live_class(n)).collect();
+        let mut expected = trained_classes(data);
+        let fits = mapped.as_ref().is_some_and(|m| {
+            let mut m = m.clone();
+            m.sort_unstable();
+            expected.sort_unstable();
+            m == expected
+        });
+        if head.dim() != self.store.backbone().dim as usize || !fits {
             warn!("the saved head does not fit the state; refitting it");
             return false;
         }
         self.head = head;
-        self.head_classes = classes;
+        self.head_classes = mapped.unwrap_or_default();
         self.head_basis = Some(blob.basis);
-        self.sync_head_names();
         true
     }
 
@@ -434,9 +440,8 @@ impl Learner {
             class: target.clone(),
             samples,
         })?;
-        if !committed.applied.evicted.is_empty() {
-            self.generation += 1;
-        }
+        // A sample the reservoir evicted was a real label, not a mistake: a retrain running now
+        // is still good and is swapped in; the next one goes without it.
         self.teach(index, class, &values);
         self.changed();
         Ok(Labelled {
@@ -711,10 +716,17 @@ impl Learner {
             || self.last_change.elapsed() >= self.settle_after
     }
 
-    /// The training set (live classes with samples, in class order) and the job describing it.
+    /// The training set (live classes with samples) in canonical order (see
+    /// [`Dataset::canonical`]: the head is the one `fieldtune train` fits to the same images) and
+    /// the job describing it.
     fn training_set(&self) -> (Dataset, Job) {
         let data = self.store.data();
-        let classes = trained_classes(data);
+        let mut classes = trained_classes(data);
+        classes.sort_by(|&a, &b| {
+            data.classes[a as usize]
+                .name
+                .cmp(&data.classes[b as usize].name)
+        });
         let dim = self.store.backbone().dim as usize;
         let samples: Vec<&Sample> = data.live_samples().collect();
         let mut features = Array2::<f32>::zeros((samples.len(), dim));
@@ -735,7 +747,8 @@ impl Learner {
             features,
             labels,
             classes: names,
-        };
+        }
+        .canonical();
         let job = Job {
             generation: self.generation,
             last_sample: samples.iter().map(|s| s.id).max(),
@@ -815,7 +828,7 @@ impl Learner {
     }
 }
 
-/// Live classes that have samples, in index order: the classes a fitted head has.
+/// Live classes that have samples, in index order: the classes a fitted head has (in name order).
 fn trained_classes(data: &StateData) -> Vec<u32> {
     data.live_classes()
         .map(|(i, _)| i)
