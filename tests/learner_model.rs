@@ -68,6 +68,10 @@ enum Op {
     Delete {
         pick: usize,
     },
+    Move {
+        pick_sample: usize,
+        pick_class: usize,
+    },
     Poll,
     Settle,
     Snapshot,
@@ -86,6 +90,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Undo),
         1 => (0usize..8, any::<u8>()).prop_map(|(pick, suffix)| Op::Rename { pick, suffix }),
         1 => (0usize..8).prop_map(|pick| Op::Delete { pick }),
+        1 => (0usize..64, 0usize..8)
+            .prop_map(|(pick_sample, pick_class)| Op::Move { pick_sample, pick_class }),
         1 => Just(Op::Snapshot),
     ];
     prop_oneof![
@@ -133,6 +139,20 @@ fn act(learner: &mut Learner, op: &Op) -> Result<(), LearnerError> {
             }
             let name = classes[pick % classes.len()].name.clone();
             learner.delete_class(&name).map(|_| ())
+        }
+        Op::Move {
+            pick_sample,
+            pick_class,
+        } => {
+            let classes = learner.classes();
+            let data = learner.data();
+            let live: Vec<u64> = data.live_samples().map(|s| s.id).collect();
+            if classes.is_empty() || live.is_empty() {
+                return Ok(());
+            }
+            let sample = live[pick_sample % live.len()];
+            let to = classes[pick_class % classes.len()].name.clone();
+            learner.move_sample(sample, &to)
         }
         Op::Snapshot => learner.snapshot(),
         _ => Ok(()),

@@ -505,6 +505,18 @@ impl Learner {
         Ok(samples)
     }
 
+    /// Moves stored sample `sample` to class `to` (a label corrected afterwards; undoable).
+    ///
+    /// # Errors
+    /// No such sample or class, or the storage failure (nothing changed).
+    pub fn move_sample(&mut self, sample: u64, to: &str) -> Result<(), LearnerError> {
+        let class = self.live_class(to)?;
+        self.store
+            .commit(LabelEvent::MoveSample { sample, class })?;
+        self.samples_removed();
+        Ok(())
+    }
+
     /// Call between frames: swaps in a finished retrain (teaching it the labels given while it
     /// ran) and starts one when due. Never blocks.
     pub fn poll(&mut self) -> Polled {
@@ -608,6 +620,9 @@ impl Learner {
             Action::NewClass { class } => format!("the new class {}", name(class)),
             Action::Rename { class, from } => format!("the rename of {from:?} to {}", name(class)),
             Action::Delete { class } => format!("the deletion of {}", name(class)),
+            Action::Move { sample, from } => {
+                format!("the move of sample {sample} out of {}", name(from))
+            }
         }
     }
 

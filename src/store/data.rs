@@ -220,6 +220,16 @@ impl StateData {
                 Ok(())
             }
             LabelEvent::DeleteClass { class } => self.class_ok(*class),
+            LabelEvent::MoveSample { sample, class } => {
+                self.class_ok(*class)?;
+                match self.samples.iter().find(|s| s.id == *sample) {
+                    None => Err(invalid(format!("sample {sample} is not stored"))),
+                    Some(s) if !self.is_live(s.class) => Err(invalid(format!(
+                        "sample {sample} belongs to a deleted class"
+                    ))),
+                    Some(_) => Ok(()),
+                }
+            }
             LabelEvent::Undo => match self.undo.last() {
                 None => Err(invalid("nothing to undo")),
                 Some(Action::Rename { class, from }) => {
@@ -240,6 +250,14 @@ impl StateData {
                         )))
                     } else {
                         Ok(())
+                    }
+                }
+                Some(Action::Move { sample, from }) => {
+                    if !self.samples.iter().any(|s| s.id == *sample) {
+                        Ok(()) // evicted since: nothing to move back
+                    } else {
+                        self.class_ok(*from)
+                            .map_err(|e| invalid(format!("cannot undo the move: {e}")))
                     }
                 }
                 Some(_) => Ok(()),
@@ -304,6 +322,20 @@ impl StateData {
                 self.classes[*class as usize].deleted = true;
                 applied.removed = true;
                 self.push_action(Action::Delete { class: *class }, &mut applied);
+            }
+            LabelEvent::MoveSample { sample, class } => {
+                let moved = self.samples.iter_mut().find(|s| s.id == *sample);
+                if let Some(moved) = moved {
+                    let from = std::mem::replace(&mut moved.class, *class);
+                    applied.removed = true;
+                    self.push_action(
+                        Action::Move {
+                            sample: *sample,
+                            from,
+                        },
+                        &mut applied,
+                    );
+                }
             }
             LabelEvent::Undo => {
                 if let Some(action) = self.undo.pop() {
@@ -373,6 +405,11 @@ impl StateData {
             }
             Action::Rename { class, from } => self.classes[*class as usize].name = from.clone(),
             Action::Delete { class } => self.classes[*class as usize].deleted = false,
+            Action::Move { sample, from } => {
+                if let Some(moved) = self.samples.iter_mut().find(|s| s.id == *sample) {
+                    moved.class = *from;
+                }
+            }
         }
         self.recount();
     }
@@ -659,8 +696,24 @@ mod tests {
             run.data.apply(&entry, DIM, &run.config).is_err(),
             "nothing left"
         );
+        // A moved sample goes back with undo.
+        run.label("x", 2);
+        run.label("y", 1);
+        run.apply(LabelEvent::MoveSample {
+            sample: run.ids_of("x")[0],
+            class: run.data.live_class("y").expect("y"),
+        });
+        assert_eq!(run.ids_of("x").len(), 1);
+        assert_eq!(run.ids_of("y").len(), 2);
+        run.apply(LabelEvent::Undo);
+        assert_eq!(run.ids_of("x").len(), 2);
+        run.apply(LabelEvent::Undo);
+        run.apply(LabelEvent::Undo);
         // A name freed by an undo can be used again.
         run.label("b", 1);
-        assert_eq!(run.data.live_class("b"), Some(2));
+        assert_eq!(
+            run.data.live_class("b"),
+            Some(run.data.classes.len() as u32 - 1)
+        );
     }
 }

@@ -75,6 +75,13 @@ pub enum LabelEvent {
         /// Class index.
         class: u32,
     },
+    /// Moves a stored sample to another live class (a label corrected afterwards; undoable).
+    MoveSample {
+        /// The sample's id.
+        sample: u64,
+        /// The class it belongs to now.
+        class: u32,
+    },
     /// Takes back the newest action still in the undo history.
     Undo,
     /// Forgets the stored samples of one class (`Some`) or everything: classes, samples and the
@@ -93,6 +100,7 @@ impl LabelEvent {
             Self::Rename { .. } => "rename",
             Self::Label { .. } => "label",
             Self::DeleteClass { .. } => "delete class",
+            Self::MoveSample { .. } => "move sample",
             Self::Undo => "undo",
             Self::Clear { .. } => "clear",
         }
@@ -136,5 +144,12 @@ pub enum Action {
     Delete {
         /// Class index.
         class: u32,
+    },
+    /// A sample moved to another class, with the class it had.
+    Move {
+        /// The sample's id.
+        sample: u64,
+        /// The class it had.
+        from: u32,
     },
 }
