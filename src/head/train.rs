@@ -14,9 +14,13 @@
 //!    leave-one-out prototype scores on the fitting set.
 //! 6. Refit: with validation data, the weights are trained again from scratch on fitting and
 //!    validation data together, for the best epoch count of the same schedule, with standardisation
-//!    and prototypes refitted on the union. The validation samples are labelled data a device or a
-//!    user paid for; leaving them out of the final weights costs accuracy (on corn4 a few tenths of
-//!    a percent). The calibration of step 5 is kept: measuring it on samples the final weights were
+//!    and prototypes refitted on the union. The refit's weights are the mean of its iterates over
+//!    the second half of its epochs (tail averaging): at the best epoch the schedule's learning rate
+//!    has not decayed, so the last iterate alone carries the shuffle's noise. Chosen on corn4's
+//!    validation split (train with a held-out part, judged on val, seeds 1-6): linear 93.53 % mean
+//!    (92.65-94.45) without, 93.80 % (93.10-94.30) with; MLP 94.08 % / 94.10 %. The validation
+//!    samples are labelled data a device or a user paid for; leaving them out of the final weights
+//!    costs accuracy (on corn4 a few tenths of a percent). The calibration of step 5 is kept: measuring it on samples the final weights were
 //!    fitted on would make the unknown threshold too tight.
 
 use std::borrow::Cow;
@@ -236,6 +240,7 @@ fn train_head(
         k,
         hyper,
         hyper.epochs(),
+        false,
         &mut rng,
         on_epoch,
     )?;
@@ -290,6 +295,7 @@ fn train_head(
                 k,
                 hyper,
                 best_epoch,
+                true,
                 &mut rng,
                 &mut |_| {},
             )?;
@@ -365,7 +371,8 @@ fn initial_params(kind: HeadKind, k: usize, dim: usize, rng: &mut ChaCha8Rng) ->
 }
 
 /// Mini-batch SGD from fresh weights for at most `max_epochs` epochs of the schedule that spans
-/// `hyper.epochs()`, with early stopping when `val` is given.
+/// `hyper.epochs()`, with early stopping when `val` is given; with `average_tail` (and no `val`),
+/// the result is the mean of the iterates over the second half of the epochs.
 #[allow(clippy::too_many_arguments)]
 fn sgd_run(
     data: FitData,
@@ -374,6 +381,7 @@ fn sgd_run(
     k: usize,
     hyper: &HyperParams,
     max_epochs: usize,
+    average_tail: bool,
     rng: &mut ChaCha8Rng,
     on_epoch: &mut dyn FnMut(&EpochReport),
 ) -> Result<SgdRun, HeadError> {
@@ -388,6 +396,8 @@ fn sgd_run(
     let mut xb = Array2::<f32>::zeros((bs, dim));
     let mut yb = vec![0usize; bs];
 
+    let mut tail_sum = params.zeros_like();
+    let mut tail_epochs = 0usize;
     let mut best: Option<(f32, f32, usize, Params)> = None;
     let mut since_best = 0;
     let mut epochs_run = 0;
@@ -419,6 +429,10 @@ fn sgd_run(
             loss_sum += loss as f64 * m as f64;
         }
         epochs_run = epoch + 1;
+        if average_tail && epoch >= max_epochs / 2 {
+            tail_sum.add_scaled(&params, 1.0);
+            tail_epochs += 1;
+        }
         final_train_loss = (loss_sum / n as f64) as f32;
         if !final_train_loss.is_finite() {
             return Err(HeadError::Diverged {
@@ -454,6 +468,11 @@ fn sgd_run(
     }
     let (params, best) = match best {
         Some((vl, va, e, p)) => (p, Some((vl, va, e))),
+        None if tail_epochs > 0 => {
+            let mut mean = params.zeros_like();
+            mean.add_scaled(&tail_sum, 1.0 / tail_epochs as f32);
+            (mean, None)
+        }
         None => (params, None),
     };
     Ok(SgdRun {
