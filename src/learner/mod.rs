@@ -244,7 +244,11 @@ impl Learner {
             _lock: lock,
         };
         if !learner.adopt_saved_head() {
-            learner.refit_now()?;
+            if let Err(e) = learner.refit_now() {
+                // Never a reason not to start: the samples are safe, labels still teach the head.
+                warn!("{e}; starting with an empty head");
+                learner.failed_basis = Some(learner.store.data().basis());
+            }
         }
         if learner.store.snapshot_due() {
             if let Err(e) = learner.snapshot() {
