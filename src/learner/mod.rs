@@ -619,7 +619,11 @@ impl Learner {
                 } else {
                     ""
                 };
-                format!("the label of {} frames as {class}{created}", samples.len())
+                let frames = match samples.len() {
+                    1 => "1 frame".to_string(),
+                    n => format!("{n} frames"),
+                };
+                format!("the label of {frames} as {class}{created}")
             }
             Action::NewClass { class } => format!("the new class {}", name(class)),
             Action::Rename { class, from } => format!("the rename of {from:?} to {}", name(class)),
