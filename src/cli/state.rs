@@ -131,6 +131,20 @@ fn inspect(path: &Path) -> anyhow::Result<()> {
     let data = &recovery.data;
     println!("state directory   {}", path.display());
     println!(
+        "in use            {}",
+        match store::lock::StateLock::holder(path) {
+            Some(h) => format!(
+                "by process {} ({}){}",
+                h.pid,
+                h.command.escape_debug(),
+                h.socket
+                    .map(|s| format!(", control socket {}", s.display()))
+                    .unwrap_or_default()
+            ),
+            None => "no (no fieldtune holds it now)".to_string(),
+        }
+    );
+    println!(
         "backbone          {}",
         store::format::describe_backbone(&backbone)
     );
