@@ -34,12 +34,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ndarray::{Array2, ArrayView1, Axis};
+use ndarray::ArrayView1;
 use tracing::{info, warn};
 
-use crate::head::{Dataset, Head, HeadKind, HyperParams};
+use crate::head::{Head, HeadKind, HyperParams};
 use crate::model::BackboneId;
-use crate::store::data::{mix, HeadBlob, StateData};
+use crate::store::data::{HeadBlob, StateData};
 use crate::store::events::{Action, ClassTarget, LabelEvent, Sample};
 use crate::store::features::StoredFeature;
 use crate::store::fs::{Fs, RealFs};
@@ -49,10 +49,13 @@ use crate::store::{FrameHash, IfLost, RecoveryReport, Store, StoreConfig};
 
 pub mod error;
 pub mod fit;
+mod online;
 pub mod retrain;
+mod schedule;
 
 pub use error::LearnerError;
-use retrain::{Job, Retrainer};
+use retrain::Retrainer;
+use schedule::trained_classes;
 
 /// Exit status of `fieldtune run` when the saved state cannot be recovered (the unit's
 /// `RestartPreventExitStatus=`): restarting would not help, a person must decide.
@@ -633,230 +636,6 @@ impl Learner {
             }
         }
     }
-
-    /// Online update for a committed label: rehearsed steps for a class the head has, imprinting
-    /// for a class it does not.
-    fn teach(&mut self, class: u32, name: &str, values: &[Vec<f32>]) {
-        self.head_basis = None;
-        match self.head_classes.iter().position(|&c| c == class) {
-            Some(k) => {
-                let (rows, labels) = self.rehearsal(k, values.len() as u64);
-                for value in values {
-                    let result = self.head.learn_rehearsed(
-                        ArrayView1::from(&value[..]),
-                        k,
-                        rows.view(),
-                        &labels,
-                    );
-                    if let Err(e) = result {
-                        warn!("the head could not learn the label: {e}");
-                    }
-                }
-            }
-            None => {
-                let dim = self.store.backbone().dim as usize;
-                let flat: Vec<f32> = values.iter().flatten().copied().collect();
-                let rows = Array2::from_shape_vec((values.len(), dim), flat);
-                let name = self.unique_head_name(name);
-                match rows.map(|rows| self.head.add_class(&name, rows.view())) {
-                    Ok(Ok(_)) => self.head_classes.push(class),
-                    Ok(Err(e)) => warn!("the head could not add class {name:?}: {e}"),
-                    Err(e) => warn!("bad label rows: {e}"),
-                }
-            }
-        }
-    }
-
-    /// One stored sample of each of up to [`REHEARSAL_CLASSES`] other head classes (picked by a
-    /// hash, so replays make the same choice), with their head indices.
-    fn rehearsal(&self, except: usize, salt: u64) -> (Array2<f32>, Vec<usize>) {
-        let data = self.store.data();
-        let dim = self.store.backbone().dim as usize;
-        let mut picked: Vec<(usize, &Sample)> = Vec::new();
-        let others = self
-            .head_classes
-            .iter()
-            .enumerate()
-            .filter(|(k, _)| *k != except);
-        for (k, &class) in others {
-            let of_class: Vec<&Sample> = data.samples.iter().filter(|s| s.class == class).collect();
-            if of_class.is_empty() || !data.is_live(class) {
-                continue;
-            }
-            let n = (mix(data.next_sample_id ^ salt ^ u64::from(class)) % of_class.len() as u64)
-                as usize;
-            picked.push((k, of_class[n]));
-        }
-        // Spread over the classes when there are more than the budget.
-        if picked.len() > REHEARSAL_CLASSES {
-            let start = (mix(data.next_sample_id) % picked.len() as u64) as usize;
-            picked.rotate_left(start);
-            picked.truncate(REHEARSAL_CLASSES);
-        }
-        let mut rows = Array2::zeros((picked.len(), dim));
-        for (mut row, (_, sample)) in rows.axis_iter_mut(Axis(0)).zip(&picked) {
-            if let Some(slice) = row.as_slice_mut() {
-                sample.feature.decode_into(slice);
-            }
-        }
-        (rows, picked.iter().map(|(k, _)| *k).collect())
-    }
-
-    /// A name for a new head class: the state's, unless a stale head class (deleted, not yet
-    /// retrained away) still holds it.
-    fn unique_head_name(&self, name: &str) -> String {
-        let mut candidate = name.to_string();
-        let mut n = 2;
-        while self.head.classes().contains(&candidate) {
-            candidate = format!("{name} ({n})");
-            n += 1;
-        }
-        candidate
-    }
-
-    fn changed(&mut self) {
-        self.labels_since_retrain += 1;
-        self.last_change = Instant::now();
-    }
-
-    fn samples_removed(&mut self) {
-        self.generation += 1;
-        self.head_basis = None;
-        self.last_change = Instant::now();
-        // A retrain at once, not after the pause: the head still knows what was taken back.
-        self.labels_since_retrain = usize::MAX / 2;
-    }
-
-    fn retrain_due(&self) -> bool {
-        if self.retrainer.busy() || self.is_settled() {
-            return false;
-        }
-        let basis = self.store.data().basis();
-        if self.failed_basis == Some(basis) {
-            return false;
-        }
-        self.labels_since_retrain >= self.retrain_every.unwrap_or(usize::MAX)
-            || self.last_change.elapsed() >= self.settle_after
-    }
-
-    /// The training set (live classes with samples) in canonical order (see
-    /// [`Dataset::canonical`]: the head is the one `fieldtune train` fits to the same images) and
-    /// the job describing it.
-    fn training_set(&self) -> (Dataset, Job) {
-        let data = self.store.data();
-        let mut classes = trained_classes(data);
-        classes.sort_by(|&a, &b| {
-            data.classes[a as usize]
-                .name
-                .cmp(&data.classes[b as usize].name)
-        });
-        let dim = self.store.backbone().dim as usize;
-        let samples: Vec<&Sample> = data.live_samples().collect();
-        let mut features = Array2::<f32>::zeros((samples.len(), dim));
-        for (mut row, sample) in features.axis_iter_mut(Axis(0)).zip(&samples) {
-            if let Some(slice) = row.as_slice_mut() {
-                sample.feature.decode_into(slice);
-            }
-        }
-        let labels = samples
-            .iter()
-            .map(|s| classes.iter().position(|&c| c == s.class).unwrap_or(0))
-            .collect();
-        let names = classes
-            .iter()
-            .map(|&c| data.classes[c as usize].name.clone())
-            .collect();
-        let dataset = Dataset {
-            features,
-            labels,
-            classes: names,
-        }
-        .canonical();
-        let job = Job {
-            generation: self.generation,
-            last_sample: samples.iter().map(|s| s.id).max(),
-            basis: data.basis(),
-            classes,
-        };
-        (dataset, job)
-    }
-
-    fn start_retrain(&mut self) {
-        let (data, job) = self.training_set();
-        if self
-            .retrainer
-            .start(data, self.kind, self.hyper.clone(), job)
-        {
-            self.labels_since_retrain = 0;
-        }
-    }
-
-    fn take_retrained(&mut self, done: retrain::Retrained) -> Polled {
-        let head = match done.head {
-            Ok(head) => head,
-            Err(e) => {
-                warn!("retrain failed, the online head keeps serving: {e}");
-                self.failed_basis = Some(done.job.basis);
-                return Polled::Dropped(e);
-            }
-        };
-        if done.job.generation != self.generation {
-            // Samples were removed meanwhile: this head still knows them.
-            self.labels_since_retrain = usize::MAX / 2;
-            return Polled::Dropped("samples were removed while it trained".into());
-        }
-        self.head = head;
-        self.head_classes = done.job.classes.clone();
-        self.head_basis = Some(done.job.basis);
-        self.retrains += 1;
-        self.sync_head_names();
-        // Teach it what was labelled while it trained, one label action at a time.
-        let after = done.job.last_sample;
-        let later: Vec<(u32, Vec<f32>)> = self
-            .store
-            .data()
-            .live_samples()
-            .filter(|s| after.is_none_or(|last| s.id > last))
-            .map(|s| (s.class, s.feature.to_vec()))
-            .collect();
-        for (class, value) in later {
-            let name = self.store.data().classes[class as usize].name.clone();
-            self.teach(class, &name, &[value]);
-        }
-        crate::heap::release_free_memory();
-        Polled::Swapped
-    }
-
-    /// Gives every head class its state class's current name.
-    fn sync_head_names(&mut self) {
-        for class in self.head_classes.clone() {
-            self.sync_head_name(class);
-        }
-    }
-
-    fn sync_head_name(&mut self, class: u32) {
-        let Some(k) = self.head_classes.iter().position(|&c| c == class) else {
-            return;
-        };
-        let Some(entry) = self.store.data().classes.get(class as usize) else {
-            return;
-        };
-        if self.head.classes()[k] == entry.name {
-            return;
-        }
-        let name = self.unique_head_name(&entry.name);
-        if let Err(e) = self.head.rename_class(k, &name) {
-            warn!("the head could not rename class {k}: {e}");
-        }
-    }
-}
-
-/// Live classes that have samples, in index order: the classes a fitted head has (in name order).
-fn trained_classes(data: &StateData) -> Vec<u32> {
-    data.live_classes()
-        .map(|(i, _)| i)
-        .filter(|&i| data.samples.iter().any(|s| s.class == i))
-        .collect()
 }
 
 /// Checks a new class name: 1 to [`MAX_CLASS_NAME_CHARS`] characters, none of them control,

@@ -1,0 +1,137 @@
+//! When the head is refitted to the stored samples: after `retrain_every` labels, once labelling
+//! pauses, at once after samples were taken back; on the retrain thread, with the result swapped
+//! in between frames and taught what was labelled meanwhile.
+
+use std::time::Instant;
+
+use ndarray::{Array2, Axis};
+use tracing::warn;
+
+use super::retrain::{Job, Retrained};
+use super::{Learner, Polled};
+use crate::head::Dataset;
+use crate::store::data::StateData;
+use crate::store::events::Sample;
+
+impl Learner {
+    pub(super) fn changed(&mut self) {
+        self.labels_since_retrain += 1;
+        self.last_change = Instant::now();
+    }
+
+    pub(super) fn samples_removed(&mut self) {
+        self.generation += 1;
+        self.head_basis = None;
+        self.last_change = Instant::now();
+        // A retrain at once, not after the pause: the head still knows what was taken back.
+        self.labels_since_retrain = usize::MAX / 2;
+    }
+
+    pub(super) fn retrain_due(&self) -> bool {
+        if self.retrainer.busy() || self.is_settled() {
+            return false;
+        }
+        let basis = self.store.data().basis();
+        if self.failed_basis == Some(basis) {
+            return false;
+        }
+        self.labels_since_retrain >= self.retrain_every.unwrap_or(usize::MAX)
+            || self.last_change.elapsed() >= self.settle_after
+    }
+
+    /// The training set (live classes with samples) in canonical order (see
+    /// [`Dataset::canonical`]: the head is the one `fieldtune train` fits to the same images) and
+    /// the job describing it.
+    pub(super) fn training_set(&self) -> (Dataset, Job) {
+        let data = self.store.data();
+        let mut classes = trained_classes(data);
+        classes.sort_by(|&a, &b| {
+            data.classes[a as usize]
+                .name
+                .cmp(&data.classes[b as usize].name)
+        });
+        let dim = self.store.backbone().dim as usize;
+        let samples: Vec<&Sample> = data.live_samples().collect();
+        let mut features = Array2::<f32>::zeros((samples.len(), dim));
+        for (mut row, sample) in features.axis_iter_mut(Axis(0)).zip(&samples) {
+            if let Some(slice) = row.as_slice_mut() {
+                sample.feature.decode_into(slice);
+            }
+        }
+        let labels = samples
+            .iter()
+            .map(|s| classes.iter().position(|&c| c == s.class).unwrap_or(0))
+            .collect();
+        let names = classes
+            .iter()
+            .map(|&c| data.classes[c as usize].name.clone())
+            .collect();
+        let dataset = Dataset {
+            features,
+            labels,
+            classes: names,
+        }
+        .canonical();
+        let job = Job {
+            generation: self.generation,
+            last_sample: samples.iter().map(|s| s.id).max(),
+            basis: data.basis(),
+            classes,
+        };
+        (dataset, job)
+    }
+
+    pub(super) fn start_retrain(&mut self) {
+        let (data, job) = self.training_set();
+        if self
+            .retrainer
+            .start(data, self.kind, self.hyper.clone(), job)
+        {
+            self.labels_since_retrain = 0;
+        }
+    }
+
+    pub(super) fn take_retrained(&mut self, done: Retrained) -> Polled {
+        let head = match done.head {
+            Ok(head) => head,
+            Err(e) => {
+                warn!("retrain failed, the online head keeps serving: {e}");
+                self.failed_basis = Some(done.job.basis);
+                return Polled::Dropped(e);
+            }
+        };
+        if done.job.generation != self.generation {
+            // Samples were removed meanwhile: this head still knows them.
+            self.labels_since_retrain = usize::MAX / 2;
+            return Polled::Dropped("samples were removed while it trained".into());
+        }
+        self.head = head;
+        self.head_classes = done.job.classes.clone();
+        self.head_basis = Some(done.job.basis);
+        self.retrains += 1;
+        self.sync_head_names();
+        // Teach it what was labelled while it trained, one label action at a time.
+        let after = done.job.last_sample;
+        let later: Vec<(u32, Vec<f32>)> = self
+            .store
+            .data()
+            .live_samples()
+            .filter(|s| after.is_none_or(|last| s.id > last))
+            .map(|s| (s.class, s.feature.to_vec()))
+            .collect();
+        for (class, value) in later {
+            let name = self.store.data().classes[class as usize].name.clone();
+            self.teach(class, &name, &[value]);
+        }
+        crate::heap::release_free_memory();
+        Polled::Swapped
+    }
+}
+
+/// Live classes that have samples, in index order: the classes a fitted head has (in name order).
+pub(super) fn trained_classes(data: &StateData) -> Vec<u32> {
+    data.live_classes()
+        .map(|(i, _)| i)
+        .filter(|&i| data.samples.iter().any(|s| s.class == i))
+        .collect()
+}
