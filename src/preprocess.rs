@@ -257,6 +257,10 @@ fn decode_jpeg_with(
         u32::try_from(height).unwrap_or(u32::MAX),
     );
     limits.check(width, height)?;
+    if strict && crate::jpeg_check::completeness(bytes) == crate::jpeg_check::Completeness::Truncated
+    {
+        return Err(PreprocessError::Truncated);
+    }
     let pixels = decoder.decode().map_err(jpeg_error)?;
     let orientation = decoder
         .exif()
