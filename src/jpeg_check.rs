@@ -308,8 +308,11 @@ mod tests {
     use super::*;
 
     fn china() -> Vec<u8> {
-        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/reference/china.jpg"))
-            .expect("reference JPEG")
+        std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/reference/china.jpg"
+        ))
+        .expect("reference JPEG")
     }
 
     #[test]

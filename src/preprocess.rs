@@ -257,7 +257,8 @@ fn decode_jpeg_with(
         u32::try_from(height).unwrap_or(u32::MAX),
     );
     limits.check(width, height)?;
-    if strict && crate::jpeg_check::completeness(bytes) == crate::jpeg_check::Completeness::Truncated
+    if strict
+        && crate::jpeg_check::completeness(bytes) == crate::jpeg_check::Completeness::Truncated
     {
         return Err(PreprocessError::Truncated);
     }

@@ -312,9 +312,14 @@ fn model_descriptors_are_checked_against_the_graph() {
         let descriptor = dir.path().join(format!("{name}.toml"));
         assert!(with_file.contains(from), "{from}");
         // A bigger input needs a bigger crop for the descriptor itself to be consistent.
-        let text = with_file
-            .replace(from, to)
-            .replace("crop = 224", if name == "shape" { "crop = 256" } else { "crop = 224" });
+        let text = with_file.replace(from, to).replace(
+            "crop = 224",
+            if name == "shape" {
+                "crop = 256"
+            } else {
+                "crop = 224"
+            },
+        );
         std::fs::write(&descriptor, text).expect("write");
         let out = run(
             &["embed", "--model", s(&descriptor), s(&data)],

@@ -456,7 +456,8 @@ impl Service {
     }
 
     fn label(&mut self, class: &str, frame: Option<u64>) -> Reply {
-        let class = class.trim();
+        // Not trimmed: a name is taken as given and held to the name rules, the same for every
+        // way of naming a class (a name with surrounding space is refused, saying so).
         if class.is_empty() {
             return Reply::error("the class name is empty");
         }
