@@ -376,13 +376,10 @@ impl Preprocessor {
                     (width, kept, 0.0, offset)
                 };
                 let (new_w, new_h) = shorter_side_to(kw, kh, self.spec.resize_shorter);
-                let options = self
-                    .options
-                    .clone()
-                    .crop(left, top, f64::from(kw), f64::from(kh));
+                let options = self.options.crop(left, top, f64::from(kw), f64::from(kh));
                 (options, new_w, new_h)
             } else {
-                (self.options.clone(), new_w, new_h)
+                (self.options, new_w, new_h)
             };
         let mut dst = Image::new(new_w, new_h, PixelType::U8x3);
         self.resizer

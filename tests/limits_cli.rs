@@ -26,6 +26,8 @@ struct Run {
     peak_kib: i64,
 }
 
+// Waited for with `wait4` (for its resource usage), which clippy cannot see.
+#[allow(clippy::zombie_processes)]
 fn run(args: &[&str], cache: &Path) -> Run {
     let mut child = Command::new(BIN)
         .args(args)
