@@ -159,7 +159,7 @@ pub struct RawControl {
     pub max_request_bytes: Option<usize>,
     /// Connections served at once (default 16); more are refused at once.
     pub max_connections: Option<usize>,
-    /// Seconds a connection may stay without a complete request (default 60).
+    /// Seconds a connection may stay without a complete request (default 20).
     pub idle_timeout_s: Option<u64>,
 }
 

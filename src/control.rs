@@ -149,11 +149,11 @@ pub struct ControlLimits {
 }
 
 impl ControlLimits {
-    /// The defaults: 4 KiB a request, 16 connections, 60 s idle.
+    /// The defaults: 4 KiB a request, 16 connections, 20 s idle.
     pub const DEFAULT: ControlLimits = ControlLimits {
         max_request_bytes: 4096,
         max_connections: 16,
-        idle_timeout: Duration::from_secs(60),
+        idle_timeout: Duration::from_secs(20),
     };
 }
 
