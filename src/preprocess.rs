@@ -228,8 +228,9 @@ fn decode_jpeg_with(
     use zune_core::options::DecoderOptions;
     let options = DecoderOptions::default()
         .set_strict_mode(strict)
-        .set_max_width(limits.max_width as usize)
-        .set_max_height(limits.max_height as usize)
+        // Our limits are checked right after the header, in our words, before any pixel buffer.
+        .set_max_width(usize::MAX)
+        .set_max_height(usize::MAX)
         .jpeg_set_out_colorspace(ColorSpace::RGB);
     let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
     let jpeg_error = |e: zune_jpeg::errors::DecodeErrors| {
@@ -240,15 +241,7 @@ fn decode_jpeg_with(
             PreprocessError::Jpeg(text)
         }
     };
-    decoder.decode_headers().map_err(|e| {
-        // zune's own size check speaks in its words: say it in ours.
-        match decoder.dimensions() {
-            Some((w, h)) if limits.check(w as u32, h as u32).is_err() => {
-                limits.check(w as u32, h as u32).unwrap_err()
-            }
-            _ => jpeg_error(e),
-        }
-    })?;
+    decoder.decode_headers().map_err(jpeg_error)?;
     let (width, height) = decoder
         .dimensions()
         .ok_or_else(|| PreprocessError::Jpeg("no frame header".into()))?;
@@ -451,6 +444,32 @@ mod tests {
         assert_eq!(shorter_side_to(640, 427, 256), (384, 256));
         assert_eq!(shorter_side_to(480, 640, 256), (256, 341));
         assert_eq!(shorter_side_to(10, 2000, 256), (256, 51200));
+    }
+
+    #[test]
+    fn a_jpeg_claiming_a_huge_size_is_refused_from_its_header() {
+        let mut bytes = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/reference/china.jpg"
+        ))
+        .expect("reference JPEG");
+        let sof = bytes
+            .windows(2)
+            .position(|w| w == [0xFF, 0xC0])
+            .expect("a baseline frame header");
+        bytes[sof + 5..sof + 9].copy_from_slice(&[0xEA, 0x60, 0xEA, 0x60]); // 60000 × 60000
+        let error = decode(&bytes).expect_err("refused");
+        assert!(
+            matches!(
+                error,
+                PreprocessError::TooLarge {
+                    width: 60000,
+                    height: 60000,
+                    ..
+                }
+            ),
+            "{error}"
+        );
     }
 
     #[test]
