@@ -509,14 +509,19 @@ impl ControlClient {
             problem,
         };
         let line = serde_json::to_string(request).map_err(|e| io(e.to_string()))?;
-        writeln!(self.writer, "{line}").map_err(|e| io(e.to_string()))?;
+        // A service that refuses the connection (too many clients) answers and closes before
+        // reading: the write may fail, and the reply that says why is still there to read.
+        let written = writeln!(self.writer, "{line}");
         let mut answer = String::new();
-        let n = self
-            .reader
-            .read_line(&mut answer)
-            .map_err(|e| io(e.to_string()))?;
+        let n = match self.reader.read_line(&mut answer) {
+            Ok(n) => n,
+            Err(e) => return Err(io(e.to_string())),
+        };
         if n == 0 {
-            return Err(io("the service closed the connection".into()));
+            return Err(io(match written {
+                Err(e) => e.to_string(),
+                Ok(()) => "the service closed the connection".into(),
+            }));
         }
         serde_json::from_str(&answer).map_err(|e| io(format!("reply is not JSON ({e}): {answer}")))
     }
