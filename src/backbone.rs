@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use tract_linalg::multithread::Executor;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::runtime::RunOptions;
+use tract_onnx::tract_hir::infer::Factoid;
 
 use crate::model::{to_hex, BackboneId, ModelDescriptor};
 
@@ -34,6 +35,14 @@ pub enum BackboneError {
     /// tract could not parse or prepare the model.
     #[error("model file {path} is not a usable ONNX model ({message}); use an ONNX file exported with opset 11 or later")]
     NotOnnx { path: PathBuf, message: String },
+    /// The descriptor's input/output name, shape or type is not the graph's.
+    #[error("model file {path} does not match its descriptor {descriptor}: {problem}; fix `{key}` in the descriptor or use the model it describes")]
+    Graph {
+        path: PathBuf,
+        descriptor: PathBuf,
+        key: &'static str,
+        problem: String,
+    },
     /// The model's output is not a [1, dim] vector.
     #[error("model file {path} outputs shape {shape} but its descriptor says [1, {dim}]; fix `output.dim` in the descriptor or use a feature-extractor model")]
     OutputShape {
@@ -126,9 +135,16 @@ impl TractBackbone {
                 .to_string(),
         };
         let shape = descriptor.input_shape;
-        let model = tract_onnx::onnx()
+        let mut model = tract_onnx::onnx()
             .model_for_read(&mut bytes.as_slice())
-            .map_err(not_onnx)?
+            .map_err(not_onnx)?;
+        check_graph(&mut model, descriptor).map_err(|(key, problem)| BackboneError::Graph {
+            path: path.clone(),
+            descriptor: descriptor.descriptor_path.clone(),
+            key,
+            problem,
+        })?;
+        let model = model
             .with_input_fact(0, f32::fact(shape).into())
             .map_err(not_onnx)?
             .into_optimized()
@@ -137,6 +153,17 @@ impl TractBackbone {
         let output_shape: Option<Vec<usize>> =
             output_fact.shape.as_concrete().map(<[usize]>::to_vec);
         let dim = descriptor.output_dim;
+        if output_fact.datum_type != f32::datum_type() {
+            return Err(BackboneError::Graph {
+                path: path.clone(),
+                descriptor: descriptor.descriptor_path.clone(),
+                key: "output.name",
+                problem: format!(
+                    "output {:?} is of type {:?}, not f32 features",
+                    descriptor.output_name, output_fact.datum_type
+                ),
+            });
+        }
         if output_shape.as_deref() != Some(&[1, dim as usize][..]) {
             return Err(BackboneError::OutputShape {
                 path: path.clone(),
@@ -163,6 +190,112 @@ impl TractBackbone {
             threads,
         })
     }
+}
+
+/// Checks the descriptor's input and output against the graph's own, before anything is fixed:
+/// the one input must be the named one, f32, of the descriptor's shape (a symbolic dimension
+/// such as a batch `N` fits any size); the named output is kept as the only output.
+///
+/// # Errors
+/// The descriptor key at fault and what the model has instead.
+fn check_graph(
+    model: &mut InferenceModel,
+    descriptor: &ModelDescriptor,
+) -> Result<(), (&'static str, String)> {
+    let tract = |e: TractError| ("input.name", format!("{e:#}"));
+    let inputs: Vec<String> = model
+        .input_outlets()
+        .map_err(tract)?
+        .iter()
+        .map(|o| model.node(o.node).name.clone())
+        .collect();
+    let listed = |names: &[String]| {
+        names
+            .iter()
+            .map(|n| format!("{n:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let Some(ix) = inputs.iter().position(|n| *n == descriptor.input_name) else {
+        return Err((
+            "input.name",
+            format!(
+                "the model has no input {:?}; its inputs are: {}",
+                descriptor.input_name,
+                listed(&inputs)
+            ),
+        ));
+    };
+    if inputs.len() != 1 {
+        return Err((
+            "input.name",
+            format!(
+                "the model has {} inputs ({}); fieldtune feeds one image tensor",
+                inputs.len(),
+                listed(&inputs)
+            ),
+        ));
+    }
+    let fact = model.input_fact(ix).map_err(tract)?;
+    if let Some(datum) = fact.datum_type.concretize() {
+        if datum != f32::datum_type() {
+            return Err((
+                "input.name",
+                format!(
+                    "input {:?} takes {datum:?} tensors; fieldtune feeds f32",
+                    descriptor.input_name
+                ),
+            ));
+        }
+    }
+    let dims: Vec<Option<i64>> = fact
+        .shape
+        .dims()
+        .map(|d| d.concretize().and_then(|d| d.to_i64().ok()))
+        .collect();
+    let fits = dims.len() == 4
+        && dims
+            .iter()
+            .zip(descriptor.input_shape)
+            .all(|(d, want)| d.is_none_or(|d| d == want as i64));
+    if !fact.shape.is_open() && !fits {
+        let shown: Vec<String> = dims
+            .iter()
+            .map(|d| d.map_or_else(|| "?".to_string(), |d| d.to_string()))
+            .collect();
+        return Err((
+            "input.shape",
+            format!(
+                "the descriptor says {:?} but input {:?} has shape [{}]",
+                descriptor.input_shape,
+                descriptor.input_name,
+                shown.join(", ")
+            ),
+        ));
+    }
+    let outputs: Vec<OutletId> = model.output_outlets().map_err(tract)?.to_vec();
+    let names: Vec<String> = outputs
+        .iter()
+        .map(|&o| {
+            model
+                .outlet_label(o)
+                .map_or_else(|| model.node(o.node).name.clone(), str::to_string)
+        })
+        .collect();
+    let Some(k) = names.iter().position(|n| *n == descriptor.output_name) else {
+        return Err((
+            "output.name",
+            format!(
+                "the model has no output {:?}; its outputs are: {}",
+                descriptor.output_name,
+                listed(&names)
+            ),
+        ));
+    };
+    model
+        .select_output_outlets(&[outputs[k]])
+        .map_err(|e| ("output.name", format!("{e:#}")))?;
+    Ok(())
 }
 
 impl Backbone for TractBackbone {

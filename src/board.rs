@@ -123,6 +123,10 @@ pub struct RawStore {
     pub snapshot_interval_s: Option<u64>,
     /// Stored feature vectors kept per class (default 200).
     pub max_per_class: Option<usize>,
+    /// Most classes (default 32); a label that would create one more is refused.
+    pub max_classes: Option<usize>,
+    /// Longest class name in characters (default 48).
+    pub max_class_name_chars: Option<usize>,
 }
 
 /// `[learning]`: what a label does.
@@ -151,6 +155,12 @@ pub struct RawOutput {
 pub struct RawControl {
     /// Socket path (default `fieldtune.sock`); `none` turns the socket off.
     pub socket: Option<String>,
+    /// Longest request line in bytes (default 4096).
+    pub max_request_bytes: Option<usize>,
+    /// Connections served at once (default 16); more are refused at once.
+    pub max_connections: Option<usize>,
+    /// Seconds a connection may stay without a complete request (default 20).
+    pub idle_timeout_s: Option<u64>,
 }
 
 /// `[buttons]`: GPIO buttons and LEDs.
@@ -189,6 +199,8 @@ pub struct Board {
     pub output: OutputConfig,
     /// `None` when the control socket is turned off.
     pub control_socket: Option<PathBuf>,
+    /// Bounds on the control socket's clients.
+    pub control_limits: crate::control::ControlLimits,
     pub buttons: ButtonsConfig,
 }
 
@@ -258,6 +270,8 @@ pub struct StoreConfig {
     pub dir: PathBuf,
     pub snapshot_interval: Duration,
     pub max_per_class: usize,
+    /// What a class name may be and how many classes there may be.
+    pub names: crate::learner::names::NameRules,
 }
 
 /// `[learning]`, validated.
@@ -476,10 +490,34 @@ impl Board {
         if max_per_class == 0 {
             return Err(bad("store.max_per_class", "is 0; use 1 or more".into()));
         }
+        let defaults = crate::learner::names::NameRules::DEFAULT;
+        let max_classes = raw.store.max_classes.unwrap_or(defaults.max_classes);
+        if !(2..=1024).contains(&max_classes) {
+            return Err(bad(
+                "store.max_classes",
+                format!(
+                    "is {max_classes}; use 2 to 1024 (each class costs retrain time and flash)"
+                ),
+            ));
+        }
+        let max_chars = raw.store.max_class_name_chars.unwrap_or(defaults.max_chars);
+        if !(1..=crate::learner::names::NameRules::LONGEST).contains(&max_chars) {
+            return Err(bad(
+                "store.max_class_name_chars",
+                format!(
+                    "is {max_chars}; use 1 to {}",
+                    crate::learner::names::NameRules::LONGEST
+                ),
+            ));
+        }
         let store = StoreConfig {
             dir: raw.store.dir.unwrap_or_else(|| PathBuf::from("state")),
             snapshot_interval: Duration::from_secs(snapshot_s),
             max_per_class,
+            names: crate::learner::names::NameRules {
+                max_chars,
+                max_classes,
+            },
         };
 
         let context_frames = raw.learning.context_frames.unwrap_or(0);
@@ -521,6 +559,43 @@ impl Board {
                 ))
             }
             p => Some(PathBuf::from(p)),
+        };
+
+        let control_defaults = crate::control::ControlLimits::DEFAULT;
+        let max_request_bytes = raw
+            .control
+            .max_request_bytes
+            .unwrap_or(control_defaults.max_request_bytes);
+        if !(256..=65_536).contains(&max_request_bytes) {
+            return Err(bad(
+                "control.max_request_bytes",
+                format!("is {max_request_bytes}; use 256 to 65536"),
+            ));
+        }
+        let max_connections = raw
+            .control
+            .max_connections
+            .unwrap_or(control_defaults.max_connections);
+        if !(1..=256).contains(&max_connections) {
+            return Err(bad(
+                "control.max_connections",
+                format!("is {max_connections}; use 1 to 256"),
+            ));
+        }
+        let idle_s = raw
+            .control
+            .idle_timeout_s
+            .unwrap_or(control_defaults.idle_timeout.as_secs());
+        if !(1..=3600).contains(&idle_s) {
+            return Err(bad(
+                "control.idle_timeout_s",
+                format!("is {idle_s}; use 1 to 3600 seconds"),
+            ));
+        }
+        let control_limits = crate::control::ControlLimits {
+            max_request_bytes,
+            max_connections,
+            idle_timeout: Duration::from_secs(idle_s),
         };
 
         let b = raw.buttons;
@@ -606,6 +681,7 @@ impl Board {
             learning,
             output,
             control_socket,
+            control_limits,
             buttons,
         })
     }

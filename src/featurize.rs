@@ -14,6 +14,7 @@ use crate::cache::{CacheError, FeatureCache, ImageKey};
 use crate::dataset::{DatasetError, ImageFolder};
 use crate::embedder::{EmbedError, Embedder};
 use crate::model::ModelDescriptor;
+use crate::preprocess::DecodeLimits;
 
 /// Why a folder could not be turned into features.
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +74,7 @@ pub fn featurize(
     let mut skipped = Vec::new();
     let mut missing = Vec::new();
     for (i, item) in folder.items.iter().enumerate() {
-        match std::fs::read(&item.path) {
+        match crate::preprocess::read_image_file(&item.path, &DecodeLimits::DEFAULT) {
             Ok(bytes) => {
                 let key: ImageKey = Sha256::digest(&bytes).into();
                 keys[i] = Some(key);
@@ -113,9 +114,12 @@ pub fn featurize(
                 scope.spawn(move || loop {
                     let slot = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&i) = missing.get(slot) else { break };
-                    let result = std::fs::read(&items[i].path)
-                        .map_err(|e| e.to_string())
-                        .and_then(|bytes| embedder.embed_bytes(&bytes).map_err(|e| e.to_string()));
+                    let result =
+                        crate::preprocess::read_image_file(&items[i].path, &DecodeLimits::DEFAULT)
+                            .map_err(|e| e.to_string())
+                            .and_then(|bytes| {
+                                embedder.embed_bytes(&bytes).map_err(|e| e.to_string())
+                            });
                     if sender.send((i, result)).is_err() {
                         break;
                     }

@@ -6,7 +6,8 @@
 //!
 //! Module map (one job each):
 //! - [`model`]: model descriptors (`models/*.toml`) and the backbone identity.
-//! - [`preprocess`]: image bytes → normalised NCHW tensor.
+//! - [`preprocess`]: image bytes → normalised NCHW tensor, within [`preprocess::DecodeLimits`];
+//!   [`jpeg_check`]: whether a JPEG's compressed data covers every block.
 //! - [`backbone`]: the only module that knows tract: ONNX file → runnable plan → feature vector.
 //! - [`embedder`]: preprocessing + backbone of one model, with per-stage times.
 //! - [`head`]: linear and MLP heads, SGD, calibration and "unknown" detection.
@@ -29,6 +30,7 @@ pub mod eval;
 pub mod featurize;
 pub mod head;
 pub mod heap;
+pub mod jpeg_check;
 pub mod learner;
 pub mod model;
 pub mod notify;

@@ -130,13 +130,13 @@ pub struct ModelDescriptor {
     pub onnx_path: PathBuf,
     /// Expected sha256 of the ONNX file.
     pub sha256: [u8; 32],
-    /// Name of the input (for messages; the model's first input is used).
+    /// Name of the graph input (checked against the model at load).
     pub input_name: String,
     /// Input shape, NCHW with N = 1.
     pub input_shape: [usize; 4],
     /// The preprocessing the weights were trained with.
     pub preprocessing: Preprocessing,
-    /// Name of the output (for messages; the model's first output is used).
+    /// Name of the graph output used as the features (checked against the model at load).
     pub output_name: String,
     /// Length of the feature vector.
     pub output_dim: u32,

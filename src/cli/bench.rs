@@ -95,7 +95,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .collect::<Result<Vec<_>, _>>()?;
 
     if args.json {
-        println!(
+        outln!(
             "{}",
             json!({"data": data_dir.display().to_string(), "frame": frame, "backbone_threads": threaded, "heads": heads, "around_backbone_ratio": around_ratio(&frame, &heads[0])})
         );
@@ -119,7 +119,7 @@ fn print_table(
 ) {
     let backbone = frame.backbone.median_ms;
     let row = |name: &str, t: &Timing| {
-        println!(
+        outln!(
             "{name:<44} {:>10.3} {:>10.3} {:>10.3} {:>9.1} %",
             t.median_ms,
             t.p10_ms,
@@ -127,14 +127,18 @@ fn print_table(
             100.0 * t.median_ms / backbone
         );
     };
-    println!(
+    outln!(
         "per image ({} runs; images from {})",
         frame.backbone.runs,
         data.display()
     );
-    println!(
+    outln!(
         "{:<44} {:>10} {:>10} {:>10} {:>11}",
-        "step", "median ms", "p10 ms", "p90 ms", "of backbone"
+        "step",
+        "median ms",
+        "p10 ms",
+        "p90 ms",
+        "of backbone"
     );
     row("decode (JPEG/PNG, EXIF)", &frame.decode);
     row("preprocess (resize, crop, normalise)", &frame.preprocess);
@@ -146,16 +150,19 @@ fn print_table(
     if let Some(t) = threaded {
         row("  same image, 1 thread (alternating)", &t.single);
         row(&format!("  same image, {} threads", t.threads), &t.threaded);
-        println!("  {} threads are {:.2}× as fast as 1", t.threads, t.speedup);
+        outln!("  {} threads are {:.2}× as fast as 1", t.threads, t.speedup);
     }
     for head in heads {
-        println!(
+        outln!(
             "head {} on {} × {} features, {} classes",
-            head.kind, head.samples, head.dim, head.classes
+            head.kind,
+            head.samples,
+            head.dim,
+            head.classes
         );
         row("  predict (one frame)", &head.predict);
         row("  learn (one online SGD step)", &head.learn);
-        println!(
+        outln!(
             "  {:<42} {:>10.3} {:>10.3} {:>10.3}   ({} epochs)",
             "retrain (full, from stored features)",
             head.retrain.median_ms,
@@ -164,7 +171,7 @@ fn print_table(
             head.retrain_epochs
         );
     }
-    println!(
+    outln!(
         "around the backbone (decode + preprocess + linear predict): {:.1} % of the backbone time; preprocess is {:.1}× faster than the image-crate baseline",
         100.0 * around_ratio(frame, &heads[0]),
         frame.preprocess_baseline_image_crate.median_ms / frame.preprocess.median_ms

@@ -1,5 +1,7 @@
 //! `fieldtune label|undo|status|class`: clients of a running service's control socket.
 
+use crate::learner::names::{escaped, shown};
+
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -83,18 +85,18 @@ pub fn label(args: LabelArgs) -> anyhow::Result<()> {
         class: args.class.clone(),
         frame: args.frame,
     })?;
-    println!(
-        "labelled frame {} ({}) as {:?}{} — {} frame(s) — it was predicted {}",
+    outln!(
+        "labelled frame {} ({}) as {}{} — {} frame(s) — it was predicted {}",
         data["seq"],
-        data["origin"].as_str().unwrap_or("?"),
-        args.class,
+        escaped(data["origin"].as_str().unwrap_or("?")),
+        shown(data["class"].as_str().unwrap_or(&args.class)),
         if data["created"].as_bool() == Some(true) {
             " (a new class)"
         } else {
             ""
         },
         data["frames"],
-        data["was_predicted"].as_str().unwrap_or("unknown")
+        escaped(data["was_predicted"].as_str().unwrap_or("unknown"))
     );
     Ok(())
 }
@@ -105,9 +107,9 @@ pub fn label(args: LabelArgs) -> anyhow::Result<()> {
 /// No service at the socket, or nothing to undo.
 pub fn undo(args: UndoArgs) -> anyhow::Result<()> {
     let data = args.socket.ask(&Request::Undo)?;
-    println!(
+    outln!(
         "undone: {} ({} stored frame(s) removed)",
-        data["undone"].as_str().unwrap_or("?"),
+        escaped(data["undone"].as_str().unwrap_or("?")),
         data["samples"]
     );
     Ok(())
@@ -145,14 +147,19 @@ pub fn class(command: ClassCommand) -> anyhow::Result<()> {
                 from: old.clone(),
                 to: new.clone(),
             })?;
-            println!("renamed class {old:?} to {new:?} (`fieldtune undo` takes it back)");
+            outln!(
+                "renamed class {} to {} (`fieldtune undo` takes it back)",
+                shown(&old),
+                shown(&new)
+            );
         }
         ClassCommand::Delete { name, socket } => {
             let data = socket.ask(&Request::Delete {
                 class: name.clone(),
             })?;
-            println!(
-                "deleted class {name:?} with {} stored samples (`fieldtune undo` brings it back)",
+            outln!(
+                "deleted class {} with {} stored samples (`fieldtune undo` brings it back)",
+                shown(&name),
                 data["samples"]
             );
         }
@@ -171,40 +178,43 @@ fn percent(x: Option<f64>) -> String {
 pub fn status(args: StatusArgs) -> anyhow::Result<()> {
     let data = args.socket.ask(&Request::Status)?;
     if args.json {
-        println!("{data}");
+        outln!("{data}");
         return Ok(());
     }
     let s: Status =
         serde_json::from_value(data).context("the service sent an unexpected status")?;
-    println!("board     {}", s.board);
-    println!("source    {}", s.source);
-    println!(
+    outln!("board     {}", escaped(&s.board));
+    outln!("source    {}", escaped(&s.source));
+    outln!(
         "uptime    {:.0} s, {} frames, {:.1} fps, {} faults",
-        s.uptime_s, s.frames, s.fps, s.faults
+        s.uptime_s,
+        s.frames,
+        s.fps,
+        s.faults
     );
-    println!(
+    outln!(
         "labels    {} ({} undone), {} retrains{}",
         s.labels,
         s.undos,
         s.retrains,
         if s.retraining { ", retraining now" } else { "" }
     );
-    println!(
+    outln!(
         "accuracy  {} on labelled frames, {} on replayed frames of known classes",
         percent(s.labelled_accuracy),
         percent(s.replay_accuracy)
     );
-    println!(
+    outln!(
         "latency   backbone {:.1} ms, decode {:.1} ms, preprocess {:.1} ms, head {:.2} ms, label {:.1} ms",
         s.latency.backbone_ms, s.latency.decode_ms, s.latency.preprocess_ms, s.latency.head_ms, s.latency.label_ms
     );
     if s.classes.is_empty() {
-        println!("classes   none yet: label a frame (fieldtune label CLASS)");
+        outln!("classes   none yet: label a frame (fieldtune label CLASS)");
     } else {
-        println!("classes");
+        outln!("classes");
     }
     for c in &s.classes {
-        println!(
+        outln!(
             "  {:<20} {} stored",
             c.name.escape_debug().to_string(),
             c.samples

@@ -74,10 +74,20 @@ pub fn folder_features(
         Some(classes) => ImageFolder::scan_with_classes(dir, classes)?,
         None => ImageFolder::scan(dir)?,
     };
+    for (path, why) in &folder.skipped {
+        eprintln!(
+            "skipped {}: {why}",
+            crate::learner::names::escaped(&path.display().to_string())
+        );
+    }
     let featurized = featurize(&folder, descriptor, cache, threads)
         .with_context(|| format!("computing features of {}", dir.display()))?;
     for skipped in &featurized.skipped {
-        eprintln!("skipped {}: {}", skipped.path.display(), skipped.reason);
+        eprintln!(
+            "skipped {}: {}",
+            crate::learner::names::escaped(&skipped.path.display().to_string()),
+            skipped.reason
+        );
     }
     Ok(featurized)
 }
@@ -87,6 +97,28 @@ pub fn folder_features(
 /// # Errors
 /// A missing, damaged or foreign head file, named.
 pub fn load_head_file(path: &Path, descriptor: &ModelDescriptor) -> anyhow::Result<Head> {
-    load_head(path, &descriptor.backbone_id())
-        .with_context(|| format!("loading head file {}", path.display()))
+    let head: Head = load_head(path, &descriptor.backbone_id())
+        .with_context(|| format!("loading head file {}", path.display()))?;
+    check_head_names(head.classes()).with_context(|| {
+        format!(
+            "head file {} has a class name that cannot be shown safely; retrain it from folders with plain names",
+            path.display()
+        )
+    })?;
+    Ok(head)
+}
+
+/// Holds a head file's class names to the rules of every class name (bounded, printable, unique
+/// after NFC), so nothing read from a file reaches the terminal unchecked.
+///
+/// # Errors
+/// The first bad name.
+pub fn check_head_names(classes: &[String]) -> Result<(), crate::learner::names::NameError> {
+    use crate::learner::names::{check_unique, NameRules};
+    let rules = NameRules::BROADEST;
+    for (i, name) in classes.iter().enumerate() {
+        let normal = rules.normalize(name)?;
+        check_unique(&normal, classes[..i].iter().map(String::as_str))?;
+    }
+    Ok(())
 }

@@ -36,7 +36,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.model.threads(),
     )?;
     let seconds = start.elapsed().as_secs_f64();
-    println!(
+    outln!(
         "{} images in {} classes: {} embedded, {} from the cache, {} skipped ({seconds:.1} s){}",
         featurized.labels.len() + featurized.skipped.len(),
         featurized.classes.len(),
@@ -51,7 +51,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(dir) = args.export {
         export(&dir, &featurized)
             .with_context(|| format!("exporting features to {}", dir.display()))?;
-        println!("exported to {}", dir.display());
+        outln!("exported to {}", dir.display());
     }
     Ok(())
 }

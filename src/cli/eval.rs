@@ -59,21 +59,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let head_metrics = metrics(head.classes(), &data.labels, &predicted);
     let baseline_metrics = metrics(head.classes(), &data.labels, &baseline);
     if args.json {
-        println!(
+        outln!(
             "{}",
             to_json(&head_metrics, &baseline_metrics, data.skipped.len())
         );
     } else {
-        println!(
+        outln!(
             "head ({:?}, {} classes) on {}",
             head.kind(),
             head.classes().len(),
             args.data.display()
         );
-        print!("{}", head_metrics.table());
-        println!("baseline: nearest class mean");
-        print!("{}", baseline_metrics.table());
-        println!(
+        outln!("{}", head_metrics.table().trim_end_matches('\n'));
+        outln!("baseline: nearest class mean");
+        outln!("{}", baseline_metrics.table().trim_end_matches('\n'));
+        outln!(
             "accuracy {:.2} % vs baseline {:.2} % ({:+.2} points); {} files skipped",
             100.0 * head_metrics.accuracy,
             100.0 * baseline_metrics.accuracy,

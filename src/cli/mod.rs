@@ -3,6 +3,28 @@
 
 use clap::{Parser, Subcommand};
 
+/// `println!` for the command line: when stdout is closed (`fieldtune predict … | head -1`), the
+/// command ends quietly with status 0, as a Unix tool does, instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// Writes one line to stdout; a closed pipe ends the process quietly (nothing is lost: the reader
+/// asked for no more), any other write error ends it with a message.
+pub fn write_stdout(args: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+        std::process::exit(74); // EX_IOERR
+    }
+}
+
 pub mod bench;
 pub mod client;
 pub mod common;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use super::common::{load_head_file, ModelArgs};
 use crate::embedder::Embedder;
+use crate::preprocess::DecodeLimits;
 
 /// Arguments of `fieldtune predict`.
 #[derive(Debug, clap::Args)]
@@ -36,7 +37,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut embedder = Embedder::load(&descriptor)?;
     let mut failed = 0usize;
     for path in &args.images {
-        let features = std::fs::read(path)
+        let features = crate::preprocess::read_image_file(path, &DecodeLimits::DEFAULT)
             .map_err(anyhow::Error::from)
             .and_then(|bytes| Ok(embedder.embed_bytes(&bytes)?));
         let features = match features {
@@ -65,13 +66,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 "unknown_score": prediction.unknown_score,
                 "top": top.iter().map(|(c, p)| serde_json::json!({"class": c, "probability": p})).collect::<Vec<_>>(),
             });
-            println!("{json}");
+            outln!("{json}");
         } else {
             let shown: Vec<String> = top
                 .iter()
                 .map(|(c, p)| format!("{c} {:.1} %", 100.0 * p))
                 .collect();
-            println!(
+            outln!(
                 "{}: {label}  ({}; unknown score {:.3})",
                 path.display(),
                 shown.join(", "),

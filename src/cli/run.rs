@@ -181,6 +181,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let control = match &board.control_socket {
         Some(path) => Some(ControlServer::bind(
             path,
+            board.control_limits,
             commands_tx.clone(),
             Command::control,
         )?),
@@ -253,7 +254,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "rss_kib_peak": rss_peak,
             "rss_kib_every_30_s": rss_series,
         });
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     }
     Ok(())
 }

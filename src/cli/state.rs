@@ -129,8 +129,8 @@ fn inspect(path: &Path) -> anyhow::Result<()> {
     let config = store::StoreConfig::default();
     let recovery = store::recovery::recover(fs.as_ref(), path, &backbone, &config)?;
     let data = &recovery.data;
-    println!("state directory   {}", path.display());
-    println!(
+    outln!("state directory   {}", path.display());
+    outln!(
         "in use            {}",
         match store::lock::StateLock::holder(path) {
             Some(h) => format!(
@@ -144,11 +144,11 @@ fn inspect(path: &Path) -> anyhow::Result<()> {
             None => "no (no fieldtune holds it now)".to_string(),
         }
     );
-    println!(
+    outln!(
         "backbone          {}",
         store::format::describe_backbone(&backbone)
     );
-    println!(
+    outln!(
         "format version    {} (this build writes {})",
         recovery
             .report
@@ -156,8 +156,8 @@ fn inspect(path: &Path) -> anyhow::Result<()> {
             .map_or("- (journal only)".into(), |v| v.to_string()),
         store::format::FORMAT_VERSION
     );
-    println!("last event        {}", data.seq);
-    println!(
+    outln!("last event        {}", data.seq);
+    outln!(
         "classes           {} ({} stored samples, {} KiB of features{})",
         data.classes.len(),
         data.samples.len(),
@@ -167,7 +167,7 @@ fn inspect(path: &Path) -> anyhow::Result<()> {
             .map_or(String::new(), |s| format!(", {:?}", s.feature.encoding()))
     );
     for (i, class) in data.classes.iter().enumerate() {
-        println!(
+        outln!(
             "  {i:>3} {:<24} {:>6} stored, {:>6} labelled{}",
             class.name.escape_debug().to_string(),
             data.class_count(i as u32),
@@ -175,8 +175,8 @@ fn inspect(path: &Path) -> anyhow::Result<()> {
             if class.deleted { " (deleted)" } else { "" }
         );
     }
-    println!("undo history      {} actions", data.undo.len());
-    println!(
+    outln!("undo history      {} actions", data.undo.len());
+    outln!(
         "head              {}",
         data.head.as_ref().map_or(
             "none in the snapshot (refitted on start)".into(),
@@ -191,20 +191,22 @@ fn inspect(path: &Path) -> anyhow::Result<()> {
             )
         )
     );
-    println!(
+    outln!(
         "journal           {} events after the snapshot, {} segments, {} bytes",
-        recovery.report.replayed, recovery.report.journal_segments, recovery.report.journal_bytes
+        recovery.report.replayed,
+        recovery.report.journal_segments,
+        recovery.report.journal_bytes
     );
     let mut names = fs.list(path).unwrap_or_default();
     names.sort();
-    println!("files");
+    outln!("files");
     for name in &names {
         let len = std::fs::metadata(path.join(name)).map_or(0, |m| m.len());
-        println!("  {name:<48} {len:>12} bytes");
+        outln!("  {name:<48} {len:>12} bytes");
     }
     let corrupt: Vec<&String> = names.iter().filter(|n| n.contains(".corrupt")).collect();
     let healthy = recovery.report.is_clean() && recovery.report.temporaries.is_empty();
-    println!(
+    outln!(
         "health            {}",
         if recovery.report.lost_events() {
             "LOST EVENTS: the service refuses to start on this state (see below); restore the \
@@ -222,13 +224,13 @@ fn inspect(path: &Path) -> anyhow::Result<()> {
         }
     );
     for line in &recovery.report.lost {
-        println!("  lost: {line}");
+        outln!("  lost: {line}");
     }
     for line in &recovery.report.dropped {
-        println!("  dropped: {line}");
+        outln!("  dropped: {line}");
     }
     for name in &recovery.report.temporaries {
-        println!("  leftover of an interrupted save: {name}");
+        outln!("  leftover of an interrupted save: {name}");
     }
     Ok(())
 }
@@ -237,21 +239,21 @@ fn inspect_file(path: &Path) -> anyhow::Result<()> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let header = store::format::Header::decode(&bytes, path)?;
     let container = store::format::read_container(&bytes, path, header.kind, &header.backbone)?;
-    println!("file              {}", path.display());
-    println!("kind              {}", header.kind.name());
-    println!("format version    {}", header.version);
-    println!(
+    outln!("file              {}", path.display());
+    outln!("kind              {}", header.kind.name());
+    outln!("format version    {}", header.version);
+    outln!(
         "backbone          {}",
         store::format::describe_backbone(&header.backbone)
     );
-    println!(
+    outln!(
         "records           {} ({} bytes)",
         container.records.len(),
         bytes.len()
     );
     match &container.damage {
-        None => println!("health            ok"),
-        Some(damage) => println!("health            damaged: {damage}"),
+        None => outln!("health            ok"),
+        Some(damage) => outln!("health            damaged: {damage}"),
     }
     Ok(())
 }
@@ -270,7 +272,7 @@ fn export(dir: &Path, out: &Path) -> anyhow::Result<()> {
     }
     let bytes = store::snapshot::encode(&data, store::format::FileKind::Export, &backbone, out)?;
     store::fs::write_atomic(fs.as_ref(), out, &bytes)?;
-    println!(
+    outln!(
         "exported {} classes, {} samples (up to event {}) to {} ({} bytes)",
         data.classes.len(),
         data.samples.len(),
@@ -301,7 +303,13 @@ fn import(file: &Path, into: &Path) -> anyhow::Result<()> {
     }
     fs.create_dir_all(into)
         .with_context(|| format!("cannot create {}", into.display()))?;
-    let data = decoded.data;
+    let mut data = decoded.data;
+    check_imported_names(&mut data).with_context(|| {
+        format!(
+            "{} cannot be imported; rename the class on the exporting device (`fieldtune class rename`) and export again",
+            file.display()
+        )
+    })?;
     let path = into.join(store::snapshot::snapshot_name(data.seq));
     let snapshot = store::snapshot::encode(
         &data,
@@ -310,7 +318,7 @@ fn import(file: &Path, into: &Path) -> anyhow::Result<()> {
         &path,
     )?;
     store::fs::write_atomic(fs.as_ref(), &path, &snapshot)?;
-    println!(
+    outln!(
         "imported {} classes, {} samples into {}",
         data.classes.len(),
         data.samples.len(),
@@ -471,18 +479,18 @@ fn bench(json: bool, dir: Option<&Path>, samples: u64, labels: u64) -> anyhow::R
             "recovery_ms_median": ms(open.median),
             "recovery_ms_max": ms(open.p99),
         });
-        println!("{value}");
+        outln!("{value}");
     } else {
-        println!("labels written                 {labels} (random {dim}-d features, 8 classes, default config, {:?} storage)", config.store.feature_encoding);
-        println!("journal bytes per label        {journal_per_event:.0}");
-        println!("all bytes per label            {total_per_event:.0} (journal + amortised snapshots; goal ≤ 8192)");
-        println!(
+        outln!("labels written                 {labels} (random {dim}-d features, 8 classes, default config, {:?} storage)", config.store.feature_encoding);
+        outln!("journal bytes per label        {journal_per_event:.0}");
+        outln!("all bytes per label            {total_per_event:.0} (journal + amortised snapshots; goal ≤ 8192)");
+        outln!(
             "snapshots written              {} (mean {per_snapshot:.0} bytes, median {:.1} ms)",
             stats.snapshots,
             ms(snap.median)
         );
-        println!("durable label commit           median {:.2} ms, p99 {:.2} ms, mean {:.2} ms (journal append + fsync + head SGD step)", ms(commit.median), ms(commit.p99), ms(commit.mean));
-        println!("recovery of {recovered} samples      median {:.1} ms, max {:.1} ms (snapshot {} bytes + 100 journal events; goal < 1000 ms)", ms(open.median), ms(open.p99), snapshot_file_bytes);
+        outln!("durable label commit           median {:.2} ms, p99 {:.2} ms, mean {:.2} ms (journal append + fsync + head SGD step)", ms(commit.median), ms(commit.p99), ms(commit.mean));
+        outln!("recovery of {recovered} samples      median {:.1} ms, max {:.1} ms (snapshot {} bytes + 100 journal events; goal < 1000 ms)", ms(open.median), ms(open.p99), snapshot_file_bytes);
     }
     Ok(())
 }
@@ -555,4 +563,30 @@ fn tempfile_dir(dir: Option<&Path>) -> anyhow::Result<PathBuf> {
     };
     std::fs::create_dir_all(&path).with_context(|| format!("cannot create {}", path.display()))?;
     Ok(path)
+}
+
+/// Holds an imported state's live class names to the rules of every class name (NFC-normalised in
+/// place, bounded, printable, unique) and its classes to the most a board may allow.
+fn check_imported_names(data: &mut store::data::StateData) -> anyhow::Result<()> {
+    use crate::learner::names::{check_unique, NameRules};
+    let rules = NameRules::BROADEST;
+    let live: Vec<u32> = data.live_classes().map(|(i, _)| i).collect();
+    if live.len() > rules.max_classes {
+        bail!(
+            "it holds {} classes, more than any board allows ({})",
+            live.len(),
+            rules.max_classes
+        );
+    }
+    // Every class, deleted ones too: an undo can bring one back.
+    for entry in &mut data.classes {
+        entry.name = rules.normalize(&entry.name)?;
+    }
+    let mut names: Vec<&str> = Vec::with_capacity(live.len());
+    for i in live {
+        let name = data.classes[i as usize].name.as_str();
+        check_unique(name, names.iter().copied())?;
+        names.push(name);
+    }
+    Ok(())
 }

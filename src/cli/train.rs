@@ -115,6 +115,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
     };
     let hyper = args.hyper.check(kind)?;
+    // Checked before any image is embedded: a head needs two classes to tell apart.
+    let scanned = crate::dataset::ImageFolder::scan(&args.data)?;
+    if scanned.classes.len() < 2 {
+        anyhow::bail!(
+            "{} holds one class folder ({}); a head learns to tell classes apart, so it needs at least two: add a folder of images of another class (e.g. what the camera sees when the thing is absent)",
+            args.data.display(),
+            crate::learner::names::shown(&scanned.classes[0])
+        );
+    }
     let descriptor = args.model.descriptor()?;
     let mut cache = args.model.open_cache(&descriptor)?;
     let threads = args.model.threads();
@@ -133,7 +142,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // Canonical row order: the same images give the same head here and on a device.
     let train = to_dataset(train_features)?.canonical();
     let val = val.map(|v| v.canonical());
-    println!(
+    outln!(
         "training a {kind:?} head on {} images ({}), {}",
         train.len(),
         classes.join(", "),
@@ -144,7 +153,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     let start = Instant::now();
     let mut print_epoch = |e: &EpochReport| {
-        println!(
+        outln!(
             "epoch {:>3}  lr {:.4}  train loss {:.4}  val loss {}  val acc {}",
             e.epoch,
             e.learning_rate,
@@ -160,12 +169,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     save_head(&args.out, &head, &descriptor.backbone_id())
         .with_context(|| format!("saving the head to {}", args.out.display()))?;
     if let Some(n) = report.refit_samples {
-        println!(
+        outln!(
             "refitted on all {n} training and validation samples for {} epochs",
             report.best_epoch
         );
     }
-    println!(
+    outln!(
         "best epoch {} of {} ({seconds:.2} s); validation accuracy {}, loss {}; unknown threshold {:.4} (temperature {:.3}); saved {}",
         report.best_epoch,
         report.epochs_run,

@@ -13,21 +13,16 @@ pub enum LearnerError {
     #[error(transparent)]
     Lock(#[from] LockError),
     /// No live class has that name.
-    #[error("there is no class named {name:?}; the classes are: {known}")]
+    #[error("there is no class named {name}; the classes are: {known}")]
     UnknownClass {
         /// The name asked for.
         name: String,
         /// The live classes, comma-separated.
         known: String,
     },
-    /// A class name that cannot be shown safely or is too long.
-    #[error("class name {name:?} {why}; use 1 to {max} printable characters", max = super::MAX_CLASS_NAME_CHARS)]
-    BadClassName {
-        /// The name given.
-        name: String,
-        /// What is wrong with it.
-        why: &'static str,
-    },
+    /// A class name that cannot be shown safely, is too long or taken, or one class too many.
+    #[error(transparent)]
+    Name(#[from] super::names::NameError),
     /// Nothing left to undo.
     #[error("nothing to undo")]
     NothingToUndo,

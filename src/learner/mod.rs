@@ -49,6 +49,7 @@ use crate::store::{FrameHash, IfLost, RecoveryReport, Store, StoreConfig};
 
 pub mod error;
 pub mod fit;
+pub mod names;
 mod online;
 pub mod retrain;
 mod schedule;
@@ -61,8 +62,7 @@ use schedule::trained_classes;
 /// `RestartPreventExitStatus=`): restarting would not help, a person must decide.
 pub const EXIT_STATE_UNRECOVERABLE: u8 = 65;
 
-/// Longest class name, in characters.
-pub const MAX_CLASS_NAME_CHARS: usize = 64;
+pub use names::NameRules;
 
 /// Other classes rehearsed by each online step (one stored sample each).
 pub const REHEARSAL_CLASSES: usize = 8;
@@ -82,6 +82,8 @@ pub struct LearnerConfig {
     pub settle_after: Duration,
     /// What to do when saved events cannot be recovered.
     pub if_lost: IfLost,
+    /// What a class name may be and how many classes there may be.
+    pub names: NameRules,
 }
 
 impl Default for LearnerConfig {
@@ -93,6 +95,7 @@ impl Default for LearnerConfig {
             retrain_every: Some(4),
             settle_after: Duration::from_secs(1),
             if_lost: IfLost::Refuse,
+            names: NameRules::DEFAULT,
         }
     }
 }
@@ -181,6 +184,7 @@ pub struct Learner {
     /// A basis whose fit failed: not retried until the samples change.
     failed_basis: Option<u64>,
     retrains: u64,
+    names: NameRules,
     _lock: Option<StateLock>,
 }
 
@@ -244,6 +248,7 @@ impl Learner {
             last_change: Instant::now(),
             failed_basis: None,
             retrains: 0,
+            names: config.names,
             _lock: lock,
         };
         if !learner.adopt_saved_head() {
@@ -418,15 +423,27 @@ impl Learner {
             }
         }
         let data = self.store.data();
-        let existing = data.live_class(class);
-        let (target, index) = match existing {
-            Some(i) => (ClassTarget::Existing(i), i),
+        let existing = self.find_live(class);
+        let (target, index, class) = match existing {
+            Some(i) => (
+                ClassTarget::Existing(i),
+                i,
+                data.classes[i as usize].name.clone(),
+            ),
             None => {
-                check_class_name(class)?;
+                let name = self.names.normalize(class)?;
+                if data.live_classes().count() >= self.names.max_classes {
+                    return Err(names::NameError::TooManyClasses {
+                        shown: names::shown(&name),
+                        max: self.names.max_classes,
+                    }
+                    .into());
+                }
                 let index = u32::try_from(data.classes.len()).unwrap_or(u32::MAX);
-                (ClassTarget::New(class.to_string()), index)
+                (ClassTarget::New(name.clone()), index, name)
             }
         };
+        let class = class.as_str();
         let encoding = self.store.config().feature_encoding;
         let first_id = data.next_sample_id;
         let time_ms = now_ms();
@@ -491,11 +508,15 @@ impl Learner {
     /// No such class, a bad or taken name, or the storage failure (nothing changed).
     pub fn rename_class(&mut self, from: &str, to: &str) -> Result<(), LearnerError> {
         let class = self.live_class(from)?;
-        check_class_name(to)?;
-        self.store.commit(LabelEvent::Rename {
-            class,
-            name: to.to_string(),
-        })?;
+        let to = self.names.normalize(to)?;
+        let data = self.store.data();
+        names::check_unique(
+            &to,
+            data.live_classes()
+                .filter(|(i, _)| *i != class)
+                .map(|(_, c)| c.name.as_str()),
+        )?;
+        self.store.commit(LabelEvent::Rename { class, name: to })?;
         self.sync_head_name(class);
         Ok(())
     }
@@ -586,14 +607,24 @@ impl Learner {
         Ok(())
     }
 
+    /// The live class called `name`, exactly or after NFC.
+    fn find_live(&self, name: &str) -> Option<u32> {
+        let data = self.store.data();
+        data.live_class(name).or_else(|| {
+            data.live_classes()
+                .find(|(_, c)| names::same_name(&c.name, name))
+                .map(|(i, _)| i)
+        })
+    }
+
     fn live_class(&self, name: &str) -> Result<u32, LearnerError> {
         let data = self.store.data();
-        data.live_class(name)
+        self.find_live(name)
             .ok_or_else(|| LearnerError::UnknownClass {
-                name: name.to_string(),
+                name: names::shown(name),
                 known: data
                     .live_classes()
-                    .map(|(_, c)| format!("{:?}", c.name))
+                    .map(|(_, c)| names::shown(&c.name))
                     .collect::<Vec<_>>()
                     .join(", "),
             })
@@ -604,7 +635,7 @@ impl Learner {
         let name = |class: &u32| {
             data.classes
                 .get(*class as usize)
-                .map_or_else(|| format!("#{class}"), |c| format!("{:?}", c.name))
+                .map_or_else(|| format!("#{class}"), |c| names::shown(&c.name))
         };
         match action {
             Action::Label {
@@ -629,43 +660,13 @@ impl Learner {
                 format!("the label of {frames} as {class}{created}")
             }
             Action::NewClass { class } => format!("the new class {}", name(class)),
-            Action::Rename { class, from } => format!("the rename of {from:?} to {}", name(class)),
+            Action::Rename { class, from } => {
+                format!("the rename of {} to {}", names::shown(from), name(class))
+            }
             Action::Delete { class } => format!("the deletion of {}", name(class)),
             Action::Move { sample, from } => {
                 format!("the move of sample {sample} out of {}", name(from))
             }
         }
     }
-}
-
-/// Checks a new class name: 1 to [`MAX_CLASS_NAME_CHARS`] characters, none of them control,
-/// format (bidi overrides, zero-width) or surrounding white space: a name is shown on terminals
-/// and pages and must read as what it is.
-///
-/// # Errors
-/// [`LearnerError::BadClassName`] saying what is wrong.
-pub fn check_class_name(name: &str) -> Result<(), LearnerError> {
-    let bad = |why| {
-        Err(LearnerError::BadClassName {
-            name: name.chars().take(MAX_CLASS_NAME_CHARS).collect(),
-            why,
-        })
-    };
-    if name.trim().is_empty() {
-        return bad("is empty");
-    }
-    if name.chars().count() > MAX_CLASS_NAME_CHARS {
-        return bad("is too long");
-    }
-    if name.trim() != name {
-        return bad("starts or ends with white space");
-    }
-    let invisible = |c: char| {
-        c.is_control()
-            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}' | '\u{00AD}')
-    };
-    if name.chars().any(invisible) {
-        return bad("holds control or invisible characters");
-    }
-    Ok(())
 }

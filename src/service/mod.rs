@@ -456,7 +456,8 @@ impl Service {
     }
 
     fn label(&mut self, class: &str, frame: Option<u64>) -> Reply {
-        let class = class.trim();
+        // Not trimmed: a name is taken as given and held to the name rules, the same for every
+        // way of naming a class (a name with surrounding space is refused, saying so).
         if class.is_empty() {
             return Reply::error("the class name is empty");
         }
@@ -487,6 +488,8 @@ impl Service {
         let target = self.recent[target].clone();
         match result {
             Ok(done) => {
+                // The learner's name: the request's, normalised (NFC), or the existing class's.
+                let class = done.class.as_str();
                 self.stats.label_done(started.elapsed());
                 self.stats.labels += 1;
                 self.stats
@@ -499,9 +502,10 @@ impl Service {
                     buttons.led(LedCommand::Acknowledge(i));
                 }
                 tracing::info!(
-                    "labelled frame {} ({}) as {class:?}{}",
+                    "labelled frame {} ({}) as {}{}",
                     target.seq,
                     target.origin,
+                    crate::learner::names::shown(class),
                     if done.created { " (new class)" } else { "" }
                 );
                 Reply::ok(serde_json::json!({
@@ -515,7 +519,11 @@ impl Service {
                 }))
             }
             Err(e) => {
-                tracing::warn!("label of frame {} as {class:?} not saved: {e}", target.seq);
+                tracing::warn!(
+                    "label of frame {} as {} not saved: {e}",
+                    target.seq,
+                    crate::learner::names::shown(class)
+                );
                 Reply::error(format!("label not saved, nothing changed: {e}"))
             }
         }
@@ -540,7 +548,11 @@ impl Service {
         match self.learner.rename_class(from, to) {
             Ok(()) => {
                 self.dirty = true;
-                tracing::info!("renamed class {from:?} to {to:?}");
+                tracing::info!(
+                    "renamed class {} to {}",
+                    crate::learner::names::shown(from),
+                    crate::learner::names::shown(to)
+                );
                 Reply::ok(serde_json::json!({ "from": from, "to": to }))
             }
             Err(e) => Reply::error(format!("rename not done: {e}")),
@@ -610,6 +622,7 @@ pub fn learner_config(board: &Board) -> LearnerConfig {
         kind,
         hyper,
         retrain_every: board.learning.retrain_every,
+        names: board.store.names,
         ..LearnerConfig::default()
     }
 }

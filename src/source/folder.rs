@@ -74,17 +74,32 @@ impl FolderSource {
     /// [`SourceError::ListFolder`] when it cannot be listed, [`SourceError::EmptyFolder`] when it
     /// holds no image.
     pub fn open(root: &Path, order: Order, repeat: bool) -> Result<Self, SourceError> {
+        use crate::dataset::{entry_kind, Entry};
         let mut images = Vec::new();
+        let skip = |path: &Path, why: &str| {
+            tracing::warn!(
+                "skipped {}: {why}",
+                crate::learner::names::escaped(&path.display().to_string())
+            );
+        };
         for path in list_dir(root)? {
-            if path.is_dir() {
-                let class = path.file_name().map(|n| n.to_string_lossy().into_owned());
-                for inner in list_dir(&path)? {
-                    if inner.is_file() && is_image(&inner) {
-                        images.push((inner, class.clone()));
+            match entry_kind(&path) {
+                Entry::Dir => {
+                    let class = path.file_name().map(|n| n.to_string_lossy().into_owned());
+                    for inner in list_dir(&path)? {
+                        match entry_kind(&inner) {
+                            Entry::File if is_image(&inner) => {
+                                images.push((inner, class.clone()));
+                            }
+                            Entry::File => skip(&inner, "not a .jpg, .jpeg or .png file"),
+                            Entry::Dir => skip(&inner, "a folder inside a class folder"),
+                            Entry::Skip(why) => skip(&inner, &why),
+                        }
                     }
                 }
-            } else if is_image(&path) {
-                images.push((path, None));
+                Entry::File if is_image(&path) => images.push((path, None)),
+                Entry::File => skip(&path, "not a .jpg, .jpeg or .png file"),
+                Entry::Skip(why) => skip(&path, &why),
             }
         }
         if images.is_empty() {
@@ -138,9 +153,12 @@ impl FrameSource for FolderSource {
         }
         let (path, truth) = &self.images[self.pass[self.position]];
         self.position += 1;
-        let bytes = std::fs::read(path).map_err(|source| SourceError::ReadImage {
-            path: path.clone(),
-            source,
+        let limits = crate::preprocess::DecodeLimits::DEFAULT;
+        let bytes = crate::preprocess::read_image_file(path, &limits).map_err(|source| {
+            SourceError::ReadImage {
+                path: path.clone(),
+                source,
+            }
         })?;
         Ok(Frame {
             data: FrameData::Encoded(bytes),

@@ -9,8 +9,9 @@ use std::io::{BufRead, BufReader, Read};
 
 use super::{Frame, FrameData, FrameSource, SourceError};
 
-/// Frames larger than this are refused (a broken stream would otherwise grow without bound).
-const MAX_FRAME_BYTES: usize = 32 << 20;
+/// Frames larger than this are refused (a broken stream would otherwise grow without bound); the
+/// bound holds inside entropy-coded data too. A 4K MJPEG frame is 2–4 MB.
+pub const MAX_FRAME_BYTES: usize = 8 << 20;
 
 /// JPEG frames from a reader.
 pub struct MjpegStream<R: Read + Send> {
@@ -70,7 +71,7 @@ impl<R: Read + Send> MjpegStream<R> {
         let mut out = vec![0xFF, 0xD8];
         loop {
             if out.len() > MAX_FRAME_BYTES {
-                return Err(self.bad("a frame is larger than 32 MiB; is this an MJPEG stream?"));
+                return Err(self.too_large());
             }
             // At a marker: FF, optional fill FFs, then the code.
             let mut b = self.need()?;
@@ -91,6 +92,9 @@ impl<R: Read + Send> MjpegStream<R> {
                 // Start of scan: entropy-coded data up to the next marker that is not a stuffed
                 // byte (FF 00) or a restart marker (FF D0..D7).
                 loop {
+                    if out.len() > MAX_FRAME_BYTES {
+                        return Err(self.too_large());
+                    }
                     let c = self.need()?;
                     if c != 0xFF {
                         out.push(c);
@@ -136,6 +140,13 @@ impl<R: Read + Send> MjpegStream<R> {
                 what: self.name.clone(),
                 problem: format!("truncated segment: {e}"),
             })
+    }
+
+    fn too_large(&self) -> SourceError {
+        self.bad(&format!(
+            "a frame is larger than {} MiB (the limit); skipped to the next frame. Is this an MJPEG stream at a sane resolution?",
+            MAX_FRAME_BYTES >> 20
+        ))
     }
 
     fn bad(&self, problem: &str) -> SourceError {

@@ -73,7 +73,7 @@ pub enum SourceError {
     ReadImage {
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: crate::preprocess::PreprocessError,
     },
     /// The stream ended (stdin closed, or a folder played once without `loop`).
     #[error("the frame stream ended ({what})")]
