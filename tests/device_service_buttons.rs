@@ -92,8 +92,10 @@ fn buttons_teach_the_running_service_and_undo() {
     board.control_socket = None;
     board.buttons.backend = ButtonBackend::None; // the fake panel is attached below
     board.buttons.debounce = Duration::from_millis(20);
-    board.buttons.long_press = Duration::from_millis(300);
-    board.buttons.double_press = Duration::from_millis(600);
+    // Generous gesture times: a loaded machine can stretch a 100 ms sleep several times over, and
+    // a short press must never read as a long one.
+    board.buttons.long_press = Duration::from_millis(1500);
+    board.buttons.double_press = Duration::from_millis(1000);
     board.learning.retrain_every = None;
 
     let (panel, person_panel) = fake::panel(CLASS_BUTTONS + 1, CLASS_BUTTONS);
@@ -135,9 +137,9 @@ fn buttons_teach_the_running_service_and_undo() {
         let c = &to_service;
         wait_for(c, "the first frame", |s| s.frames >= 1);
         // Long press on the mode button: a new class, labelled with the current frame.
-        hold(&person_panel, MODE, 700);
+        hold(&person_panel, MODE, 1900);
         wait_for(c, "the first class", |s| s.classes.len() == 1);
-        hold(&person_panel, MODE, 700);
+        hold(&person_panel, MODE, 1900);
         let two = wait_for(c, "the second class", |s| s.classes.len() == 2);
         // A short press on class button 1 labels the current frame as the second class.
         hold(&person_panel, 1, 120);
