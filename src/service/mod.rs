@@ -348,7 +348,8 @@ impl Service {
 
         self.seq += 1;
         if let Some(truth) = &frame.truth {
-            if self.learner.classes().iter().any(|c| c.name == *truth) {
+            // Per frame: a name lookup, not the class list with its sample counts.
+            if self.learner.data().live_class(truth).is_some() {
                 self.stats.truth.push(predicted.as_deref() == Some(truth));
             }
         }
