@@ -16,6 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::batch::{Workspace, GRAD_BLOCK_COLUMNS};
+use super::kernels;
 use super::loss::{cross_entropy_grad_rows, softmax_in_place};
 
 /// One dense layer: `y = W x + b`, `W` is `out × in`.
@@ -46,13 +47,12 @@ impl Layer {
     }
 
     fn forward(&self, x: ArrayView2<f32>, out: &mut ArrayViewMut2<f32>) {
-        out.assign(&self.b.view().insert_axis(Axis(0)));
-        general_mat_mul(1.0, &x, &self.w.t(), 1.0, out);
+        kernels::forward(x, self.w.view(), self.b.view(), out);
     }
 
     /// `∂loss/∂W = weight_decay · W + Δᵀ · X` and `∂loss/∂b = Σ_rows Δ` into `grad`, with `Δ`
     /// (`B × out`) the batch's delta at this layer's output and `X` (`B × in`) its input. The
-    /// product runs over column blocks of `X` (see [`GRAD_BLOCK_COLUMNS`]).
+    /// product is [`kernels::weight_grad`] (column blocks of [`GRAD_BLOCK_COLUMNS`] for wide layers).
     fn gradient_into(
         &self,
         delta: ArrayView2<f32>,
@@ -60,18 +60,14 @@ impl Layer {
         weight_decay: f32,
         grad: &mut Layer,
     ) {
-        grad.w.assign(&self.w);
-        let cols = input.ncols();
-        for start in (0..cols).step_by(GRAD_BLOCK_COLUMNS) {
-            let block = s![.., start..(start + GRAD_BLOCK_COLUMNS).min(cols)];
-            general_mat_mul(
-                1.0,
-                &delta.t(),
-                &input.slice(block),
-                weight_decay,
-                &mut grad.w.slice_mut(block),
-            );
-        }
+        kernels::weight_grad(
+            delta,
+            input,
+            self.w.view(),
+            weight_decay,
+            &mut grad.w,
+            GRAD_BLOCK_COLUMNS,
+        );
         grad.b.fill(0.0);
         for row in delta.rows() {
             grad.b += &row;
@@ -168,6 +164,27 @@ impl Params {
             a = next;
         }
         a
+    }
+
+    /// The mean of [`Params::penultimate`] over the rows of `x` (`None` without rows), computed
+    /// a block of rows at a time instead of on a copy of `x`.
+    pub fn penultimate_mean(&self, x: ArrayView2<f32>) -> Option<Array1<f32>> {
+        if x.nrows() == 0 {
+            return None;
+        }
+        let hidden = self.layers.len() - 1;
+        if hidden == 0 {
+            return x.mean_axis(Axis(0));
+        }
+        let mut sum = Array1::<f32>::zeros(self.layers[hidden - 1].w.nrows());
+        let mut ws = Workspace::new();
+        for block in x.axis_chunks_iter(Axis(0), 256) {
+            self.forward_in(block, &mut ws);
+            for row in ws.output(hidden - 1, block.nrows()).rows() {
+                sum += &row;
+            }
+        }
+        Some(sum / x.nrows() as f32)
     }
 
     /// Logits of a batch, `B × classes`.

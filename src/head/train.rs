@@ -306,15 +306,12 @@ fn train_head(
         }
         None => (standardizer, params, prototypes, z, None),
     };
-    let center = params
-        .penultimate(z.view())
-        .mean_axis(Axis(0))
-        .unwrap_or_else(|| {
-            ndarray::Array1::zeros(match kind {
-                HeadKind::Linear => dim,
-                HeadKind::Mlp { hidden } => hidden,
-            })
-        });
+    let center = params.penultimate_mean(z.view()).unwrap_or_else(|| {
+        ndarray::Array1::zeros(match kind {
+            HeadKind::Linear => dim,
+            HeadKind::Mlp { hidden } => hidden,
+        })
+    });
     let head = Head {
         dim,
         kind,
