@@ -162,7 +162,10 @@ fn a_replay_of_repeated_images_runs_the_backbone_once_per_image() {
     assert_eq!(runs, frames.div_ceil(3), "{status}");
     assert_eq!(skipped, frames - runs, "{status}");
     let fraction = status["skipped_fraction"].as_f64().expect("fraction");
-    assert!((fraction - skipped as f64 / frames as f64).abs() < 1e-9, "{status}");
+    assert!(
+        (fraction - skipped as f64 / frames as f64).abs() < 1e-9,
+        "{status}"
+    );
     assert!(status["backbone_runs_per_minute"].as_f64().expect("rate") > 0.0);
     device.terminate();
 }
