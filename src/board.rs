@@ -91,6 +91,17 @@ pub struct RawSource {
     pub height: Option<u32>,
     /// Camera pixel format: `mjpeg` (default) or `yuyv`.
     pub format: Option<String>,
+    /// Folder replay: show each image for this many consecutive frames, as a camera looking at
+    /// one leaf would (default 1).
+    pub repeat_each: Option<u32>,
+    /// Run the backbone only when the frame changed: a frame whose small grey thumbnail differs
+    /// from the last embedded frame's by no more than `skip_threshold` reuses its features
+    /// (default false).
+    pub skip_unchanged: Option<bool>,
+    /// Mean absolute difference, in grey levels (0-255), of the 32 × 32 thumbnails up to which a
+    /// frame counts as unchanged (default 3.0; no single thumbnail cell may differ by more than
+    /// 8 times it either).
+    pub skip_threshold: Option<f32>,
 }
 
 /// `[model]`: the backbone.
@@ -242,7 +253,15 @@ pub struct SourceConfig {
     pub kind: SourceKind,
     /// `None` = as fast as possible.
     pub frame_interval: Option<Duration>,
+    /// Folder replay: frames each image is shown for (1 = every frame a new image).
+    pub repeat_each: u32,
+    /// Skip the backbone on unchanged frames: `Some(threshold)` in grey levels, `None` = off.
+    pub skip_unchanged: Option<f32>,
 }
+
+/// Default of `source.skip_threshold`: the mean absolute difference, in grey levels, of two 32 × 32
+/// grey thumbnails up to which a frame counts as unchanged.
+pub const DEFAULT_SKIP_THRESHOLD: f32 = 3.0;
 
 /// `[model]`, validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -445,6 +464,29 @@ impl Board {
             ));
         }
         let frame_interval = (fps > 0.0).then(|| Duration::from_secs_f64(1.0 / fps));
+        let repeat_each = s.repeat_each.unwrap_or(1);
+        if !(1..=10_000).contains(&repeat_each) {
+            return Err(bad(
+                "source.repeat_each",
+                format!("is {repeat_each}; use 1 (every frame a new image) to 10000"),
+            ));
+        }
+        if repeat_each > 1 && !matches!(kind, SourceKind::Folder { .. }) {
+            return Err(bad(
+                "source.repeat_each",
+                "only applies to kind = \"folder\" (a camera repeats what it sees by itself); remove it".into(),
+            ));
+        }
+        let skip_threshold = s.skip_threshold.unwrap_or(DEFAULT_SKIP_THRESHOLD);
+        if !skip_threshold.is_finite() || !(0.0..=255.0).contains(&skip_threshold) {
+            return Err(bad(
+                "source.skip_threshold",
+                format!(
+                    "is {skip_threshold}; use a difference in grey levels from 0 to 255 (e.g. {DEFAULT_SKIP_THRESHOLD})"
+                ),
+            ));
+        }
+        let skip_unchanged = s.skip_unchanged.unwrap_or(false).then_some(skip_threshold);
 
         let threads = match raw.model.threads {
             Some(0) => return Err(bad("model.threads", "is 0; use 1 or more".into())),
@@ -674,6 +716,8 @@ impl Board {
             source: SourceConfig {
                 kind,
                 frame_interval,
+                repeat_each,
+                skip_unchanged,
             },
             model,
             head: HeadConfig { kind: head_kind },

@@ -184,3 +184,64 @@ fn a_camera_that_fails_and_comes_back_keeps_the_service_serving() {
     assert_eq!(status.faults, 4, "each failed attempt was counted");
     assert_eq!(status.labels, 4, "labels kept working around the outage");
 }
+
+#[test]
+fn device_boards_skip_unchanged_frames_and_the_desktop_does_not() {
+    for entry in std::fs::read_dir(root().join("boards")).expect("boards/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let board = Board::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            let desktop = board.name == "desktop";
+            assert_eq!(
+                board.source.skip_unchanged.is_some(),
+                !desktop,
+                "{}",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn skip_and_repeat_keys_are_validated_naming_the_key() {
+    let parse = |text: &str| Board::parse(text, Path::new("test.toml"));
+    let board = parse("[source]\nskip_unchanged = true\nrepeat_each = 5\n").expect("valid");
+    assert_eq!(board.source.skip_unchanged, Some(3.0));
+    assert_eq!(board.source.repeat_each, 5);
+    let board = parse("[source]\nskip_threshold = 7.5\n").expect("valid");
+    assert_eq!(
+        board.source.skip_unchanged, None,
+        "a threshold alone does not turn it on"
+    );
+    for (text, key) in [
+        ("[source]\nskip_threshold = -1.0\n", "source.skip_threshold"),
+        (
+            "[source]\nskip_threshold = 300.0\n",
+            "source.skip_threshold",
+        ),
+        ("[source]\nrepeat_each = 0\n", "source.repeat_each"),
+        (
+            "[source]\nkind = \"stdin\"\nrepeat_each = 3\n",
+            "source.repeat_each",
+        ),
+    ] {
+        let e = parse(text).expect_err(text).to_string();
+        assert!(e.contains(key), "{text}: {e}");
+    }
+}
+
+#[test]
+fn folder_replay_shows_each_image_for_several_frames() {
+    let mut source = FolderSource::open(&corn(), Order::Sorted, true)
+        .expect("open")
+        .repeat_each(3);
+    let origins: Vec<String> = (0..9)
+        .map(|_| source.next_frame().expect("frame").origin)
+        .collect();
+    for group in origins.chunks(3) {
+        assert!(group.iter().all(|o| *o == group[0]), "{origins:?}");
+    }
+    assert_ne!(origins[0], origins[3]);
+    assert_ne!(origins[3], origins[6]);
+    assert!(source.describe().contains("each shown for 3 frames"));
+}

@@ -146,3 +146,112 @@ proptest! {
         }
     }
 }
+
+/// Problems with layers on both sides of the narrow-kernel bound (`kernels::MAX_NARROW_OUTPUTS`
+/// outputs), batches longer than the grad kernel's 64-row blocks and rows longer than 8 lanes.
+fn wide_problem(mlp: bool) -> impl Strategy<Value = Problem> {
+    (9usize..40, 2usize..22, 1usize..80, 10usize..40).prop_flat_map(move |(d, k, b, h)| {
+        (
+            prop::collection::vec(-2.0f32..2.0, b * d),
+            prop::collection::vec(0..k, b),
+            prop::collection::vec(0.2f32..3.0, k),
+            0.0f32..0.5,
+            prop::collection::vec(-1.0f32..1.0, 97),
+        )
+            .prop_map(move |(x, labels, class_weights, weight_decay, values)| {
+                let scaled: Vec<f32> = values.iter().map(|v| v * 0.3).collect();
+                let params = if mlp {
+                    Params {
+                        layers: vec![layer(h, d, &scaled), layer(k, h, &scaled[17..])],
+                    }
+                } else {
+                    Params {
+                        layers: vec![layer(k, d, &scaled)],
+                    }
+                };
+                Problem {
+                    x: Array2::from_shape_vec((b, d), x).expect("b × d values"),
+                    labels,
+                    class_weights,
+                    weight_decay,
+                    params,
+                }
+            })
+    })
+}
+
+/// The batched gradient (one matrix product per layer, buffers reused from a larger batch) equals
+/// the mean of the per-sample gradients (each a batch of one, computed from scratch): the batch
+/// loss is the mean of the samples' weighted losses plus the same L2 term.
+fn check_batch_is_mean_of_samples(p: &Problem) -> Result<(), TestCaseError> {
+    let b = p.x.nrows();
+    let mut ws = fieldtune::head::batch::Workspace::new();
+    // Dirty the reused buffers with a larger batch first.
+    let big =
+        ndarray::concatenate(ndarray::Axis(0), &[p.x.view(), p.x.view()]).expect("same width");
+    let big_labels: Vec<usize> = p.labels.iter().chain(&p.labels).copied().collect();
+    let mut grad = p.params.zeros_like();
+    p.params.loss_and_grad_in(
+        big.view(),
+        &big_labels,
+        &p.class_weights,
+        p.weight_decay,
+        &mut grad,
+        &mut ws,
+    );
+    let batch_loss = p.params.loss_and_grad_in(
+        p.x.view(),
+        &p.labels,
+        &p.class_weights,
+        p.weight_decay,
+        &mut grad,
+        &mut ws,
+    );
+    let mut sum = p.params.zeros_like();
+    let mut loss_sum = 0.0f64;
+    let mut one = p.params.zeros_like();
+    for i in 0..b {
+        let row = p.x.slice(ndarray::s![i..i + 1, ..]);
+        loss_sum += p.params.loss_and_grad(
+            row,
+            &p.labels[i..i + 1],
+            &p.class_weights,
+            p.weight_decay,
+            &mut one,
+        ) as f64;
+        sum.add_scaled(&one, 1.0 / b as f32);
+    }
+    let mean_loss = loss_sum / b as f64;
+    prop_assert!(
+        (batch_loss as f64 - mean_loss).abs() <= 1e-4 + 1e-4 * mean_loss.abs(),
+        "loss {batch_loss} vs mean of samples {mean_loss}"
+    );
+    for (l, (g, s)) in grad.layers.iter().zip(&sum.layers).enumerate() {
+        for (a, e) in g.w.iter().zip(&s.w).chain(g.b.iter().zip(&s.b)) {
+            prop_assert!(
+                (a - e).abs() <= 1e-4 + 1e-3 * e.abs(),
+                "layer {l}: batched {a} vs per-sample mean {e}"
+            );
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn batched_linear_gradient_is_the_mean_of_per_sample_gradients(p in wide_problem(false)) {
+        check_batch_is_mean_of_samples(&p)?;
+    }
+
+    #[test]
+    fn batched_mlp_gradient_is_the_mean_of_per_sample_gradients(p in wide_problem(true)) {
+        check_batch_is_mean_of_samples(&p)?;
+    }
+
+    #[test]
+    fn wide_linear_gradient_matches_finite_differences(p in wide_problem(false)) {
+        check_gradients(&p)?;
+    }
+}

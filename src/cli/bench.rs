@@ -170,6 +170,7 @@ fn print_table(
             head.retrain.p90_ms,
             head.retrain_epochs
         );
+        row("  retrain, CPU time of its thread", &head.retrain_cpu);
     }
     outln!(
         "around the backbone (decode + preprocess + linear predict): {:.1} % of the backbone time; preprocess is {:.1}× faster than the image-crate baseline",

@@ -208,6 +208,13 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
         "latency   backbone {:.1} ms, decode {:.1} ms, preprocess {:.1} ms, head {:.2} ms, label {:.1} ms",
         s.latency.backbone_ms, s.latency.decode_ms, s.latency.preprocess_ms, s.latency.head_ms, s.latency.label_ms
     );
+    outln!(
+        "backbone  {} runs, {:.1} per minute; {} frames unchanged and skipped ({:.1} %)",
+        s.backbone_runs,
+        s.backbone_runs_per_minute,
+        s.skipped_frames,
+        s.skipped_fraction * 100.0
+    );
     if s.classes.is_empty() {
         outln!("classes   none yet: label a frame (fieldtune label CLASS)");
     } else {

@@ -45,6 +45,13 @@ pub struct Args {
     /// class, and print frames per second, per-stage latency and memory.
     #[arg(long, value_name = "N")]
     pub bench_frames: Option<u64>,
+    /// Folder replay: show each image for this many frames (overrides source.repeat_each).
+    #[arg(long, value_name = "N")]
+    pub repeat_each: Option<u32>,
+    /// Skip the backbone on unchanged frames, `on` or `off` (overrides source.skip_unchanged;
+    /// the threshold stays source.skip_threshold).
+    #[arg(long, value_name = "on|off", value_parser = ["on", "off"])]
+    pub skip_unchanged: Option<String>,
     /// When the saved state cannot be fully recovered, start from what can be (damaged files are
     /// kept aside as *.corrupt) instead of refusing to start.
     #[arg(long)]
@@ -125,6 +132,25 @@ fn load_board(args: &Args) -> anyhow::Result<Board> {
             seed,
             repeat,
         };
+    }
+    if let Some(n) = args.repeat_each {
+        anyhow::ensure!(
+            (1..=10_000).contains(&n),
+            "--repeat-each {n}: use 1 (every frame a new image) to 10000"
+        );
+        anyhow::ensure!(
+            matches!(board.source.kind, SourceKind::Folder { .. }),
+            "--repeat-each only applies to a folder replay: add --folder DIR"
+        );
+        board.source.repeat_each = n;
+    }
+    if let Some(skip) = &args.skip_unchanged {
+        board.source.skip_unchanged = (skip == "on").then_some(
+            board
+                .source
+                .skip_unchanged
+                .unwrap_or(crate::board::DEFAULT_SKIP_THRESHOLD),
+        );
     }
     if let Some(fps) = args.fps {
         anyhow::ensure!(
@@ -246,6 +272,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "latency_ms": l,
             "non_backbone_fraction": if frame_ms > 0.0 { 1.0 - l.backbone_ms / frame_ms } else { 0.0 },
             "labels": status.labels,
+            "backbone_runs": status.backbone_runs,
+            "skipped_frames": status.skipped_frames,
+            "skipped_fraction": status.skipped_fraction,
+            "backbone_runs_per_minute": status.backbone_runs as f64 * 60.0 / elapsed.as_secs_f64().max(1e-9),
             "label_to_updated_prediction_ms": l.label_ms + frame_ms,
             "replay_accuracy": status.replay_accuracy,
             "labelled_accuracy": status.labelled_accuracy,

@@ -2,7 +2,7 @@
 //! training, and for the rehearsed online step) and the weighted cross-entropy with its gradient with
 //! respect to the logits.
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut1, Axis};
+use ndarray::{Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
 
 /// In-place softmax of one row of logits (max-subtracted, so large logits do not overflow).
 pub fn softmax_in_place(mut row: ArrayViewMut1<f32>) {
@@ -62,6 +62,15 @@ pub fn class_sum_weights(counts: &[usize]) -> Vec<f32> {
 /// Weighted cross-entropy averaged over the batch: `1/B Σ w_{y_i} · −log softmax(logits_i)_{y_i}`.
 /// Turns `logits` into `∂loss/∂logits` in place and returns the loss.
 pub fn cross_entropy_grad(logits: &mut Array2<f32>, labels: &[usize], weights: &[f32]) -> f32 {
+    cross_entropy_grad_rows(logits.view_mut(), labels, weights)
+}
+
+/// [`cross_entropy_grad`] on a view (rows of a reused buffer).
+pub fn cross_entropy_grad_rows(
+    mut logits: ArrayViewMut2<f32>,
+    labels: &[usize],
+    weights: &[f32],
+) -> f32 {
     let b = logits.nrows().max(1) as f32;
     let mut loss = 0.0f64;
     for (mut row, &y) in logits.axis_iter_mut(Axis(0)).zip(labels) {

@@ -17,7 +17,7 @@
 //! ```
 //!
 //! Files: [`hyper`] (validated hyper-parameters), [`dataset`] (labelled features), [`standardize`],
-//! [`params`] (weights, forward/backward, one-sample step, bounded batch step), [`loss`], [`sgd`] (momentum + schedule),
+//! [`params`] (weights, forward/backward, one-sample step, bounded batch step), [`batch`] (the reused buffers of a training step), [`kernels`] (the products of the output layer), [`loss`], [`sgd`] (momentum + schedule),
 //! [`train`] (the training procedure, `Head::train` / `Head::retrain`), [`prototypes`] (the unknown
 //! score), [`calibration`] (temperature + threshold), [`classifier`] (the [`Head`] and everything
 //! done to it between trainings), [`baseline`] (nearest class mean). Imports run one way:
@@ -34,11 +34,13 @@
 //!   `target_acceptance`'s complement (raise `target_acceptance`).
 
 pub mod baseline;
+pub mod batch;
 pub mod calibration;
 pub mod classifier;
 pub mod dataset;
 pub mod error;
 pub mod hyper;
+pub mod kernels;
 pub mod loss;
 pub mod params;
 pub mod prototypes;

@@ -8,12 +8,16 @@
 //! `X (B × in)` maps to `X · Wᵀ + b`. The loss is the class-weighted mean cross-entropy plus
 //! `weight_decay / 2 · Σ ‖W‖²` (biases are not decayed).
 
-use ndarray::{linalg::general_mat_mul, s, Array1, Array2, ArrayView1, ArrayView2, Axis};
+use ndarray::{
+    linalg::general_mat_mul, s, Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis,
+};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::loss::{cross_entropy_grad, softmax_in_place};
+use super::batch::{Workspace, GRAD_BLOCK_COLUMNS};
+use super::kernels;
+use super::loss::{cross_entropy_grad_rows, softmax_in_place};
 
 /// One dense layer: `y = W x + b`, `W` is `out × in`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,9 +46,32 @@ impl Layer {
         }
     }
 
-    fn forward(&self, x: ArrayView2<f32>, out: &mut Array2<f32>) {
-        out.assign(&self.b.view().insert_axis(Axis(0)));
-        general_mat_mul(1.0, &x, &self.w.t(), 1.0, out);
+    fn forward(&self, x: ArrayView2<f32>, out: &mut ArrayViewMut2<f32>) {
+        kernels::forward(x, self.w.view(), self.b.view(), out);
+    }
+
+    /// `∂loss/∂W = weight_decay · W + Δᵀ · X` and `∂loss/∂b = Σ_rows Δ` into `grad`, with `Δ`
+    /// (`B × out`) the batch's delta at this layer's output and `X` (`B × in`) its input. The
+    /// product is [`kernels::weight_grad`] (column blocks of [`GRAD_BLOCK_COLUMNS`] for wide layers).
+    fn gradient_into(
+        &self,
+        delta: ArrayView2<f32>,
+        input: ArrayView2<f32>,
+        weight_decay: f32,
+        grad: &mut Layer,
+    ) {
+        kernels::weight_grad(
+            delta,
+            input,
+            self.w.view(),
+            weight_decay,
+            &mut grad.w,
+            GRAD_BLOCK_COLUMNS,
+        );
+        grad.b.fill(0.0);
+        for row in delta.rows() {
+            grad.b += &row;
+        }
     }
 }
 
@@ -132,20 +159,64 @@ impl Params {
         let mut a = x.to_owned();
         for layer in &self.layers[..self.layers.len() - 1] {
             let mut next = Array2::zeros((a.nrows(), layer.w.nrows()));
-            layer.forward(a.view(), &mut next);
+            layer.forward(a.view(), &mut next.view_mut());
             next.mapv_inplace(|v| v.max(0.0));
             a = next;
         }
         a
     }
 
+    /// The mean of [`Params::penultimate`] over the rows of `x` (`None` without rows), computed
+    /// a block of rows at a time instead of on a copy of `x`.
+    pub fn penultimate_mean(&self, x: ArrayView2<f32>) -> Option<Array1<f32>> {
+        if x.nrows() == 0 {
+            return None;
+        }
+        let hidden = self.layers.len() - 1;
+        if hidden == 0 {
+            return x.mean_axis(Axis(0));
+        }
+        let mut sum = Array1::<f32>::zeros(self.layers[hidden - 1].w.nrows());
+        let mut ws = Workspace::new();
+        for block in x.axis_chunks_iter(Axis(0), 256) {
+            self.forward_in(block, &mut ws);
+            for row in ws.output(hidden - 1, block.nrows()).rows() {
+                sum += &row;
+            }
+        }
+        Some(sum / x.nrows() as f32)
+    }
+
     /// Logits of a batch, `B × classes`.
     pub fn logits(&self, x: ArrayView2<f32>) -> Array2<f32> {
-        let h = self.penultimate(x);
-        let out = self.output();
-        let mut logits = Array2::zeros((h.nrows(), out.w.nrows()));
-        out.forward(h.view(), &mut logits);
-        logits
+        let mut ws = Workspace::new();
+        self.logits_in(x, &mut ws).to_owned()
+    }
+
+    /// Logits of a batch, `B × classes`, computed in `ws` (no allocation once `ws` has held a
+    /// batch as large).
+    pub fn logits_in<'w>(&self, x: ArrayView2<f32>, ws: &'w mut Workspace) -> ArrayView2<'w, f32> {
+        let m = x.nrows();
+        self.forward_in(x, ws);
+        ws.output(self.layers.len() - 1, m)
+    }
+
+    /// The forward pass of a batch into `ws`: each layer's output (ReLU on hidden layers).
+    fn forward_in(&self, x: ArrayView2<f32>, ws: &mut Workspace) {
+        let m = x.nrows();
+        ws.fit(self, m);
+        let last = self.layers.len() - 1;
+        for (i, layer) in self.layers.iter().enumerate() {
+            if i == 0 {
+                layer.forward(x, &mut ws.output_mut(0, m));
+            } else {
+                let (input, mut out) = ws.output_pair(i - 1, m);
+                layer.forward(input, &mut out);
+            }
+            if i < last {
+                ws.output_mut(i, m).mapv_inplace(|v| v.max(0.0));
+            }
+        }
     }
 
     /// `weight_decay / 2 · Σ ‖W‖²`.
@@ -168,37 +239,41 @@ impl Params {
         weight_decay: f32,
         grad: &mut Params,
     ) -> f32 {
-        // Forward, keeping every layer's input (post-ReLU) for the backward pass.
-        let mut inputs: Vec<Array2<f32>> = Vec::with_capacity(self.layers.len());
-        let mut a = x.to_owned();
-        for (i, layer) in self.layers.iter().enumerate() {
-            let mut z = Array2::zeros((a.nrows(), layer.w.nrows()));
-            layer.forward(a.view(), &mut z);
-            if i + 1 < self.layers.len() {
-                z.mapv_inplace(|v| v.max(0.0));
-            }
-            inputs.push(a);
-            a = z;
-        }
-        let mut delta = a;
-        let loss =
-            cross_entropy_grad(&mut delta, labels, class_weights) + self.l2_penalty(weight_decay);
-        // Backward: delta is ∂loss/∂(pre-activation output of layer i).
+        let mut ws = Workspace::new();
+        self.loss_and_grad_in(x, labels, class_weights, weight_decay, grad, &mut ws)
+    }
+
+    /// [`Params::loss_and_grad`] with its intermediate matrices in `ws`, which a training loop
+    /// keeps between steps: once `ws` has held a batch as large, a step allocates nothing.
+    pub fn loss_and_grad_in(
+        &self,
+        x: ArrayView2<f32>,
+        labels: &[usize],
+        class_weights: &[f32],
+        weight_decay: f32,
+        grad: &mut Params,
+        ws: &mut Workspace,
+    ) -> f32 {
+        let m = x.nrows();
+        let last = self.layers.len() - 1;
+        // Forward, keeping every layer's output (post-ReLU) for the backward pass.
+        self.forward_in(x, ws);
+        let loss = cross_entropy_grad_rows(ws.output_mut(last, m), labels, class_weights)
+            + self.l2_penalty(weight_decay);
+        // Backward: the delta of layer i is ∂loss/∂(pre-activation output of layer i).
         for i in (0..self.layers.len()).rev() {
             let layer = &self.layers[i];
-            let g = &mut grad.layers[i];
-            g.w.assign(&layer.w);
-            general_mat_mul(1.0, &delta.t(), &inputs[i], weight_decay, &mut g.w);
-            g.b.assign(&delta.sum_axis(Axis(0)));
-            if i > 0 {
-                let mut back = delta.dot(&layer.w);
-                // ReLU gate: the stored input of layer i is the post-ReLU output of layer i−1.
-                back.zip_mut_with(&inputs[i], |d, &h| {
+            let (delta, input, back) = ws.backward(i, m);
+            let input = input.unwrap_or(x);
+            layer.gradient_into(delta, input, weight_decay, &mut grad.layers[i]);
+            if let Some(mut back) = back {
+                general_mat_mul(1.0, &delta, &layer.w, 0.0, &mut back);
+                // ReLU gate: the input of layer i is the post-ReLU output of layer i−1.
+                back.zip_mut_with(&input, |d, &h| {
                     if h <= 0.0 {
                         *d = 0.0
                     }
                 });
-                delta = back;
             }
         }
         loss

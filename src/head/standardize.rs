@@ -43,7 +43,10 @@ impl Standardizer {
         let mean = x.sum_axis(Axis(0)) / nf;
         let mut var = Array1::<f32>::zeros(dim);
         for row in x.axis_iter(Axis(0)) {
-            var.zip_mut_with(&(&row - &mean), |v, d| *v += d * d);
+            ndarray::Zip::from(&mut var)
+                .and(&row)
+                .and(&mean)
+                .for_each(|v, &x, &m| *v += (x - m) * (x - m));
         }
         var /= (nf - 1.0).max(1.0);
         let pooled = var.mean().unwrap_or(1.0).max(f32::MIN_POSITIVE);

@@ -30,6 +30,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use super::batch::Workspace;
 use super::calibration::{acceptance_threshold, calibration_from, Calibration};
 use super::classifier::Head;
 use super::dataset::Dataset;
@@ -107,7 +108,7 @@ impl HeadKind {
     }
 }
 
-fn accuracy(logits: &Array2<f32>, labels: &[usize]) -> f32 {
+fn accuracy(logits: ArrayView2<f32>, labels: &[usize]) -> f32 {
     let right = logits
         .axis_iter(Axis(0))
         .zip(labels)
@@ -305,15 +306,12 @@ fn train_head(
         }
         None => (standardizer, params, prototypes, z, None),
     };
-    let center = params
-        .penultimate(z.view())
-        .mean_axis(Axis(0))
-        .unwrap_or_else(|| {
-            ndarray::Array1::zeros(match kind {
-                HeadKind::Linear => dim,
-                HeadKind::Mlp { hidden } => hidden,
-            })
-        });
+    let center = params.penultimate_mean(z.view()).unwrap_or_else(|| {
+        ndarray::Array1::zeros(match kind {
+            HeadKind::Linear => dim,
+            HeadKind::Mlp { hidden } => hidden,
+        })
+    });
     let head = Head {
         dim,
         kind,
@@ -393,8 +391,13 @@ fn sgd_run(
     let bs = hyper.batch_size().min(n);
     let batches = n.div_ceil(bs);
     let mut order: Vec<usize> = (0..n).collect();
+    // Every buffer of a step is made here once and reused: the batch's rows and labels, the
+    // layers' outputs and deltas (`ws`), the gradient and the momentum.
     let mut xb = Array2::<f32>::zeros((bs, dim));
     let mut yb = vec![0usize; bs];
+    let mut ws = Workspace::new();
+    ws.fit(&params, bs);
+    let mut val_ws = Workspace::new();
 
     let mut tail_sum = params.zeros_like();
     let mut tail_epochs = 0usize;
@@ -412,12 +415,13 @@ fn sgd_run(
                 xb.row_mut(r).assign(&data.z.row(i));
                 yb[r] = data.labels[i];
             }
-            let loss = params.loss_and_grad(
+            let loss = params.loss_and_grad_in(
                 xb.slice(s![..m, ..]),
                 &yb[..m],
                 data.weights,
                 hyper.weight_decay(),
                 &mut grad,
+                &mut ws,
             );
             lr = learning_rate_at(
                 epoch as f32 + bi as f32 / batches as f32,
@@ -441,10 +445,10 @@ fn sgd_run(
             });
         }
         let measured = val.as_ref().map(|v| {
-            let logits = params.logits(v.z);
+            let logits = params.logits_in(v.z, &mut val_ws);
             (
-                cross_entropy(logits.view(), v.labels, v.weights),
-                accuracy(&logits, v.labels),
+                cross_entropy(logits, v.labels, v.weights),
+                accuracy(logits, v.labels),
             )
         });
         on_epoch(&EpochReport {
@@ -456,7 +460,17 @@ fn sgd_run(
         });
         if let Some((vl, va)) = measured {
             if best.as_ref().is_none_or(|b| vl < b.0) {
-                best = Some((vl, va, epochs_run, params.clone()));
+                match &mut best {
+                    // The kept copy's buffers are reused.
+                    Some(b) => {
+                        for (kept, now) in b.3.layers.iter_mut().zip(&params.layers) {
+                            kept.w.assign(&now.w);
+                            kept.b.assign(&now.b);
+                        }
+                        (b.0, b.1, b.2) = (vl, va, epochs_run);
+                    }
+                    None => best = Some((vl, va, epochs_run, params.clone())),
+                }
                 since_best = 0;
             } else {
                 since_best += 1;

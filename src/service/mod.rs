@@ -7,6 +7,13 @@
 //! serves them between frames (while waiting for the next frame, so a label is answered within
 //! one frame).
 //!
+//! Unchanged frames (board key `source.skip_unchanged`): each frame is first reduced to a small grey
+//! thumbnail ([`change`]); a frame that did not change since the last frame that ran the backbone
+//! reuses that frame's features (its prediction is recomputed by the head, which costs
+//! microseconds, so a label or retrain shows at once) and its prediction line says
+//! `"reused": true`. Its pixels are kept, so a label of it embeds the frame itself: a label never
+//! stores reused features.
+//!
 //! Faults: a transient source fault (bad frame, camera unplugged) is logged and retried with
 //! back-off while commands are still served and systemd still pinged; an image that does not
 //! decode is skipped. Shutdown (the `stop` flag, set by SIGTERM/SIGINT): the current step finishes,
@@ -31,8 +38,11 @@ use crate::notify::Notifier;
 use crate::source::{Backoff, Frame, FrameData, FrameSource, SourceError};
 use crate::store::FrameHash;
 
+pub mod change;
 pub mod output;
 pub mod stats;
+
+use change::ChangeDetector;
 
 use output::{PredictionLine, PredictionOutput};
 use stats::{FrameTimes, Stats};
@@ -79,6 +89,11 @@ struct Recent {
     features: Vec<f32>,
     predicted: Option<String>,
     probability: f32,
+    /// The features are those of an earlier frame (the backbone was skipped).
+    reused: bool,
+    /// A reused frame's pixels, so a label can embed the frame itself (dropped for decoded camera
+    /// frames once a newer frame arrives, to bound memory; encoded frames are small).
+    pixels: Option<FrameData>,
 }
 
 /// How many processed frames are held for labelling by sequence number (besides the context).
@@ -120,6 +135,18 @@ pub struct Status {
     pub retrains: u64,
     pub retraining: bool,
     pub latency: stats::StageMeans,
+    /// Backbone runs: frames embedded, plus reused frames embedded for a label.
+    #[serde(default)]
+    pub backbone_runs: u64,
+    /// Frames that reused the last features (`source.skip_unchanged`).
+    #[serde(default)]
+    pub skipped_frames: u64,
+    /// `skipped_frames / frames` (0 before any frame).
+    #[serde(default)]
+    pub skipped_fraction: f64,
+    /// The energy proxy: backbone runs per minute of uptime.
+    #[serde(default)]
+    pub backbone_runs_per_minute: f64,
 }
 
 /// One class in the status.
@@ -149,6 +176,10 @@ pub struct Service {
     stats: Stats,
     dirty: bool,
     last_snapshot: Instant,
+    /// `Some` when the board skips unchanged frames.
+    change: Option<ChangeDetector>,
+    /// Features of the last frame that ran the backbone (what an unchanged frame reuses).
+    last_embedded: Option<Vec<f32>>,
 }
 
 fn now_ms() -> u64 {
@@ -172,6 +203,7 @@ impl Service {
             });
         }
         let (tx, rx) = parts.commands;
+        let change = parts.board.source.skip_unchanged.map(ChangeDetector::new);
         Ok(Service {
             board: parts.board,
             source: parts.source,
@@ -189,11 +221,14 @@ impl Service {
             stats: Stats::new(),
             dirty: false,
             last_snapshot: Instant::now(),
+            change,
+            last_embedded: None,
         })
     }
 
     /// The current figures.
     pub fn status(&self) -> Status {
+        let uptime_s = self.stats.started.elapsed().as_secs_f64();
         Status {
             board: self.board.name.clone(),
             source: self.source.describe(),
@@ -213,10 +248,18 @@ impl Service {
             frames: self.stats.frames,
             faults: self.stats.faults,
             fps: self.stats.fps(),
-            uptime_s: self.stats.started.elapsed().as_secs_f64(),
+            uptime_s,
             retrains: self.learner.retrains(),
             retraining: self.learner.retraining(),
             latency: self.stats.means,
+            backbone_runs: self.stats.backbone_runs,
+            skipped_frames: self.stats.skipped,
+            skipped_fraction: if self.stats.frames > 0 {
+                self.stats.skipped as f64 / self.stats.frames as f64
+            } else {
+                0.0
+            },
+            backbone_runs_per_minute: self.stats.backbone_runs as f64 * 60.0 / uptime_s.max(1e-9),
         }
     }
 
@@ -323,22 +366,61 @@ impl Service {
             capture: captured - capture_start,
             ..FrameTimes::default()
         };
-        let (features, hash) = match &frame.data {
-            FrameData::Encoded(bytes) => (self.embedder.embed_bytes(bytes), FrameHash::of(bytes)),
-            FrameData::Rgb(rgb) => (self.embedder.embed_rgb(rgb), FrameHash::of(rgb.as_raw())),
+        let decoded = match &frame.data {
+            FrameData::Encoded(bytes) => match crate::preprocess::decode(bytes) {
+                Ok(rgb) => Some(rgb),
+                Err(e) => {
+                    self.stats.faults += 1;
+                    tracing::warn!("skipping frame {}: {e}", frame.origin);
+                    return;
+                }
+            },
+            FrameData::Rgb(_) => None,
         };
-        let features = match features {
-            Ok(f) => f,
-            Err(e) => {
-                self.stats.faults += 1;
-                tracing::warn!("skipping frame {}: {e}", frame.origin);
-                return;
+        times.decode = captured.elapsed();
+        let hash = match &frame.data {
+            FrameData::Encoded(bytes) => FrameHash::of(bytes),
+            FrameData::Rgb(rgb) => FrameHash::of(rgb.as_raw()),
+        };
+        let rgb = match (&decoded, &frame.data) {
+            (Some(rgb), _) | (None, FrameData::Rgb(rgb)) => rgb,
+            (None, FrameData::Encoded(_)) => unreachable!("encoded frames are decoded above"),
+        };
+        let reuse = match (&mut self.change, &self.last_embedded) {
+            (Some(change), Some(last)) => change.unchanged(rgb).then(|| last.clone()),
+            (Some(change), None) => {
+                change.unchanged(rgb);
+                None
             }
+            (None, _) => None,
         };
-        let stage = self.embedder.last_times();
-        times.decode = stage.decode;
-        times.preprocess = stage.preprocess;
-        times.backbone = stage.backbone;
+        let reused = reuse.is_some();
+        times.reused = reused;
+        let features = match reuse {
+            Some(features) => {
+                self.stats.skipped += 1;
+                features
+            }
+            None => match self.embedder.embed_rgb(rgb) {
+                Ok(f) => {
+                    self.stats.backbone_runs += 1;
+                    let stage = self.embedder.last_times();
+                    times.preprocess = stage.preprocess;
+                    times.backbone = stage.backbone;
+                    if let Some(change) = &mut self.change {
+                        change.embedded();
+                        self.last_embedded = Some(f.clone());
+                    }
+                    f
+                }
+                Err(e) => {
+                    self.stats.faults += 1;
+                    tracing::warn!("skipping frame {}: {e}", frame.origin);
+                    return;
+                }
+            },
+        };
+        drop(decoded);
 
         let head_start = Instant::now();
         let seen = self.learner.predict(ArrayView1::from(&features[..]));
@@ -362,6 +444,7 @@ impl Service {
             probability,
             latency_ms: (Instant::now() - capture_start).as_secs_f64() * 1000.0,
             truth: frame.truth.as_deref(),
+            reused,
         });
         if let Some(buttons) = &self.buttons {
             buttons.led(LedCommand::Show(seen.class));
@@ -373,6 +456,11 @@ impl Service {
         if self.recent.len() == keep {
             self.recent.pop_front();
         }
+        if let Some(previous) = self.recent.back_mut() {
+            if matches!(previous.pixels, Some(FrameData::Rgb(_))) {
+                previous.pixels = None;
+            }
+        }
         self.recent.push_back(Recent {
             seq: self.seq,
             origin: frame.origin,
@@ -381,7 +469,73 @@ impl Service {
             features,
             predicted,
             probability,
+            reused,
+            pixels: reused.then_some(frame.data),
         });
+    }
+
+    /// Embeds the reused frames among `recent[range]` from their own pixels, so a label stores
+    /// features of the frames themselves. A reused frame whose pixels are gone (a decoded camera
+    /// frame older than the newest) is left out of the label, unless it is the one labelled.
+    ///
+    /// # Errors
+    /// A message for the reply when the labelled frame cannot be embedded.
+    fn embed_reused(&mut self, first: usize, target: usize) -> Result<Vec<usize>, String> {
+        let mut keep = Vec::with_capacity(target + 1 - first);
+        for i in first..=target {
+            if !self.recent[i].reused {
+                keep.push(i);
+                continue;
+            }
+            let newest = i + 1 == self.recent.len();
+            let embedded = match self.recent[i].pixels.take() {
+                None => Err("its pixels are no longer held".to_string()),
+                Some(data) => {
+                    let rgb = match &data {
+                        FrameData::Encoded(bytes) => {
+                            crate::preprocess::decode(bytes).map(std::borrow::Cow::Owned)
+                        }
+                        FrameData::Rgb(rgb) => Ok(std::borrow::Cow::Borrowed(rgb)),
+                    };
+                    match rgb {
+                        Err(e) => Err(e.to_string()),
+                        Ok(rgb) => match self.embedder.embed_rgb(&rgb) {
+                            Err(e) => Err(e.to_string()),
+                            Ok(features) => {
+                                self.stats.backbone_runs += 1;
+                                if newest {
+                                    // The newest frame is now the unchanged frames' reference.
+                                    if let Some(change) = &mut self.change {
+                                        change.embedded_frame(&rgb);
+                                    }
+                                    self.last_embedded = Some(features.clone());
+                                }
+                                Ok(features)
+                            }
+                        },
+                    }
+                }
+            };
+            match embedded {
+                Ok(features) => {
+                    let r = &mut self.recent[i];
+                    r.features = features;
+                    r.reused = false;
+                    keep.push(i);
+                }
+                Err(why) if i == target => {
+                    return Err(format!(
+                        "frame {} reused the features of an earlier frame and cannot be embedded itself ({why}); label the current frame",
+                        self.recent[i].seq
+                    ))
+                }
+                Err(why) => tracing::info!(
+                    "frame {} left out of the label: it reused an earlier frame's features and {why}",
+                    self.recent[i].seq
+                ),
+            }
+        }
+        Ok(keep)
     }
 
     fn auto_label(&mut self) {
@@ -416,6 +570,7 @@ impl Service {
                             "truth": r.truth,
                             "class": r.predicted,
                             "probability": r.probability,
+                            "reused": r.reused,
                         })),
                     },
                 };
@@ -477,12 +632,15 @@ impl Service {
         };
         let first = target.saturating_sub(self.board.learning.context_frames);
         let started = Instant::now();
-        let frames: Vec<LabelFrame> = self
-            .recent
-            .range(first..=target)
-            .map(|r| LabelFrame {
-                features: &r.features,
-                hash: r.hash,
+        let held = match self.embed_reused(first, target) {
+            Ok(held) => held,
+            Err(e) => return Reply::error(format!("label not saved, nothing changed: {e}")),
+        };
+        let frames: Vec<LabelFrame> = held
+            .iter()
+            .map(|&i| LabelFrame {
+                features: &self.recent[i].features,
+                hash: self.recent[i].hash,
             })
             .collect();
         let result = self.learner.label(class, &frames);

@@ -27,6 +27,10 @@ pub struct PredictionLine<'a> {
     /// What the source says the frame is (folder replay), if it knows.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub truth: Option<&'a str>,
+    /// The frame did not change since the last frame that ran the backbone, whose features it
+    /// reused (board key `source.skip_unchanged`); written only when true.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub reused: bool,
 }
 
 /// Where prediction lines go.

@@ -63,6 +63,8 @@ pub struct FrameTimes {
     pub backbone: Duration,
     pub head: Duration,
     pub output: Duration,
+    /// The frame reused earlier features: no preprocess or backbone time to average in.
+    pub reused: bool,
 }
 
 /// The service's running figures.
@@ -74,6 +76,10 @@ pub struct Stats {
     pub labels: u64,
     pub undos: u64,
     pub retrains: u64,
+    /// Backbone runs (frames embedded, and reused frames embedded for a label).
+    pub backbone_runs: u64,
+    /// Frames that reused the last embedded frame's features.
+    pub skipped: u64,
     /// Prediction made on a frame vs. the label a person then gave it.
     pub labelled: Rolling,
     /// Prediction vs. the source's own truth (folder replay), for classes the head knows.
@@ -98,6 +104,8 @@ impl Stats {
             labels: 0,
             undos: 0,
             retrains: 0,
+            backbone_runs: 0,
+            skipped: 0,
             labelled: Rolling::default(),
             truth: Rolling::default(),
             means: StageMeans::default(),
@@ -125,8 +133,12 @@ impl Stats {
         let m = &mut self.means;
         ewma(&mut m.capture_ms, times.capture, first);
         ewma(&mut m.decode_ms, times.decode, first);
-        ewma(&mut m.preprocess_ms, times.preprocess, first);
-        ewma(&mut m.backbone_ms, times.backbone, first);
+        // The means of preprocess and backbone are per run: frames that skipped them do not count.
+        if !times.reused {
+            let first_run = self.backbone_runs <= 1;
+            ewma(&mut m.preprocess_ms, times.preprocess, first_run);
+            ewma(&mut m.backbone_ms, times.backbone, first_run);
+        }
         ewma(&mut m.head_ms, times.head, first);
         ewma(&mut m.output_ms, times.output, first);
     }

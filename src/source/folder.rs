@@ -1,4 +1,5 @@
-//! Folder replay: the images of a folder, one frame each, in order or shuffled, once or in a loop.
+//! Folder replay: the images of a folder, one frame each (or each for several frames, as a camera
+//! looking at one leaf for a while sees it), in order or shuffled, once or in a loop.
 //!
 //! Takes either a flat folder of images or the ImageFolder layout `DIR/<class>/<image>`; in the
 //! latter the class folder's name becomes the frame's `truth`, so the service can report accuracy on
@@ -42,6 +43,10 @@ pub struct FolderSource {
     pass: Vec<usize>,
     position: usize,
     passes: u64,
+    /// Frames each image is shown for.
+    repeat_each: u32,
+    /// The image being shown and how many more frames it is shown for.
+    showing: Option<(Frame, u32)>,
 }
 
 fn is_image(path: &Path) -> bool {
@@ -115,9 +120,17 @@ impl FolderSource {
             pass: Vec::new(),
             position: 0,
             passes: 0,
+            repeat_each: 1,
+            showing: None,
         };
         source.new_pass();
         Ok(source)
+    }
+
+    /// Shows each image for `frames` consecutive frames (at least 1), the bytes read once.
+    pub fn repeat_each(mut self, frames: u32) -> Self {
+        self.repeat_each = frames.max(1);
+        self
     }
 
     /// How many images one pass holds.
@@ -143,6 +156,40 @@ impl FolderSource {
 
 impl FrameSource for FolderSource {
     fn next_frame(&mut self) -> Result<Frame, SourceError> {
+        if let Some((frame, left)) = &mut self.showing {
+            if *left > 0 {
+                *left -= 1;
+                return Ok(frame.clone());
+            }
+        }
+        let frame = self.next_image()?;
+        if self.repeat_each > 1 {
+            self.showing = Some((frame.clone(), self.repeat_each - 1));
+        }
+        Ok(frame)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "folder {} ({} images, {}{})",
+            self.root.display(),
+            self.images.len(),
+            match self.order {
+                Order::Sorted => "sorted".to_string(),
+                Order::Shuffled { seed } => format!("shuffled, seed {seed}"),
+            },
+            if self.repeat_each > 1 {
+                format!(", each shown for {} frames", self.repeat_each)
+            } else {
+                String::new()
+            }
+        )
+    }
+}
+
+impl FolderSource {
+    /// The next image of the pass, read from its file.
+    fn next_image(&mut self) -> Result<Frame, SourceError> {
         if self.position == self.pass.len() {
             if !self.repeat {
                 return Err(SourceError::Ended {
@@ -165,17 +212,5 @@ impl FrameSource for FolderSource {
             origin: path.display().to_string(),
             truth: truth.clone(),
         })
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "folder {} ({} images, {})",
-            self.root.display(),
-            self.images.len(),
-            match self.order {
-                Order::Sorted => "sorted".to_string(),
-                Order::Shuffled { seed } => format!("shuffled, seed {seed}"),
-            }
-        )
     }
 }

@@ -137,11 +137,10 @@ pub fn open(config: &SourceConfig) -> Result<Box<dyn FrameSource>, SourceError> 
             shuffled,
             seed,
             repeat,
-        } => Box::new(folder::FolderSource::open(
-            path,
-            folder::Order::from_flags(*shuffled, *seed),
-            *repeat,
-        )?),
+        } => Box::new(
+            folder::FolderSource::open(path, folder::Order::from_flags(*shuffled, *seed), *repeat)?
+                .repeat_each(config.repeat_each),
+        ),
         SourceKind::Stdin => Box::new(mjpeg::MjpegStream::new(std::io::stdin(), "stdin")),
         SourceKind::Camera {
             device,
