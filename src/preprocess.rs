@@ -78,8 +78,9 @@ pub enum PreprocessError {
     /// The bytes are not an image this build decodes (JPEG, PNG), or the file is damaged.
     #[error("not a readable JPEG/PNG image ({0}); the file may be damaged or of another format")]
     Decode(#[from] image::ImageError),
-    /// A JPEG whose compressed data ends before the last row of pixels (the decoder ran out).
-    #[error("JPEG is truncated: its data ends before the last row of pixels; the file was cut short, copy it again")]
+    /// A JPEG whose compressed data ends before the image is whole (the last row of a sequential
+    /// JPEG, the last refinement of a progressive one).
+    #[error("JPEG is truncated: its compressed data ends before the image is complete; the file was cut short, copy it again")]
     Truncated,
     /// A JPEG the decoder refused.
     #[error("not a readable JPEG image ({0}); the file may be damaged")]

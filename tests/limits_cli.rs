@@ -188,6 +188,50 @@ fn bad_images_and_odd_entries_are_reported_with_why_and_cost_little() {
     assert!(out.peak_kib < 400 * 1024, "peak {} KiB", out.peak_kib);
 }
 
+/// Issue 11: a progressive JPEG cut short with an end marker appended was embedded as a whole
+/// image (the decoder stops refining where the data ends); the walk of every scan now sees it.
+#[test]
+fn a_progressive_jpeg_cut_short_with_an_end_marker_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let mut cut_names = Vec::new();
+    for (class, file) in [("Blight", "leaf-420.jpg"), ("Healthy", "china-444-restarts.jpg")] {
+        let folder = data.join(class);
+        std::fs::create_dir_all(&folder).expect("mkdir");
+        let whole = std::fs::read(root().join("tests/data/progressive").join(file)).expect("jpeg");
+        std::fs::write(folder.join(file), &whole).expect("whole");
+        let last_scan = whole
+            .windows(2)
+            .rposition(|w| w == [0xFF, 0xDA])
+            .expect("scans");
+        // Inside the first scans, half way, and just before the last scan header.
+        for (tag, keep) in [
+            ("third", whole.len() / 3),
+            ("half", whole.len() / 2),
+            ("before-last-scan", last_scan),
+        ] {
+            let name = format!("cut-{tag}-{file}");
+            let mut cut = whole[..keep].to_vec();
+            cut.extend_from_slice(&[0xFF, 0xD9]);
+            std::fs::write(folder.join(&name), cut).expect("cut");
+            cut_names.push(name);
+        }
+    }
+    let out = run(&["embed", s(&data)], &dir.path().join("cache"));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let text = format!("{}{}", out.stdout, out.stderr);
+    for name in &cut_names {
+        assert!(
+            skipped_line(&text, name).contains("JPEG is truncated"),
+            "{name}: {text}"
+        );
+    }
+    assert!(
+        text.contains("2 embedded") && text.contains("6 skipped"),
+        "the two whole progressive files are embedded: {text}"
+    );
+}
+
 #[test]
 fn predict_into_a_closed_pipe_ends_quietly_and_one_class_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
