@@ -413,6 +413,18 @@ impl Board {
                         format!("{width} × {height} is not a camera size; use e.g. 640 and 480"),
                     ));
                 }
+                // The frames of every source are held to the same decode limits as files.
+                let limits = crate::preprocess::DecodeLimits::DEFAULT;
+                if u64::from(width) * u64::from(height) > limits.max_pixels {
+                    return Err(bad(
+                        "source.width",
+                        format!(
+                            "{width} × {height} is more than the {} pixels a frame may have; \
+                             use e.g. 1280 and 720 (the model sees 224 × 224)",
+                            limits.max_pixels
+                        ),
+                    ));
+                }
                 let format = match s.format.as_deref().unwrap_or("mjpeg") {
                     "mjpeg" => PixelFormat::Mjpeg,
                     "yuyv" => PixelFormat::Yuyv,

@@ -183,6 +183,10 @@ fn bad_images_and_odd_entries_are_reported_with_why_and_cost_little() {
             .any(|l| l.starts_with("skipped") && l.contains("thin.png")),
         "the thin image is embedded: {text}"
     );
+    // The summary counts every entry reported as skipped, odd entries too.
+    let lines = text.lines().filter(|l| l.starts_with("skipped ")).count();
+    assert_eq!(lines, 8, "{text}");
+    assert!(text.contains(&format!(", {lines} skipped")), "{text}");
     // The model, two threads of activations and bounded images: far below what a 19.66 GB
     // resize or a 1.2 GB decode needed.
     assert!(out.peak_kib < 400 * 1024, "peak {} KiB", out.peak_kib);

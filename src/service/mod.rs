@@ -292,7 +292,12 @@ impl Service {
                 Err(e) if e.is_transient() => {
                     self.stats.faults += 1;
                     let wait = backoff.failed();
-                    tracing::warn!("{e}; retrying in {} ms", wait.as_millis());
+                    // Escaped: a file name in the message is outside input.
+                    tracing::warn!(
+                        "{}; retrying in {} ms",
+                        crate::learner::names::escaped(&e.to_string()),
+                        wait.as_millis()
+                    );
                     next_due = Instant::now() + wait;
                     continue;
                 }
@@ -331,7 +336,10 @@ impl Service {
             Ok(f) => f,
             Err(e) => {
                 self.stats.faults += 1;
-                tracing::warn!("skipping frame {}: {e}", frame.origin);
+                tracing::warn!(
+                    "skipping frame {}: {e}",
+                    crate::learner::names::escaped(&frame.origin)
+                );
                 return;
             }
         };
