@@ -148,7 +148,7 @@ impl ModelDescriptor {
     /// # Errors
     /// [`ModelError`] naming the file and the key at fault.
     pub fn load(path: &Path) -> Result<Self, ModelError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Read {
+        let text = crate::bounded_file::read_text(path, crate::bounded_file::MAX_CONFIG_BYTES).map_err(|source| ModelError::Read {
             path: path.to_path_buf(),
             source,
         })?;

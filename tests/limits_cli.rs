@@ -26,13 +26,18 @@ struct Run {
     peak_kib: i64,
 }
 
+fn run(args: &[&str], cache: &Path) -> Run {
+    let mut all = args.to_vec();
+    all.extend(["--cache", s(cache)]);
+    run_exactly(&all)
+}
+
+/// One run of the binary with exactly these arguments.
 // Waited for with `wait4` (for its resource usage), which clippy cannot see.
 #[allow(clippy::zombie_processes)]
-fn run(args: &[&str], cache: &Path) -> Run {
+fn run_exactly(args: &[&str]) -> Run {
     let mut child = Command::new(BIN)
         .args(args)
-        .arg("--cache")
-        .arg(cache)
         .current_dir(root())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -381,5 +386,44 @@ fn model_descriptors_are_checked_against_the_graph() {
             "{name}: {}",
             out.stderr
         );
+    }
+}
+
+/// Issue 11, inputs not in its table: a board, descriptor, head file or export named on the
+/// command line that is `/dev/zero` (read until memory ran out: 1 GB resident), a FIFO (waited
+/// for ever) or far larger than such a file can be is refused unread, saying what it is.
+#[test]
+fn config_head_and_state_files_that_are_devices_fifos_or_huge_are_refused_unread() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("fifo.toml");
+    let c = std::ffi::CString::new(s(&fifo)).expect("path");
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
+    let huge = dir.path().join("huge.toml");
+    std::fs::write(&huge, vec![b'#'; 2 << 20]).expect("huge");
+    let image = root().join("tests/data/progressive/leaf-420.jpg");
+    let state = dir.path().join("st");
+    let cases: [(&[&str], &str); 6] = [
+        (&["run", "--board", "/dev/zero"], "a device, not a regular file"),
+        (&["run", "--board", s(&fifo)], "a FIFO (named pipe), not a regular file"),
+        (&["run", "--board", s(&huge)], "more than the 1048576 bytes"),
+        (
+            &["predict", "--model", "/dev/zero", "--head", "x", s(&image)],
+            "a device, not a regular file",
+        ),
+        (
+            &["predict", "--head", s(&fifo), s(&image)],
+            "a FIFO (named pipe), not a regular file",
+        ),
+        (
+            &["state", "import", "/dev/zero", "--into", s(&state)],
+            "a device, not a regular file",
+        ),
+    ];
+    for (args, why) in cases {
+        let out = run_exactly(args);
+        assert_eq!(out.status, 1, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(why), "{args:?}: {}", out.stderr);
+        assert!(out.peak_kib < 100 * 1024, "{args:?}: peak {} KiB", out.peak_kib);
     }
 }
