@@ -325,10 +325,11 @@ impl Board {
     /// # Errors
     /// [`BoardError`] naming the file, and for a bad value the key.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = crate::bounded_file::read_text(path, crate::bounded_file::MAX_CONFIG_BYTES).map_err(|source| BoardError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::bounded_file::read_text(path, crate::bounded_file::MAX_CONFIG_BYTES)
+            .map_err(|source| BoardError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
         Self::parse(&text, path)
     }
 

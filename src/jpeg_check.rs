@@ -466,8 +466,20 @@ fn one_block(
             bits.skip(size)
         }
         Kind::DcRefine => bits.skip(1),
-        Kind::AcFirst => ac_first(bits, ac.ok_or(Stop::Bad)?, scan, eobrun, mask.ok_or(Stop::Bad)?),
-        Kind::AcRefine => ac_refine(bits, ac.ok_or(Stop::Bad)?, scan, eobrun, mask.ok_or(Stop::Bad)?),
+        Kind::AcFirst => ac_first(
+            bits,
+            ac.ok_or(Stop::Bad)?,
+            scan,
+            eobrun,
+            mask.ok_or(Stop::Bad)?,
+        ),
+        Kind::AcRefine => ac_refine(
+            bits,
+            ac.ok_or(Stop::Bad)?,
+            scan,
+            eobrun,
+            mask.ok_or(Stop::Bad)?,
+        ),
     }
 }
 
@@ -665,8 +677,17 @@ mod tests {
     fn whole_progressive_files_are_complete() {
         for (path, bytes) in progressive() {
             assert_eq!(bytes.get(..2), Some(&[0xFF, 0xD8][..]));
-            assert!(bytes.windows(2).any(|w| w == [0xFF, 0xC2]), "{}", path.display());
-            assert_eq!(completeness(&bytes), Completeness::Complete, "{}", path.display());
+            assert!(
+                bytes.windows(2).any(|w| w == [0xFF, 0xC2]),
+                "{}",
+                path.display()
+            );
+            assert_eq!(
+                completeness(&bytes),
+                Completeness::Complete,
+                "{}",
+                path.display()
+            );
         }
     }
 

@@ -204,7 +204,10 @@ fn a_progressive_jpeg_cut_short_with_an_end_marker_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let mut cut_names = Vec::new();
-    for (class, file) in [("Blight", "leaf-420.jpg"), ("Healthy", "china-444-restarts.jpg")] {
+    for (class, file) in [
+        ("Blight", "leaf-420.jpg"),
+        ("Healthy", "china-444-restarts.jpg"),
+    ] {
         let folder = data.join(class);
         std::fs::create_dir_all(&folder).expect("mkdir");
         let whole = std::fs::read(root().join("tests/data/progressive").join(file)).expect("jpeg");
@@ -404,8 +407,14 @@ fn config_head_and_state_files_that_are_devices_fifos_or_huge_are_refused_unread
     let image = root().join("tests/data/progressive/leaf-420.jpg");
     let state = dir.path().join("st");
     let cases: [(&[&str], &str); 6] = [
-        (&["run", "--board", "/dev/zero"], "a device, not a regular file"),
-        (&["run", "--board", s(&fifo)], "a FIFO (named pipe), not a regular file"),
+        (
+            &["run", "--board", "/dev/zero"],
+            "a device, not a regular file",
+        ),
+        (
+            &["run", "--board", s(&fifo)],
+            "a FIFO (named pipe), not a regular file",
+        ),
         (&["run", "--board", s(&huge)], "more than the 1048576 bytes"),
         (
             &["predict", "--model", "/dev/zero", "--head", "x", s(&image)],
@@ -424,6 +433,10 @@ fn config_head_and_state_files_that_are_devices_fifos_or_huge_are_refused_unread
         let out = run_exactly(args);
         assert_eq!(out.status, 1, "{args:?}: {}", out.stderr);
         assert!(out.stderr.contains(why), "{args:?}: {}", out.stderr);
-        assert!(out.peak_kib < 100 * 1024, "{args:?}: peak {} KiB", out.peak_kib);
+        assert!(
+            out.peak_kib < 100 * 1024,
+            "{args:?}: peak {} KiB",
+            out.peak_kib
+        );
     }
 }

@@ -90,9 +90,12 @@ pub fn folder_features(
         );
     }
     // Counted with the rest, so that a summary's "N skipped" matches the lines above.
-    featurized
-        .skipped
-        .extend(folder.skipped.into_iter().map(|(path, reason)| Skipped { path, reason }));
+    featurized.skipped.extend(
+        folder
+            .skipped
+            .into_iter()
+            .map(|(path, reason)| Skipped { path, reason }),
+    );
     featurized.skipped.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(featurized)
 }
