@@ -35,6 +35,10 @@ png(f"{t}/img/wide.png", 8000, 2)
 png(f"{t}/img/huge.png", 20000, 20000, rows=400)
 with open(f"{t}/img/cut.jpg", "wb") as f:
     f.write(jpeg[: len(jpeg) // 2] + b"\xff\xd9")
+progressive = open(os.path.join(root, "tests/data/progressive/leaf-420.jpg"), "rb").read()
+with open(f"{t}/img/cut-progressive.jpg", "wb") as f:
+    f.write(progressive[: len(progressive) // 2] + b"\xff\xd9")
+os.mkfifo(f"{t}/fifo.toml")
 odd = f"{t}/odd"
 for c in ["Blight", "Healthy"]:
     os.makedirs(f"{odd}/{c}", exist_ok=True)

@@ -344,10 +344,11 @@ impl Board {
     /// # Errors
     /// [`BoardError`] naming the file, and for a bad value the key.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| BoardError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::bounded_file::read_text(path, crate::bounded_file::MAX_CONFIG_BYTES)
+            .map_err(|source| BoardError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
         Self::parse(&text, path)
     }
 
@@ -430,6 +431,18 @@ impl Board {
                     return Err(bad(
                         "source.width",
                         format!("{width} × {height} is not a camera size; use e.g. 640 and 480"),
+                    ));
+                }
+                // The frames of every source are held to the same decode limits as files.
+                let limits = crate::preprocess::DecodeLimits::DEFAULT;
+                if u64::from(width) * u64::from(height) > limits.max_pixels {
+                    return Err(bad(
+                        "source.width",
+                        format!(
+                            "{width} × {height} is more than the {} pixels a frame may have; \
+                             use e.g. 1280 and 720 (the model sees 224 × 224)",
+                            limits.max_pixels
+                        ),
                     ));
                 }
                 let format = match s.format.as_deref().unwrap_or("mjpeg") {

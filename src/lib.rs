@@ -15,11 +15,13 @@
 //! - [`eval`], [`bench`]: metrics and benchmarks.
 //! - [`store`]: the crash-safe on-flash state (snapshots + label journal).
 //! - [`source`], [`button`], [`board`], [`notify`], [`control`], [`service`]: the device.
-//! - [`cli`]: the command-line front end used by the thin binary.
+//! - [`cli`]: the command-line front end used by the thin binary; [`bounded_file`]: reading a
+//!   file the operator names, within a bound.
 
 pub mod backbone;
 pub mod bench;
 pub mod board;
+pub mod bounded_file;
 pub mod button;
 pub mod cache;
 pub mod cli;

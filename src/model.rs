@@ -148,10 +148,11 @@ impl ModelDescriptor {
     /// # Errors
     /// [`ModelError`] naming the file and the key at fault.
     pub fn load(path: &Path) -> Result<Self, ModelError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::bounded_file::read_text(path, crate::bounded_file::MAX_CONFIG_BYTES)
+            .map_err(|source| ModelError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
         let raw: RawDescriptor = toml::from_str(&text).map_err(|e| ModelError::Parse {
             path: path.to_path_buf(),
             message: e.to_string(),

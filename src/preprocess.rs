@@ -78,8 +78,9 @@ pub enum PreprocessError {
     /// The bytes are not an image this build decodes (JPEG, PNG), or the file is damaged.
     #[error("not a readable JPEG/PNG image ({0}); the file may be damaged or of another format")]
     Decode(#[from] image::ImageError),
-    /// A JPEG whose compressed data ends before the last row of pixels (the decoder ran out).
-    #[error("JPEG is truncated: its data ends before the last row of pixels; the file was cut short, copy it again")]
+    /// A JPEG whose compressed data ends before the image is whole (the last row of a sequential
+    /// JPEG, the last refinement of a progressive one).
+    #[error("JPEG is truncated: its compressed data ends before the image is complete; the file was cut short, copy it again")]
     Truncated,
     /// A JPEG the decoder refused.
     #[error("not a readable JPEG image ({0}); the file may be damaged")]
@@ -114,7 +115,7 @@ pub enum PreprocessError {
 /// # Errors
 /// [`PreprocessError::NotAFile`], [`PreprocessError::FileTooLarge`] or [`PreprocessError::Read`].
 pub fn read_image_file(path: &Path, limits: &DecodeLimits) -> Result<Vec<u8>, PreprocessError> {
-    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    use std::os::unix::fs::OpenOptionsExt;
     // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -122,21 +123,8 @@ pub fn read_image_file(path: &Path, limits: &DecodeLimits) -> Result<Vec<u8>, Pr
         .open(path)
         .map_err(PreprocessError::Read)?;
     let meta = file.metadata().map_err(PreprocessError::Read)?;
-    let kind = meta.file_type();
-    if !kind.is_file() {
-        return Err(PreprocessError::NotAFile {
-            kind: if kind.is_dir() {
-                "directory"
-            } else if kind.is_fifo() {
-                "FIFO (named pipe)"
-            } else if kind.is_socket() {
-                "socket"
-            } else if kind.is_char_device() || kind.is_block_device() {
-                "device"
-            } else {
-                "special file"
-            },
-        });
+    if let Some(kind) = crate::bounded_file::not_regular(&meta.file_type()) {
+        return Err(PreprocessError::NotAFile { kind });
     }
     if meta.len() > limits.max_file_bytes {
         return Err(PreprocessError::FileTooLarge {

@@ -26,13 +26,18 @@ struct Run {
     peak_kib: i64,
 }
 
+fn run(args: &[&str], cache: &Path) -> Run {
+    let mut all = args.to_vec();
+    all.extend(["--cache", s(cache)]);
+    run_exactly(&all)
+}
+
+/// One run of the binary with exactly these arguments.
 // Waited for with `wait4` (for its resource usage), which clippy cannot see.
 #[allow(clippy::zombie_processes)]
-fn run(args: &[&str], cache: &Path) -> Run {
+fn run_exactly(args: &[&str]) -> Run {
     let mut child = Command::new(BIN)
         .args(args)
-        .arg("--cache")
-        .arg(cache)
         .current_dir(root())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -183,9 +188,60 @@ fn bad_images_and_odd_entries_are_reported_with_why_and_cost_little() {
             .any(|l| l.starts_with("skipped") && l.contains("thin.png")),
         "the thin image is embedded: {text}"
     );
+    // The summary counts every entry reported as skipped, odd entries too.
+    let lines = text.lines().filter(|l| l.starts_with("skipped ")).count();
+    assert_eq!(lines, 8, "{text}");
+    assert!(text.contains(&format!(", {lines} skipped")), "{text}");
     // The model, two threads of activations and bounded images: far below what a 19.66 GB
     // resize or a 1.2 GB decode needed.
     assert!(out.peak_kib < 400 * 1024, "peak {} KiB", out.peak_kib);
+}
+
+/// Issue 11: a progressive JPEG cut short with an end marker appended was embedded as a whole
+/// image (the decoder stops refining where the data ends); the walk of every scan now sees it.
+#[test]
+fn a_progressive_jpeg_cut_short_with_an_end_marker_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let mut cut_names = Vec::new();
+    for (class, file) in [
+        ("Blight", "leaf-420.jpg"),
+        ("Healthy", "china-444-restarts.jpg"),
+    ] {
+        let folder = data.join(class);
+        std::fs::create_dir_all(&folder).expect("mkdir");
+        let whole = std::fs::read(root().join("tests/data/progressive").join(file)).expect("jpeg");
+        std::fs::write(folder.join(file), &whole).expect("whole");
+        let last_scan = whole
+            .windows(2)
+            .rposition(|w| w == [0xFF, 0xDA])
+            .expect("scans");
+        // Inside the first scans, half way, and just before the last scan header.
+        for (tag, keep) in [
+            ("third", whole.len() / 3),
+            ("half", whole.len() / 2),
+            ("before-last-scan", last_scan),
+        ] {
+            let name = format!("cut-{tag}-{file}");
+            let mut cut = whole[..keep].to_vec();
+            cut.extend_from_slice(&[0xFF, 0xD9]);
+            std::fs::write(folder.join(&name), cut).expect("cut");
+            cut_names.push(name);
+        }
+    }
+    let out = run(&["embed", s(&data)], &dir.path().join("cache"));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let text = format!("{}{}", out.stdout, out.stderr);
+    for name in &cut_names {
+        assert!(
+            skipped_line(&text, name).contains("JPEG is truncated"),
+            "{name}: {text}"
+        );
+    }
+    assert!(
+        text.contains("2 embedded") && text.contains("6 skipped"),
+        "the two whole progressive files are embedded: {text}"
+    );
 }
 
 #[test]
@@ -332,6 +388,55 @@ fn model_descriptors_are_checked_against_the_graph() {
             out.stderr.contains(key) && out.stderr.contains(expect),
             "{name}: {}",
             out.stderr
+        );
+    }
+}
+
+/// Issue 11, inputs not in its table: a board, descriptor, head file or export named on the
+/// command line that is `/dev/zero` (read until memory ran out: 1 GB resident), a FIFO (waited
+/// for ever) or far larger than such a file can be is refused unread, saying what it is.
+#[test]
+fn config_head_and_state_files_that_are_devices_fifos_or_huge_are_refused_unread() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("fifo.toml");
+    let c = std::ffi::CString::new(s(&fifo)).expect("path");
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
+    let huge = dir.path().join("huge.toml");
+    std::fs::write(&huge, vec![b'#'; 2 << 20]).expect("huge");
+    let image = root().join("tests/data/progressive/leaf-420.jpg");
+    let state = dir.path().join("st");
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["run", "--board", "/dev/zero"],
+            "a device, not a regular file",
+        ),
+        (
+            &["run", "--board", s(&fifo)],
+            "a FIFO (named pipe), not a regular file",
+        ),
+        (&["run", "--board", s(&huge)], "more than the 1048576 bytes"),
+        (
+            &["predict", "--model", "/dev/zero", "--head", "x", s(&image)],
+            "a device, not a regular file",
+        ),
+        (
+            &["predict", "--head", s(&fifo), s(&image)],
+            "a FIFO (named pipe), not a regular file",
+        ),
+        (
+            &["state", "import", "/dev/zero", "--into", s(&state)],
+            "a device, not a regular file",
+        ),
+    ];
+    for (args, why) in cases {
+        let out = run_exactly(args);
+        assert_eq!(out.status, 1, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(why), "{args:?}: {}", out.stderr);
+        assert!(
+            out.peak_kib < 100 * 1024,
+            "{args:?}: peak {} KiB",
+            out.peak_kib
         );
     }
 }

@@ -142,6 +142,26 @@ proptest! {
         }
     }
 
+    /// Camera sizes: a board is accepted only if its frames fit the decode limits that files
+    /// have, so the camera path is bounded like the folder and stdin paths.
+    #[test]
+    fn camera_sizes_stay_within_the_decode_limits(width in 0u32..20_000, height in 0u32..20_000) {
+        let text = format!(
+            "[source]\nkind = \"camera\"\ndevice = 0\nwidth = {width}\nheight = {height}\n"
+        );
+        match fieldtune::board::Board::parse(&text, Path::new("prop.toml")) {
+            Ok(board) => {
+                let fieldtune::board::SourceKind::Camera { width, height, .. } = board.source.kind
+                else {
+                    prop_assert!(false, "a camera board");
+                    unreachable!()
+                };
+                prop_assert!(DecodeLimits::DEFAULT.check(width, height).is_ok());
+            }
+            Err(e) => prop_assert!(format!("{e:#}").contains("source.width"), "{e:#}"),
+        }
+    }
+
     /// Arbitrary bytes on the MJPEG stream: frames come out as SOI … EOI within the cap, and the
     /// stream ends; never a panic, never an endless loop.
     #[test]

@@ -7,7 +7,7 @@ use anyhow::Context;
 
 use crate::cache::{self, FeatureCache};
 use crate::dataset::ImageFolder;
-use crate::featurize::{featurize, Featurized};
+use crate::featurize::{featurize, Featurized, Skipped};
 use crate::head::Head;
 use crate::model::ModelDescriptor;
 use crate::store::head_file::load_head;
@@ -80,7 +80,7 @@ pub fn folder_features(
             crate::learner::names::escaped(&path.display().to_string())
         );
     }
-    let featurized = featurize(&folder, descriptor, cache, threads)
+    let mut featurized = featurize(&folder, descriptor, cache, threads)
         .with_context(|| format!("computing features of {}", dir.display()))?;
     for skipped in &featurized.skipped {
         eprintln!(
@@ -89,6 +89,14 @@ pub fn folder_features(
             skipped.reason
         );
     }
+    // Counted with the rest, so that a summary's "N skipped" matches the lines above.
+    featurized.skipped.extend(
+        folder
+            .skipped
+            .into_iter()
+            .map(|(path, reason)| Skipped { path, reason }),
+    );
+    featurized.skipped.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(featurized)
 }
 

@@ -236,7 +236,8 @@ fn inspect(path: &Path) -> anyhow::Result<()> {
 }
 
 fn inspect_file(path: &Path) -> anyhow::Result<()> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = crate::bounded_file::read(path, crate::bounded_file::MAX_STATE_FILE_BYTES)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     let header = store::format::Header::decode(&bytes, path)?;
     let container = store::format::read_container(&bytes, path, header.kind, &header.backbone)?;
     outln!("file              {}", path.display());
@@ -285,7 +286,8 @@ fn export(dir: &Path, out: &Path) -> anyhow::Result<()> {
 
 fn import(file: &Path, into: &Path) -> anyhow::Result<()> {
     let fs = fs();
-    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let bytes = crate::bounded_file::read(file, crate::bounded_file::MAX_STATE_FILE_BYTES)
+        .with_context(|| format!("cannot read {}", file.display()))?;
     let header = store::format::Header::decode(&bytes, file)?;
     let decoded = store::snapshot::decode(
         &bytes,

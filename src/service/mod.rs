@@ -335,7 +335,12 @@ impl Service {
                 Err(e) if e.is_transient() => {
                     self.stats.faults += 1;
                     let wait = backoff.failed();
-                    tracing::warn!("{e}; retrying in {} ms", wait.as_millis());
+                    // Escaped: a file name in the message is outside input.
+                    tracing::warn!(
+                        "{}; retrying in {} ms",
+                        crate::learner::names::escaped(&e.to_string()),
+                        wait.as_millis()
+                    );
                     next_due = Instant::now() + wait;
                     continue;
                 }
@@ -371,7 +376,10 @@ impl Service {
                 Ok(rgb) => Some(rgb),
                 Err(e) => {
                     self.stats.faults += 1;
-                    tracing::warn!("skipping frame {}: {e}", frame.origin);
+                    tracing::warn!(
+                        "skipping frame {}: {e}",
+                        crate::learner::names::escaped(&frame.origin)
+                    );
                     return;
                 }
             },
@@ -415,7 +423,10 @@ impl Service {
                 }
                 Err(e) => {
                     self.stats.faults += 1;
-                    tracing::warn!("skipping frame {}: {e}", frame.origin);
+                    tracing::warn!(
+                        "skipping frame {}: {e}",
+                        crate::learner::names::escaped(&frame.origin)
+                    );
                     return;
                 }
             },

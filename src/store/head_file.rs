@@ -42,8 +42,7 @@ pub fn save_head_with<H: Serialize>(
 /// [`StoreError::Corrupt`] (checksum, truncation, undecodable), [`StoreError::NewerVersion`],
 /// [`StoreError::WrongKind`] (e.g. a snapshot given as a head file), [`StoreError::OtherBackbone`].
 pub fn load_head<H: DeserializeOwned>(path: &Path, expected: &BackboneId) -> Result<H> {
-    let bytes = RealFs
-        .read(path)
+    let bytes = crate::bounded_file::read(path, crate::bounded_file::MAX_HEAD_BYTES)
         .map_err(|e| StoreError::io("read head file", path, e))?;
     let container = format::read_whole(&bytes, path, FileKind::Head, expected)?;
     match container.records.as_slice() {

@@ -105,7 +105,21 @@ impl FrameSource for CameraSource {
                 return Err(self.fault(e));
             }
         };
+        // The same bounds as every other source: the driver may deliver another size than the
+        // one asked for, and a frame is refused before it is copied or decoded.
+        let resolution = buffer.resolution();
+        crate::preprocess::DecodeLimits::DEFAULT
+            .check(resolution.width(), resolution.height())
+            .map_err(|e| self.fault(format!("frame refused: {e}")))?;
         let data = if buffer.source_frame_format() == FrameFormat::MJPEG {
+            let max = crate::source::mjpeg::MAX_FRAME_BYTES;
+            if buffer.buffer().len() > max {
+                return Err(self.fault(format!(
+                    "an MJPEG frame of {} bytes is larger than {} MiB (the limit); skipped",
+                    buffer.buffer().len(),
+                    max >> 20
+                )));
+            }
             FrameData::Encoded(buffer.buffer().to_vec())
         } else {
             let decoded = buffer
