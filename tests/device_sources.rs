@@ -174,6 +174,7 @@ fn a_camera_that_fails_and_comes_back_keeps_the_service_serving() {
         buttons: None,
         max_frames: Some(8),
         auto_label_every: Some(2),
+        live: None,
     })
     .expect("service");
     let status = service.run(&AtomicBool::new(false)).expect("keeps serving");

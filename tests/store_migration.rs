@@ -209,6 +209,7 @@ fn a_learner_opens_the_v2_state_and_keeps_learning() {
             &[Frame {
                 features: &feature,
                 hash: fieldtune::store::FrameHash::of(b"x"),
+                thumbnail: &[],
             }],
         )
         .expect("label");

@@ -356,12 +356,20 @@ fn label_random(
     let class = format!("class-{}", rng.gen_range(0..classes));
     let hash = store::FrameHash(rng.gen());
     let id = learner.data().next_sample_id;
+    let thumbnail = soak_thumbnail(&hash);
     let frame = Frame {
         features: feature.as_slice().unwrap_or_default(),
         hash,
+        thumbnail: &thumbnail,
     };
     learner.label(&class, &[frame])?;
     Ok(id)
+}
+
+/// The soak's stand-in thumbnail of a frame: its hash repeated to 3 KiB (the size of a real
+/// 112 px JPEG), so a crash test can tell each recovered sample's thumbnail is whole and its own.
+pub fn soak_thumbnail(hash: &store::FrameHash) -> Vec<u8> {
+    hash.0.iter().copied().cycle().take(3072).collect()
 }
 
 fn soak(dir: &Path, events: u64, seed: u64, dim: u32) -> anyhow::Result<()> {
@@ -538,6 +546,8 @@ fn build_state(
                         &feature,
                         config.store.feature_encoding,
                     ),
+                    thumbnail: store::features::Blob::default(),
+                    views: Vec::new(),
                 }],
             },
         )?;

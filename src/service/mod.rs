@@ -12,7 +12,7 @@
 //! decode is skipped. Shutdown (the `stop` flag, set by SIGTERM/SIGINT): the current step finishes,
 //! STOPPING is sent, the head is snapshotted, and [`Service::run`] returns so every `Drop` runs.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
@@ -30,6 +30,7 @@ use crate::learner::{Frame as LabelFrame, Learner, LearnerConfig, Polled};
 use crate::notify::Notifier;
 use crate::source::{Backoff, Frame, FrameData, FrameSource, SourceError};
 use crate::store::FrameHash;
+use crate::web::{LiveFrame, LiveView};
 
 pub mod output;
 pub mod stats;
@@ -79,6 +80,8 @@ struct Recent {
     features: Vec<f32>,
     predicted: Option<String>,
     probability: f32,
+    /// The frame itself, for its thumbnail when it is labelled.
+    data: Arc<FrameData>,
 }
 
 /// How many processed frames are held for labelling by sequence number (besides the context).
@@ -99,6 +102,8 @@ pub struct Parts {
     pub max_frames: Option<u64>,
     /// Benchmarks: label every N-th frame with the class its folder gives, as a person would.
     pub auto_label_every: Option<u64>,
+    /// Where each processed frame is published for the web page (None: no page).
+    pub live: Option<Arc<LiveView>>,
 }
 
 /// Status, as `fieldtune status` shows it.
@@ -120,6 +125,12 @@ pub struct Status {
     pub retrains: u64,
     pub retraining: bool,
     pub latency: stats::StageMeans,
+    /// Predictions per class name ("unknown" when no class was sure enough), since start.
+    #[serde(default)]
+    pub predictions: BTreeMap<String, u64>,
+    /// Bytes of the state directory's files.
+    #[serde(default)]
+    pub store_bytes: u64,
 }
 
 /// One class in the status.
@@ -145,6 +156,8 @@ pub struct Service {
     max_frames: Option<u64>,
     auto_label_every: Option<u64>,
     recent: VecDeque<Recent>,
+    live: Option<Arc<LiveView>>,
+    predictions: BTreeMap<String, u64>,
     seq: u64,
     stats: Stats,
     dirty: bool,
@@ -185,6 +198,8 @@ impl Service {
             max_frames: parts.max_frames,
             auto_label_every: parts.auto_label_every,
             recent: VecDeque::new(),
+            live: parts.live,
+            predictions: BTreeMap::new(),
             seq: 0,
             stats: Stats::new(),
             dirty: false,
@@ -217,6 +232,8 @@ impl Service {
             retrains: self.learner.retrains(),
             retraining: self.learner.retraining(),
             latency: self.stats.means,
+            predictions: self.predictions.clone(),
+            store_bytes: dir_bytes(self.learner.store().dir()),
         }
     }
 
@@ -347,6 +364,13 @@ impl Service {
         times.head = head_start.elapsed();
 
         self.seq += 1;
+        let name = predicted.as_deref().unwrap_or("unknown");
+        match self.predictions.get_mut(name) {
+            Some(n) => *n += 1,
+            None => {
+                self.predictions.insert(name.to_string(), 1);
+            }
+        }
         if let Some(truth) = &frame.truth {
             // Per frame: a name lookup, not the class list with its sample counts.
             if self.learner.data().live_class(truth).is_some() {
@@ -373,6 +397,15 @@ impl Service {
         if self.recent.len() == keep {
             self.recent.pop_front();
         }
+        let data = Arc::new(frame.data);
+        if let Some(live) = &self.live {
+            live.publish(LiveFrame {
+                seq: self.seq,
+                data: Arc::clone(&data),
+                class: predicted.clone(),
+                probability,
+            });
+        }
         self.recent.push_back(Recent {
             seq: self.seq,
             origin: frame.origin,
@@ -381,6 +414,7 @@ impl Service {
             features,
             predicted,
             probability,
+            data,
         });
     }
 
@@ -416,8 +450,18 @@ impl Service {
                             "truth": r.truth,
                             "class": r.predicted,
                             "probability": r.probability,
+                            "recent": self.recent.iter().rev().take(8).map(|r| serde_json::json!({
+                                "seq": r.seq,
+                                "class": r.predicted,
+                                "probability": r.probability,
+                            })).collect::<Vec<_>>(),
                         })),
                     },
+                    Request::NewClass { name } => self.new_class(&name),
+                    Request::MoveSample { sample, to } => self.move_sample(sample, &to),
+                    Request::DeleteSample { sample } => self.delete_sample(sample),
+                    Request::Samples { class } => self.samples(&class),
+                    Request::Thumbnail { sample } => self.thumbnail(sample),
                 };
                 // The client may have gone; nothing to do then.
                 let _ = reply.send(answer);
@@ -477,12 +521,28 @@ impl Service {
         };
         let first = target.saturating_sub(self.board.learning.context_frames);
         let started = Instant::now();
+        let size = self.board.store.thumbnail_px;
+        let thumbnails: Vec<Vec<u8>> = self
+            .recent
+            .range(first..=target)
+            .map(|r| {
+                if size == 0 {
+                    return Vec::new();
+                }
+                crate::thumbnail::make(&r.data, size).unwrap_or_else(|e| {
+                    tracing::warn!("frame {}: no thumbnail kept: {e}", r.seq);
+                    Vec::new()
+                })
+            })
+            .collect();
         let frames: Vec<LabelFrame> = self
             .recent
             .range(first..=target)
-            .map(|r| LabelFrame {
+            .zip(&thumbnails)
+            .map(|(r, thumbnail)| LabelFrame {
                 features: &r.features,
                 hash: r.hash,
+                thumbnail,
             })
             .collect();
         let result = self.learner.label(class, &frames);
@@ -573,6 +633,75 @@ impl Service {
         }
     }
 
+    fn new_class(&mut self, name: &str) -> Reply {
+        match self.learner.new_class(name) {
+            Ok(name) => {
+                self.dirty = true;
+                tracing::info!("new class {}", crate::learner::names::shown(&name));
+                Reply::ok(serde_json::json!({ "class": name }))
+            }
+            Err(e) => Reply::error(format!("new class not made: {e}")),
+        }
+    }
+
+    fn move_sample(&mut self, sample: u64, to: &str) -> Reply {
+        match self.learner.move_sample(sample, to) {
+            Ok(()) => {
+                self.dirty = true;
+                tracing::info!(
+                    "moved sample {sample} to {}",
+                    crate::learner::names::shown(to)
+                );
+                Reply::ok(serde_json::json!({ "sample": sample, "to": to }))
+            }
+            Err(e) => Reply::error(format!("move not done: {e}")),
+        }
+    }
+
+    fn delete_sample(&mut self, sample: u64) -> Reply {
+        match self.learner.delete_sample(sample) {
+            Ok(()) => {
+                self.dirty = true;
+                tracing::info!("deleted sample {sample} (undo brings it back)");
+                Reply::ok(serde_json::json!({ "deleted": sample }))
+            }
+            Err(e) => Reply::error(format!("delete not done: {e}")),
+        }
+    }
+
+    fn samples(&self, class: &str) -> Reply {
+        let data = self.learner.data();
+        let Some(index) = data.live_class(class) else {
+            return Reply::error(format!("no class {}", crate::learner::names::shown(class)));
+        };
+        let mut samples: Vec<_> = data
+            .live_samples()
+            .filter(|s| s.class == index)
+            .map(|s| {
+                serde_json::json!({
+                    "id": s.id,
+                    "time_ms": s.time_ms,
+                    "thumbnail": !s.thumbnail.is_empty(),
+                })
+            })
+            .collect();
+        samples.reverse();
+        Reply::ok(serde_json::json!({ "class": class, "samples": samples }))
+    }
+
+    fn thumbnail(&self, sample: u64) -> Reply {
+        let data = self.learner.data();
+        match data.samples.iter().find(|s| s.id == sample) {
+            None => Reply::error(format!("no stored sample {sample}")),
+            Some(s) if s.thumbnail.is_empty() => Reply::error(format!(
+                "sample {sample} has no thumbnail (labelled before format 4)"
+            )),
+            Some(s) => Reply::ok(serde_json::json!({
+                "jpeg_hex": s.thumbnail.0.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            })),
+        }
+    }
+
     fn poll_learner(&mut self) {
         match self.learner.poll() {
             Polled::Idle => {}
@@ -610,6 +739,17 @@ impl Service {
         }
         self.last_snapshot = Instant::now();
     }
+}
+
+/// Bytes of the files directly in `dir` (the state directory has no subdirectories that matter).
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
+            .sum()
+    })
 }
 
 /// The learner settings a board asks for (everything but the state directory).
