@@ -28,13 +28,18 @@ pub enum Command {
         path: PathBuf,
     },
     /// Packs a state directory into one file (replay set, classes, head) to move it to another
-    /// device. Reads only; safe while the service runs.
+    /// device, and/or writes its samples' thumbnails as class folders (`--images`) that
+    /// `fieldtune train` reads. Reads only; safe while the service runs.
     Export {
         /// The state directory.
         path: PathBuf,
         /// The file to write.
-        #[arg(long)]
-        out: PathBuf,
+        #[arg(long, required_unless_present = "images")]
+        out: Option<PathBuf>,
+        /// Write each live class's thumbnails as DIR/<class>/<sample id>.jpg (DIR must not exist
+        /// or be empty).
+        #[arg(long, value_name = "DIR")]
+        images: Option<PathBuf>,
     },
     /// Unpacks an exported file into a new state directory.
     Import {
@@ -86,7 +91,15 @@ pub enum Command {
 pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Inspect { path } => inspect(&path),
-        Command::Export { path, out } => export(&path, &out),
+        Command::Export { path, out, images } => {
+            if let Some(out) = out {
+                export(&path, &out)?;
+            }
+            match images {
+                Some(images) => export_images(&path, &images),
+                None => Ok(()),
+            }
+        }
         Command::Import { file, into } => import(&file, &into),
         Command::Soak {
             dir,
@@ -279,6 +292,64 @@ fn export(dir: &Path, out: &Path) -> anyhow::Result<()> {
         data.seq,
         out.display(),
         bytes.len()
+    );
+    Ok(())
+}
+
+/// A class name as a folder name: `/` and `%` are escaped as `%2F` and `%25`, and a name of dots
+/// only gets its first dot escaped, so every name is one folder and the same name twice is one.
+pub fn folder_name(class: &str) -> String {
+    let escaped = class.replace('%', "%25").replace('/', "%2F");
+    if escaped.chars().all(|c| c == '.') {
+        format!("%2E{}", &escaped[1..])
+    } else {
+        escaped
+    }
+}
+
+fn export_images(dir: &Path, images: &Path) -> anyhow::Result<()> {
+    let fs = fs();
+    let backbone = store::recovery::detect_backbone(fs.as_ref(), dir)
+        .with_context(|| format!("{} holds no fieldtune state", dir.display()))?;
+    let recovery =
+        store::recovery::recover(fs.as_ref(), dir, &backbone, &store::StoreConfig::default())?;
+    let data = recovery.data;
+    if images.exists()
+        && std::fs::read_dir(images)
+            .with_context(|| format!("cannot read {}", images.display()))?
+            .next()
+            .is_some()
+    {
+        bail!(
+            "{} is not empty; export --images writes into a new or empty folder only",
+            images.display()
+        );
+    }
+    let (mut written, mut without) = (0usize, 0usize);
+    for (index, class) in data.live_classes() {
+        let folder = images.join(folder_name(&class.name));
+        std::fs::create_dir_all(&folder)
+            .with_context(|| format!("cannot create {}", folder.display()))?;
+        for sample in data.samples.iter().filter(|s| s.class == index) {
+            if sample.thumbnail.is_empty() {
+                without += 1;
+                continue;
+            }
+            let path = folder.join(format!("{:08}.jpg", sample.id));
+            std::fs::write(&path, &sample.thumbnail.0)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            written += 1;
+        }
+    }
+    outln!(
+        "wrote {written} thumbnails of {} classes to {}{}",
+        data.live_classes().count(),
+        images.display(),
+        if without > 0 {
+            format!(" ({without} samples have none: labelled before format 4 or with store.thumbnail_px = 0)")
+        } else {
+            String::new()
+        }
     );
     Ok(())
 }
