@@ -697,6 +697,34 @@ fn thumbnails_survive_sigkill_and_export_to_train_and_eval() {
         String::from_utf8_lossy(&eval.stderr)
     );
     let report: serde_json::Value = serde_json::from_slice(&eval.stdout).expect("eval JSON");
+
+    // The device's own head, exported, evaluates the same way.
+    let device_head = dir.path().join("device.fth");
+    let export = Command::new(BIN)
+        .args(["state", "export"])
+        .arg(dir.path().join("state"))
+        .arg("--head")
+        .arg(&device_head)
+        .output()
+        .expect("export --head");
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let device_eval = Command::new(BIN)
+        .current_dir(root())
+        .args(["eval", "--no-cache", "--json", "--data"])
+        .arg(root().join("tests/data/corn4-mini/train"))
+        .arg("--head")
+        .arg(&device_head)
+        .output()
+        .expect("eval");
+    assert!(device_eval.status.success());
+    let device_report: serde_json::Value =
+        serde_json::from_slice(&device_eval.stdout).expect("eval JSON");
+    eprintln!("eval of the device's exported head: {device_report}");
+    assert!(device_report["accuracy"].as_f64().expect("accuracy") > 0.6);
     eprintln!("eval of a head trained on 16 exported thumbnails: {report}");
     assert_eq!(
         report["per_class"].as_array().map(Vec::len),

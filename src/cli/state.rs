@@ -34,12 +34,16 @@ pub enum Command {
         /// The state directory.
         path: PathBuf,
         /// The file to write.
-        #[arg(long, required_unless_present = "images")]
+        #[arg(long, required_unless_present_any = ["images", "head"])]
         out: Option<PathBuf>,
         /// Write each live class's thumbnails as DIR/<class>/<sample id>.jpg (DIR must not exist
         /// or be empty).
         #[arg(long, value_name = "DIR")]
         images: Option<PathBuf>,
+        /// Write the head the device serves (refitted to the stored samples when labels came
+        /// after its last snapshot) as a head file for `fieldtune eval` and `predict`.
+        #[arg(long, value_name = "FILE")]
+        head: Option<PathBuf>,
     },
     /// Unpacks an exported file into a new state directory.
     Import {
@@ -81,6 +85,10 @@ pub enum Command {
         /// Labels of the write benchmark.
         #[arg(long, default_value_t = 2_000)]
         labels: u64,
+        /// Bytes of the thumbnail kept with each label of the write benchmark (0: none; the
+        /// default is about a real 112 px JPEG).
+        #[arg(long, default_value_t = STAND_IN_THUMBNAIL_BYTES)]
+        thumbnail_bytes: usize,
     },
 }
 
@@ -91,9 +99,17 @@ pub enum Command {
 pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Inspect { path } => inspect(&path),
-        Command::Export { path, out, images } => {
+        Command::Export {
+            path,
+            out,
+            images,
+            head,
+        } => {
             if let Some(out) = out {
                 export(&path, &out)?;
+            }
+            if let Some(head) = head {
+                export_head(&path, &head)?;
             }
             match images {
                 Some(images) => export_images(&path, &images),
@@ -112,7 +128,8 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             dir,
             samples,
             labels,
-        } => bench(json, dir.as_deref(), samples, labels),
+            thumbnail_bytes,
+        } => bench(json, dir.as_deref(), samples, labels, thumbnail_bytes),
     }
 }
 
@@ -307,6 +324,43 @@ pub fn folder_name(class: &str) -> String {
     }
 }
 
+/// The device's head as a head file: the state is copied aside (the running service is not
+/// disturbed and nothing in `dir` is written), opened there and settled, as the device does on
+/// start; heads that must be refitted are fitted with the default (linear) head settings.
+fn export_head(dir: &Path, out: &Path) -> anyhow::Result<()> {
+    let fs = fs();
+    let backbone = store::recovery::detect_backbone(fs.as_ref(), dir)
+        .with_context(|| format!("{} holds no fieldtune state", dir.display()))?;
+    let copy = std::env::temp_dir().join(format!("fieldtune-export-head-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&copy);
+    std::fs::create_dir_all(&copy).with_context(|| format!("cannot create {}", copy.display()))?;
+    let result = (|| {
+        for entry in
+            std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?
+        {
+            let entry = entry?;
+            let name = entry.file_name();
+            if name.to_string_lossy().ends_with(".ft") {
+                std::fs::copy(entry.path(), copy.join(&name))
+                    .with_context(|| format!("cannot copy {}", entry.path().display()))?;
+            }
+        }
+        let (mut learner, _) = Learner::open(&copy, backbone, LearnerConfig::default(), None)?;
+        learner.settle();
+        store::save_head(out, learner.head(), &backbone)?;
+        outln!(
+            "wrote the head of {} ({} classes: {}) to {}",
+            dir.display(),
+            learner.head().classes().len(),
+            learner.head().classes().join(", "),
+            out.display()
+        );
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&copy);
+    result
+}
+
 fn export_images(dir: &Path, images: &Path) -> anyhow::Result<()> {
     let fs = fs();
     let backbone = store::recovery::detect_backbone(fs.as_ref(), dir)
@@ -422,12 +476,14 @@ fn label_random(
     rng: &mut ChaCha8Rng,
     dim: u32,
     classes: u32,
+    thumbnail_bytes: usize,
 ) -> anyhow::Result<u64> {
     let feature = random_feature(rng, dim);
     let class = format!("class-{}", rng.gen_range(0..classes));
     let hash = store::FrameHash(rng.gen());
     let id = learner.data().next_sample_id;
-    let thumbnail = soak_thumbnail(&hash);
+    let mut thumbnail = soak_thumbnail(&hash);
+    thumbnail.truncate(thumbnail_bytes);
     let frame = Frame {
         features: feature.as_slice().unwrap_or_default(),
         hash,
@@ -437,10 +493,19 @@ fn label_random(
     Ok(id)
 }
 
-/// The soak's stand-in thumbnail of a frame: its hash repeated to 3 KiB (the size of a real
-/// 112 px JPEG), so a crash test can tell each recovered sample's thumbnail is whole and its own.
+/// Bytes of the stand-in thumbnail of the soak and the storage bench: about a real 112 px JPEG.
+pub const STAND_IN_THUMBNAIL_BYTES: usize = 3072;
+
+/// The soak's stand-in thumbnail of a frame: its hash repeated to
+/// [`STAND_IN_THUMBNAIL_BYTES`], so a crash test can tell each recovered sample's thumbnail is
+/// whole and its own.
 pub fn soak_thumbnail(hash: &store::FrameHash) -> Vec<u8> {
-    hash.0.iter().copied().cycle().take(3072).collect()
+    hash.0
+        .iter()
+        .copied()
+        .cycle()
+        .take(STAND_IN_THUMBNAIL_BYTES)
+        .collect()
 }
 
 fn soak(dir: &Path, events: u64, seed: u64, dim: u32) -> anyhow::Result<()> {
@@ -449,7 +514,7 @@ fn soak(dir: &Path, events: u64, seed: u64, dim: u32) -> anyhow::Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ learner.data().seq);
     let stdout = std::io::stdout();
     for _ in 0..events {
-        let id = label_random(&mut learner, &mut rng, dim, 4)?;
+        let id = label_random(&mut learner, &mut rng, dim, 4, STAND_IN_THUMBNAIL_BYTES)?;
         let mut out = stdout.lock();
         writeln!(out, "ack {id}")?;
         out.flush()?;
@@ -476,7 +541,13 @@ fn latency(mut samples: Vec<Duration>) -> Latency {
     }
 }
 
-fn bench(json: bool, dir: Option<&Path>, samples: u64, labels: u64) -> anyhow::Result<()> {
+fn bench(
+    json: bool,
+    dir: Option<&Path>,
+    samples: u64,
+    labels: u64,
+    thumbnail_bytes: usize,
+) -> anyhow::Result<()> {
     let tmp = tempfile_dir(dir)?;
     let dim = 1280;
     let backbone = soak_backbone(dim);
@@ -491,7 +562,7 @@ fn bench(json: bool, dir: Option<&Path>, samples: u64, labels: u64) -> anyhow::R
     let mut snapshot_times = Vec::new();
     for _ in 0..labels {
         let start = Instant::now();
-        label_random(&mut state, &mut rng, dim, 8)?;
+        label_random(&mut state, &mut rng, dim, 8, thumbnail_bytes)?;
         commit_times.push(start.elapsed());
         let start = Instant::now();
         if state.snapshot_if_due()? {
@@ -632,7 +703,13 @@ fn build_state(
     let (mut state, _) = Learner::open(dir, backbone, config.clone(), None)?;
     state.snapshot()?;
     for _ in 0..100 {
-        label_random(&mut state, rng, backbone.dim, classes)?;
+        label_random(
+            &mut state,
+            rng,
+            backbone.dim,
+            classes,
+            STAND_IN_THUMBNAIL_BYTES,
+        )?;
     }
     Ok(())
 }

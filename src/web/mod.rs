@@ -267,4 +267,25 @@ fn serve<T>(stream: TcpStream, peer: SocketAddr, shared: &Shared<T>) {
     };
     let _ = response.write_to(&mut &stream);
     let _ = stream.shutdown(std::net::Shutdown::Write);
+    linger(&stream);
+}
+
+/// Reads and drops what the client still sends (the rest of a refused body) for a moment before
+/// closing, so the close does not reset the connection before the client has read the answer.
+fn linger(mut stream: &TcpStream) {
+    use std::io::Read;
+    if stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .is_err()
+    {
+        return;
+    }
+    let mut sink = [0u8; 4096];
+    let mut left: usize = 256 << 10;
+    while left > 0 {
+        match stream.read(&mut sink) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => left = left.saturating_sub(n),
+        }
+    }
 }

@@ -19,7 +19,7 @@ pub(super) fn answer<T>(request: &HttpRequest, peer: IpAddr, shared: &Shared<T>)
     // The page holds no data: it asks for the token itself when the API says 401.
     if method == "GET" && (path == "/" || path == "/index.html") {
         return Response::bytes(200, "text/html; charset=utf-8", PAGE.as_bytes().to_vec())
-            .with("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; img-src 'self'; frame-ancestors 'none'");
+            .with("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; img-src 'self' blob:; frame-ancestors 'none'");
     }
     if method == "POST" && !auth::same_origin(request) {
         tracing::warn!(
