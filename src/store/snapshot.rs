@@ -122,7 +122,7 @@ fn decode_current(records: &[&[u8]], path: &Path, backbone: &BackboneId) -> Resu
         &meta.classes,
         backbone,
         path,
-        |payload, path, index| format::decode_record(payload, path, index),
+        format::decode_record,
     )?;
     let feature_bytes = samples.iter().map(|s| s.feature.byte_len() as u64).sum();
     Ok(StateData {
