@@ -39,7 +39,8 @@ pub fn make(data: &FrameData, size: u32) -> Result<Vec<u8>, ThumbnailError> {
     encode(&small)
 }
 
-fn shrink(rgb: &RgbImage, size: u32) -> RgbImage {
+/// `rgb` scaled down so its longer side is at most `size` (smaller images are copied as they are).
+pub fn shrink(rgb: &RgbImage, size: u32) -> RgbImage {
     let (w, h) = rgb.dimensions();
     let longer = w.max(h).max(1);
     if longer <= size {

@@ -80,8 +80,9 @@ struct Recent {
     features: Vec<f32>,
     predicted: Option<String>,
     probability: f32,
-    /// The frame itself, for its thumbnail when it is labelled.
-    data: Arc<FrameData>,
+    /// The frame, for its thumbnail when it is labelled (None when thumbnails are off). Raw
+    /// camera pixels are kept shrunk to the thumbnail's size, so the held frames stay small.
+    data: Option<Arc<FrameData>>,
 }
 
 /// How many processed frames are held for labelling by sequence number (besides the context).
@@ -398,6 +399,14 @@ impl Service {
             self.recent.pop_front();
         }
         let data = Arc::new(frame.data);
+        let size = self.board.store.thumbnail_px;
+        let kept = match &*data {
+            _ if size == 0 => None,
+            FrameData::Encoded(_) => Some(Arc::clone(&data)),
+            FrameData::Rgb(rgb) => Some(Arc::new(FrameData::Rgb(crate::thumbnail::shrink(
+                rgb, size,
+            )))),
+        };
         if let Some(live) = &self.live {
             live.publish(LiveFrame {
                 seq: self.seq,
@@ -414,7 +423,7 @@ impl Service {
             features,
             predicted,
             probability,
-            data,
+            data: kept,
         });
     }
 
@@ -526,10 +535,10 @@ impl Service {
             .recent
             .range(first..=target)
             .map(|r| {
-                if size == 0 {
+                let Some(data) = r.data.as_deref().filter(|_| size > 0) else {
                     return Vec::new();
-                }
-                crate::thumbnail::make(&r.data, size).unwrap_or_else(|e| {
+                };
+                crate::thumbnail::make(data, size).unwrap_or_else(|e| {
                     tracing::warn!("frame {}: no thumbnail kept: {e}", r.seq);
                     Vec::new()
                 })
