@@ -698,6 +698,46 @@ fn thumbnails_survive_sigkill_and_export_to_train_and_eval() {
     );
     let report: serde_json::Value = serde_json::from_slice(&eval.stdout).expect("eval JSON");
 
+    // Rebased from the thumbnails (here onto the same backbone, the one shipped): each sample's
+    // features are those of its thumbnail embedded afresh.
+    let rebased = dir.path().join("rebased");
+    let model = root().join("models/efficientnet_lite0.toml");
+    let rebase = Command::new(BIN)
+        .args(["state", "rebase"])
+        .arg(dir.path().join("state"))
+        .arg("--model")
+        .arg(&model)
+        .arg("--into")
+        .arg(&rebased)
+        .output()
+        .expect("rebase");
+    assert!(
+        rebase.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rebase.stderr)
+    );
+    let descriptor = fieldtune::model::ModelDescriptor::load(&model).expect("descriptor");
+    let mut embedder = fieldtune::embedder::Embedder::load(&descriptor).expect("model");
+    let recovered = fieldtune::store::recovery::recover(
+        &fieldtune::store::fs::RealFs,
+        &rebased,
+        &embedder.backbone_id(),
+        &fieldtune::store::StoreConfig::default(),
+    )
+    .expect("the rebased state");
+    assert_eq!(recovered.data.samples.len(), 16);
+    for sample in &recovered.data.samples {
+        assert_eq!(
+            sample.thumbnail.0, thumbs[&sample.id],
+            "sample {}",
+            sample.id
+        );
+        let fresh = embedder.embed_bytes(&sample.thumbnail.0).expect("embed");
+        let stored =
+            fieldtune::store::features::StoredFeature::encode(&fresh, sample.feature.encoding());
+        assert_eq!(sample.feature, stored, "sample {}", sample.id);
+    }
+
     // The device's own head, exported, evaluates the same way.
     let device_head = dir.path().join("device.fth");
     let export = Command::new(BIN)

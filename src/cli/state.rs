@@ -53,6 +53,19 @@ pub enum Command {
         #[arg(long)]
         into: PathBuf,
     },
+    /// Re-embeds a state's samples from their thumbnails with another backbone into a new state
+    /// directory (classes and samples kept; samples without a thumbnail, the undo history and the
+    /// head are left behind: the device refits the head on start). Reads only from the source.
+    Rebase {
+        /// The state directory.
+        path: PathBuf,
+        /// The model descriptor of the new backbone (models/*.toml).
+        #[arg(long, value_name = "FILE")]
+        model: PathBuf,
+        /// The state directory to create (must not hold a state yet).
+        #[arg(long, value_name = "DIR")]
+        into: PathBuf,
+    },
     /// Test tool: labels random features in a loop, printing `ack <sample id>` after each durable
     /// label (the kill test SIGKILLs it).
     #[command(hide = true)]
@@ -117,6 +130,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             }
         }
         Command::Import { file, into } => import(&file, &into),
+        Command::Rebase { path, model, into } => rebase(&path, &model, &into),
         Command::Soak {
             dir,
             events,
@@ -448,6 +462,69 @@ fn import(file: &Path, into: &Path) -> anyhow::Result<()> {
         data.classes.len(),
         data.samples.len(),
         into.display()
+    );
+    Ok(())
+}
+
+fn rebase(dir: &Path, model: &Path, into: &Path) -> anyhow::Result<()> {
+    let fs = fs();
+    let backbone = store::recovery::detect_backbone(fs.as_ref(), dir)
+        .with_context(|| format!("{} holds no fieldtune state", dir.display()))?;
+    let recovery =
+        store::recovery::recover(fs.as_ref(), dir, &backbone, &store::StoreConfig::default())?;
+    let descriptor = crate::model::ModelDescriptor::load(model)
+        .with_context(|| format!("loading model descriptor {}", model.display()))?;
+    let mut embedder = crate::embedder::Embedder::load(&descriptor)?;
+    let target = embedder.backbone_id();
+    let _lock = store::lock::StateLock::acquire(into, &store::lock::Holder::this_process(None))?;
+    if let Some(existing) = store::recovery::detect_backbone(fs.as_ref(), into) {
+        bail!(
+            "{} already holds a state (backbone {}); rebase writes a new state only",
+            into.display(),
+            store::format::describe_backbone(&existing)
+        );
+    }
+    let mut data = recovery.data;
+    // Hidden samples (deleted classes, deleted samples) go with the undo history they served.
+    data.undo.clear();
+    let live: Vec<bool> = (0..data.classes.len() as u32)
+        .map(|c| data.is_live(c))
+        .collect();
+    let before = data.samples.len();
+    data.samples
+        .retain(|s| live[s.class as usize] && !s.thumbnail.is_empty());
+    let dropped = before - data.samples.len();
+    for sample in &mut data.samples {
+        let features = embedder
+            .embed_bytes(&sample.thumbnail.0)
+            .with_context(|| format!("sample {}: its thumbnail does not embed", sample.id))?;
+        sample.feature =
+            store::features::StoredFeature::encode(&features, sample.feature.encoding());
+        sample.views.clear();
+    }
+    data.head = None;
+    data.feature_bytes = data
+        .samples
+        .iter()
+        .map(|s| s.feature.byte_len() as u64)
+        .sum();
+    fs.create_dir_all(into)
+        .with_context(|| format!("cannot create {}", into.display()))?;
+    let path = into.join(store::snapshot::snapshot_name(data.seq));
+    let snapshot =
+        store::snapshot::encode(&data, store::format::FileKind::Snapshot, &target, &path)?;
+    store::fs::write_atomic(fs.as_ref(), &path, &snapshot)?;
+    outln!(
+        "re-embedded {} samples of {} classes with {} into {}{}",
+        data.samples.len(),
+        data.live_classes().count(),
+        descriptor.name,
+        into.display(),
+        if dropped > 0 {
+            format!(" ({dropped} left behind: no thumbnail, or hidden by a deletion)")
+        } else {
+            String::new()
+        }
     );
     Ok(())
 }
