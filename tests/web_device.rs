@@ -775,3 +775,33 @@ fn thumbnails_survive_sigkill_and_export_to_train_and_eval() {
     let accuracy = report["accuracy"].as_f64().expect("accuracy");
     assert!(accuracy > 0.4, "{report}");
 }
+
+#[test]
+fn a_frame_shown_long_ago_is_still_the_one_labelled() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let device = Device::start(dir.path(), &board(dir.path(), 0.0, ""));
+    // The page shows a frame; the person takes their time while the loop runs as fast as it can,
+    // far past the 16 frames it holds.
+    let (shown, _) = device.frame();
+    let shown_line = device.line_of(shown);
+    device.line_of(shown + 40);
+    let data = device.ok(device.post(
+        "/api/label",
+        serde_json::json!({"class": "Blight", "frame": shown}),
+    ));
+    assert_eq!(data["seq"].as_u64(), Some(shown));
+    assert_eq!(data["origin"], shown_line["origin"]);
+    // A frame never served and long gone is refused, not replaced by another.
+    let gone = device.post(
+        "/api/label",
+        serde_json::json!({"class": "Blight", "frame": shown + 1}),
+    );
+    assert_eq!(
+        gone.status,
+        422,
+        "{:?}",
+        String::from_utf8_lossy(&gone.body)
+    );
+    assert_eq!(device.status()["labels"], 1);
+    device.terminate();
+}

@@ -77,7 +77,7 @@ struct Recent {
     origin: String,
     truth: Option<String>,
     hash: FrameHash,
-    features: Vec<f32>,
+    features: Arc<Vec<f32>>,
     predicted: Option<String>,
     probability: f32,
     /// The frame, for its thumbnail when it is labelled (None when thumbnails are off). Raw
@@ -407,12 +407,16 @@ impl Service {
                 rgb, size,
             )))),
         };
+        let features = Arc::new(features);
         if let Some(live) = &self.live {
             live.publish(LiveFrame {
                 seq: self.seq,
                 data: Arc::clone(&data),
                 class: predicted.clone(),
                 probability,
+                origin: frame.origin.clone(),
+                hash,
+                features: Arc::clone(&features),
             });
         }
         self.recent.push_back(Recent {
@@ -519,7 +523,29 @@ impl Service {
             None => self.recent.len().checked_sub(1),
             Some(seq) => self.recent.iter().position(|r| r.seq == seq),
         };
-        let Some(target) = target else {
+        let chosen: Vec<Recent> = match target {
+            Some(target) => {
+                let first = target.saturating_sub(self.board.learning.context_frames);
+                self.recent.range(first..=target).cloned().collect()
+            }
+            // A frame the page showed a while ago (at a high frame rate it has left the ring):
+            // the web server keeps the frames it served, so the frame seen is the frame labelled.
+            None => frame
+                .and_then(|seq| self.live.as_ref()?.served(seq))
+                .map(|f| Recent {
+                    seq: f.seq,
+                    origin: f.origin.clone(),
+                    truth: None,
+                    hash: f.hash,
+                    features: Arc::clone(&f.features),
+                    predicted: f.class.clone(),
+                    probability: f.probability,
+                    data: Some(Arc::clone(&f.data)),
+                })
+                .into_iter()
+                .collect(),
+        };
+        let Some(target) = chosen.last().cloned() else {
             return Reply::error(match frame {
                 None => "no frame processed yet: wait for the first prediction".to_string(),
                 Some(seq) => format!(
@@ -528,12 +554,10 @@ impl Service {
                 ),
             });
         };
-        let first = target.saturating_sub(self.board.learning.context_frames);
         let started = Instant::now();
         let size = self.board.store.thumbnail_px;
-        let thumbnails: Vec<Vec<u8>> = self
-            .recent
-            .range(first..=target)
+        let thumbnails: Vec<Vec<u8>> = chosen
+            .iter()
             .map(|r| {
                 let Some(data) = r.data.as_deref().filter(|_| size > 0) else {
                     return Vec::new();
@@ -544,9 +568,8 @@ impl Service {
                 })
             })
             .collect();
-        let frames: Vec<LabelFrame> = self
-            .recent
-            .range(first..=target)
+        let frames: Vec<LabelFrame> = chosen
+            .iter()
             .zip(&thumbnails)
             .map(|(r, thumbnail)| LabelFrame {
                 features: &r.features,
@@ -555,7 +578,6 @@ impl Service {
             })
             .collect();
         let result = self.learner.label(class, &frames);
-        let target = self.recent[target].clone();
         match result {
             Ok(done) => {
                 // The learner's name: the request's, normalised (NFC), or the existing class's.

@@ -147,6 +147,7 @@ fn frame<T>(shared: &Shared<T>) -> Response {
     let Some(latest) = shared.live.latest() else {
         return Response::json(503, &Reply::error("no frame processed yet"));
     };
+    shared.live.mark_served(&latest);
     match super::live::as_image(&latest.data) {
         Some((kind, bytes)) => Response::bytes(200, kind, bytes)
             .with("X-Frame-Seq", latest.seq.to_string())
