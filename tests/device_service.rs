@@ -122,9 +122,15 @@ fn collect(
     (predicted, truth)
 }
 
+/// Waits until the head is exactly the fit of the stored samples (no retrain running or still
+/// due), the head a restart brings back.
 fn wait_idle(device: &Device) {
     let start = Instant::now();
-    while device.status()["retraining"].as_bool() == Some(true) {
+    loop {
+        let status = device.status();
+        if status["retraining"] == false && status["settled"] == true {
+            break;
+        }
         assert!(
             start.elapsed() < Duration::from_secs(120),
             "retrain never ends"

@@ -125,6 +125,9 @@ pub struct Status {
     pub uptime_s: f64,
     pub retrains: u64,
     pub retraining: bool,
+    /// The head is exactly the fit of the stored samples (what a restart brings back).
+    #[serde(default)]
+    pub settled: bool,
     pub latency: stats::StageMeans,
     /// Predictions per class name ("unknown" when no class was sure enough), since start.
     #[serde(default)]
@@ -232,6 +235,7 @@ impl Service {
             uptime_s: self.stats.started.elapsed().as_secs_f64(),
             retrains: self.learner.retrains(),
             retraining: self.learner.retraining(),
+            settled: self.learner.is_settled(),
             latency: self.stats.means,
             predictions: self.predictions.clone(),
             store_bytes: dir_bytes(self.learner.store().dir()),
