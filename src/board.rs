@@ -65,6 +65,8 @@ pub struct RawBoard {
     pub control: RawControl,
     #[serde(default)]
     pub buttons: RawButtons,
+    /// Absent: no web page.
+    pub web: Option<RawWeb>,
 }
 
 /// `[source]`: where frames come from.
@@ -138,6 +140,9 @@ pub struct RawStore {
     pub max_classes: Option<usize>,
     /// Longest class name in characters (default 48).
     pub max_class_name_chars: Option<usize>,
+    /// Longer side of the JPEG thumbnail kept with each sample, in pixels; 0 = keep none
+    /// (default 112).
+    pub thumbnail_px: Option<u32>,
 }
 
 /// `[learning]`: what a label does.
@@ -171,6 +176,28 @@ pub struct RawControl {
     /// Connections served at once (default 16); more are refused at once.
     pub max_connections: Option<usize>,
     /// Seconds a connection may stay without a complete request (default 20).
+    pub idle_timeout_s: Option<u64>,
+}
+
+/// `[web]`: the web page and HTTP API.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWeb {
+    /// Address to listen on (default `127.0.0.1`); `none` turns the page off.
+    pub address: Option<String>,
+    /// Port (default 8080; 0 = any free port, shown in the log).
+    pub port: Option<u16>,
+    /// The token, written here (prefer `token_file`).
+    pub token: Option<String>,
+    /// A file holding the token, made with a new random one when missing.
+    pub token_file: Option<PathBuf>,
+    /// Serve clients on this machine (loopback) without a token (default true).
+    pub trust_localhost: Option<bool>,
+    /// Longest request, head and body, in bytes (default 8192).
+    pub max_request_bytes: Option<usize>,
+    /// Connections served at once (default 16).
+    pub max_connections: Option<usize>,
+    /// Seconds a client may take to send its request (default 20).
     pub idle_timeout_s: Option<u64>,
 }
 
@@ -213,6 +240,8 @@ pub struct Board {
     /// Bounds on the control socket's clients.
     pub control_limits: crate::control::ControlLimits,
     pub buttons: ButtonsConfig,
+    /// `None` when the web page is turned off.
+    pub web: Option<crate::web::WebConfig>,
 }
 
 /// Where frames come from.
@@ -291,6 +320,8 @@ pub struct StoreConfig {
     pub max_per_class: usize,
     /// What a class name may be and how many classes there may be.
     pub names: crate::learner::names::NameRules,
+    /// Longer side of each sample's thumbnail; 0 = none.
+    pub thumbnail_px: u32,
 }
 
 /// `[learning]`, validated.
@@ -573,6 +604,19 @@ impl Board {
                 max_chars,
                 max_classes,
             },
+            thumbnail_px: match raw
+                .store
+                .thumbnail_px
+                .unwrap_or(crate::thumbnail::DEFAULT_SIZE)
+            {
+                px @ (0 | 32..=512) => px,
+                px => {
+                    return Err(bad(
+                        "store.thumbnail_px",
+                        format!("is {px}; use 0 (no thumbnails) or 32 to 512"),
+                    ))
+                }
+            },
         };
 
         let context_frames = raw.learning.context_frames.unwrap_or(0);
@@ -651,6 +695,11 @@ impl Board {
             max_request_bytes,
             max_connections,
             idle_timeout: Duration::from_secs(idle_s),
+        };
+
+        let web = match raw.web {
+            Some(web) => web_config(web, &bad)?,
+            None => None,
         };
 
         let b = raw.buttons;
@@ -740,8 +789,85 @@ impl Board {
             control_socket,
             control_limits,
             buttons,
+            web,
         })
     }
+}
+
+/// `[web]`, checked.
+fn web_config(
+    raw: RawWeb,
+    bad: &dyn Fn(&'static str, String) -> BoardError,
+) -> Result<Option<crate::web::WebConfig>> {
+    use crate::web::{TokenSource, WebConfig};
+    let address = match raw.address.as_deref().unwrap_or("127.0.0.1") {
+        "none" => return Ok(None),
+        text => text.parse::<std::net::IpAddr>().map_err(|_| {
+            bad(
+                "web.address",
+                format!(
+                    "is {text:?}; use an IP address like \"127.0.0.1\" or \"0.0.0.0\", or \"none\""
+                ),
+            )
+        })?,
+    };
+    let token = match (raw.token, raw.token_file) {
+        (Some(_), Some(_)) => {
+            return Err(bad(
+                "web.token",
+                "and web.token_file are both set; keep one".into(),
+            ))
+        }
+        (Some(token), None) => {
+            if token.len() < 16 || !token.chars().all(|c| c.is_ascii_graphic()) {
+                return Err(bad(
+                    "web.token",
+                    "must be 16 or more printable ASCII characters without spaces".into(),
+                ));
+            }
+            TokenSource::Inline(token)
+        }
+        (None, Some(file)) => TokenSource::File(file),
+        (None, None) => TokenSource::None,
+    };
+    if token == TokenSource::None && !address.is_loopback() {
+        return Err(bad(
+            "web.address",
+            format!("is {address}, reachable from other machines, but there is no token: set web.token_file"),
+        ));
+    }
+    let max_request_bytes = raw.max_request_bytes.unwrap_or(8192);
+    if !(1024..=65_536).contains(&max_request_bytes) {
+        return Err(bad(
+            "web.max_request_bytes",
+            format!("is {max_request_bytes}; use 1024 to 65536"),
+        ));
+    }
+    let max_connections = raw.max_connections.unwrap_or(16);
+    if !(1..=256).contains(&max_connections) {
+        return Err(bad(
+            "web.max_connections",
+            format!("is {max_connections}; use 1 to 256"),
+        ));
+    }
+    let idle_s = raw.idle_timeout_s.unwrap_or(20);
+    if !(1..=3600).contains(&idle_s) {
+        return Err(bad(
+            "web.idle_timeout_s",
+            format!("is {idle_s}; use 1 to 3600 seconds"),
+        ));
+    }
+    Ok(Some(WebConfig {
+        address,
+        port: raw.port.unwrap_or(8080),
+        token,
+        trust_localhost: raw.trust_localhost.unwrap_or(true),
+        limits: crate::control::ControlLimits {
+            max_request_bytes,
+            max_connections,
+            idle_timeout: Duration::from_secs(idle_s),
+        },
+    }))
 }
 
 /// The number of cores this process may use (1 when the system cannot tell): the default of

@@ -11,7 +11,14 @@
 //! → {"cmd":"undo"}                               ← {"ok":true,"data":{…}}
 //! → {"cmd":"status"}                             ← {"ok":true,"data":{"classes":[…],"fps":…}}
 //! → {"cmd":"current"}                            ← {"ok":true,"data":{"seq":…,"origin":…,"class":…}}
+//! → {"cmd":"new_class","name":"Rust"}
+//! → {"cmd":"samples","class":"Rust"}             ← {"ok":true,"data":{"samples":[{"id":7,…}]}}
+//! → {"cmd":"move_sample","sample":7,"to":"Blight"}
+//! → {"cmd":"delete_sample","sample":7}
+//! → {"cmd":"thumbnail","sample":7}               ← {"ok":true,"data":{"jpeg_hex":"ffd8…"}}
 //! ```
+//!
+//! The web API ([`crate::web`]) takes the same requests over HTTP.
 //!
 //! The server never touches service state: each request is handed to the service loop with a
 //! channel for the reply, so requests are served between frames, in order, by the one thread that
@@ -86,8 +93,18 @@ pub enum Request {
     Delete { class: String },
     /// Classes, counts, accuracy, fps, uptime.
     Status,
-    /// The latest frame and its prediction.
+    /// The latest frame and its prediction, and the last few predictions.
     Current,
+    /// Create class `name` without samples yet (undoable).
+    NewClass { name: String },
+    /// Move stored sample `sample` to class `to` (a label corrected afterwards; undoable).
+    MoveSample { sample: u64, to: String },
+    /// Delete stored sample `sample` (undoable).
+    DeleteSample { sample: u64 },
+    /// Class `class`'s stored samples, newest first (ids, times, whether a thumbnail is kept).
+    Samples { class: String },
+    /// Stored sample `sample`'s thumbnail, as `{"jpeg_hex": "…"}`.
+    Thumbnail { sample: u64 },
 }
 
 /// A reply, one JSON object per line.

@@ -40,3 +40,5 @@ pub mod preprocess;
 pub mod service;
 pub mod source;
 pub mod store;
+pub mod thumbnail;
+pub mod web;

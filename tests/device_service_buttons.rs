@@ -126,6 +126,7 @@ fn buttons_teach_the_running_service_and_undo() {
         buttons: Some(buttons),
         max_frames: None,
         auto_label_every: None,
+        live: None,
     })
     .expect("service");
 

@@ -44,6 +44,36 @@ fn every_board_file_loads() {
     assert!(seen >= 7, "desktop + six device boards, found {seen}");
     let desktop = Board::desktop().expect("compiled-in desktop board");
     assert_eq!(desktop.name, "desktop");
+    // The page: on localhost for the desktop, behind a token file on the devices.
+    let web = desktop.web.expect("the desktop board serves the page");
+    assert!(web.address.is_loopback());
+    let rpi4 = Board::load(&root().join("boards/rpi4.toml")).expect("rpi4");
+    let web = rpi4.web.expect("device boards serve the page");
+    assert!(!web.address.is_loopback());
+    assert!(matches!(web.token, fieldtune::web::TokenSource::File(_)));
+}
+
+#[test]
+fn web_settings_are_checked_on_load() {
+    let path = Path::new("board.toml");
+    let refused = [
+        ("[web]\naddress = \"0.0.0.0\"\n", "no token"),
+        ("[web]\naddress = \"camera\"\n", "web.address"),
+        ("[web]\ntoken = \"short\"\n", "web.token"),
+        ("[web]\nmax_request_bytes = 10\n", "web.max_request_bytes"),
+        ("[store]\nthumbnail_px = 5000\n", "store.thumbnail_px"),
+    ];
+    for (text, expected) in refused {
+        let error = Board::parse(text, path).expect_err(text).to_string();
+        assert!(error.contains(expected), "{text}: {error}");
+    }
+    let board = Board::parse("[web]\naddress = \"none\"\n", path).expect("off");
+    assert!(board.web.is_none());
+    let board = Board::parse("", path).expect("no [web] section");
+    assert!(
+        board.web.is_none(),
+        "the page is off unless a board asks for it"
+    );
 }
 
 #[test]
@@ -174,6 +204,7 @@ fn a_camera_that_fails_and_comes_back_keeps_the_service_serving() {
         buttons: None,
         max_frames: Some(8),
         auto_label_every: Some(2),
+        live: None,
     })
     .expect("service");
     let status = service.run(&AtomicBool::new(false)).expect("keeps serving");

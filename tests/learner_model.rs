@@ -119,6 +119,7 @@ fn act(learner: &mut Learner, op: &Op) -> Result<(), LearnerError> {
                 .map(|(i, v)| Frame {
                     features: v,
                     hash: FrameHash::of(&[*seed as u8, i as u8]),
+                    thumbnail: &[],
                 })
                 .collect();
             learner.label(&format!("c{class}"), &frames).map(|_| ())

@@ -120,6 +120,7 @@ fn frame(split: &Split, i: usize) -> Frame<'_> {
     Frame {
         features: &split.features[i],
         hash: split.hashes[i],
+        thumbnail: &[],
     }
 }
 

@@ -23,6 +23,16 @@ fn recovered_ids(dir: &std::path::Path) -> (BTreeSet<u64>, RecoveryReport) {
         ..StoreConfig::default()
     };
     let recovery = recover(&RealFs, dir, &backbone, &config).expect("recovery never fails");
+    // Each recovered sample keeps its own whole thumbnail (the soak's stand-in, made from the
+    // frame's hash), through every kill.
+    for sample in &recovery.data.samples {
+        assert_eq!(
+            sample.thumbnail.0,
+            fieldtune::cli::state::soak_thumbnail(&sample.frame_hash),
+            "sample {}'s thumbnail",
+            sample.id
+        );
+    }
     (
         recovery.data.samples.iter().map(|s| s.id).collect(),
         recovery.report,

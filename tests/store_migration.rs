@@ -209,10 +209,89 @@ fn a_learner_opens_the_v2_state_and_keeps_learning() {
             &[Frame {
                 features: &feature,
                 hash: fieldtune::store::FrameHash::of(b"x"),
+                thumbnail: &[],
             }],
         )
         .expect("label");
     assert_eq!(done.stored, 1);
     learner.settle();
     assert!(learner.is_settled());
+}
+
+fn v3_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store/v3");
+    for entry in std::fs::read_dir(fixture).expect("the committed v3 fixture") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).expect("copy");
+    }
+    dir
+}
+
+/// The v3 fixture was written by `fieldtune run` with the real model: its backbone identity.
+fn v3_backbone() -> BackboneId {
+    let descriptor = fieldtune::model::ModelDescriptor::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("models/efficientnet_lite0.toml"),
+    )
+    .expect("the model descriptor");
+    descriptor.backbone_id()
+}
+
+#[test]
+fn the_committed_v3_state_is_read_and_migrated() {
+    use fieldtune::store::{Action, LabelEvent};
+    let dir = v3_dir();
+    let config = StoreConfig::default();
+    let (mut store, opened) = Store::open(
+        Arc::new(fieldtune::store::fs::RealFs),
+        dir.path(),
+        v3_backbone(),
+        config.clone(),
+    )
+    .expect("the current code reads format version 3");
+    assert!(opened.report.migrated, "{}", opened.report);
+    assert_eq!(opened.report.snapshot_version, Some(3));
+    assert_eq!(opened.report.replayed, 6, "{}", opened.report);
+    let data = store.data();
+    assert_eq!(data.seq, 9);
+    let live: Vec<(&str, usize)> = data
+        .live_classes()
+        .map(|(i, c)| (c.name.as_str(), data.class_count(i)))
+        .collect();
+    assert_eq!(live, [("Blight", 3), ("Nashi", 1)]);
+    let ids: Vec<u64> = data.samples.iter().map(|s| s.id).collect();
+    assert_eq!(ids, [0, 1, 2, 3], "sample 4 was undone");
+    assert!(data.samples.iter().all(|s| s.feature.dim() == 1280));
+    // Format 3 kept no thumbnails or views: they come in empty.
+    assert!(data
+        .samples
+        .iter()
+        .all(|s| s.thumbnail.is_empty() && s.views.is_empty()));
+    assert!(matches!(
+        data.undo.last(),
+        Some(Action::Label { samples, .. }) if samples == &[3]
+    ));
+
+    // A sample deletion (new in format 4) on the migrated state, undone, then rewritten in
+    // format 4: it reads back the same.
+    store
+        .commit(LabelEvent::DeleteSample { sample: 1 })
+        .expect("delete sample");
+    assert_eq!(store.data().class_count(0), 2);
+    store.commit(LabelEvent::Undo).expect("undo");
+    assert_eq!(store.data().class_count(0), 3);
+    store.snapshot().expect("snapshot");
+    let before = store.data().clone();
+    drop(store);
+    let (store, opened) = Store::open(
+        Arc::new(fieldtune::store::fs::RealFs),
+        dir.path(),
+        v3_backbone(),
+        config,
+    )
+    .expect("reopen");
+    assert_eq!(opened.report.snapshot_version, Some(FORMAT_VERSION));
+    assert_eq!(store.data().samples, before.samples);
+    assert_eq!(store.data().classes, before.classes);
+    assert_eq!(store.data().undo, before.undo);
 }

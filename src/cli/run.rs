@@ -32,6 +32,9 @@ pub struct Args {
     /// Control socket path (overrides control.socket).
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
+    /// Web page address `IP:PORT` (port 0: any free one), or `none` (overrides [web]).
+    #[arg(long, value_name = "ADDR")]
+    pub web: Option<String>,
     /// Replay this image folder instead of the board's source.
     #[arg(long, value_name = "DIR")]
     pub folder: Option<PathBuf>,
@@ -152,6 +155,32 @@ fn load_board(args: &Args) -> anyhow::Result<Board> {
                 .unwrap_or(crate::board::DEFAULT_SKIP_THRESHOLD),
         );
     }
+    if let Some(web) = &args.web {
+        if web == "none" {
+            board.web = None;
+        } else {
+            let address: std::net::SocketAddr = web.parse().with_context(|| {
+                format!("--web {web:?}: use IP:PORT, e.g. 127.0.0.1:8080, or none")
+            })?;
+            let mut config = board.web.clone().unwrap_or(crate::web::WebConfig {
+                address: address.ip(),
+                port: address.port(),
+                token: crate::web::TokenSource::None,
+                trust_localhost: true,
+                limits: crate::control::ControlLimits {
+                    max_request_bytes: 8192,
+                    ..crate::control::ControlLimits::DEFAULT
+                },
+            });
+            config.address = address.ip();
+            config.port = address.port();
+            anyhow::ensure!(
+                config.token != crate::web::TokenSource::None || address.ip().is_loopback(),
+                "--web {web}: reachable from other machines but the board sets no web token; set web.token_file in the board"
+            );
+            board.web = Some(config);
+        }
+    }
     if let Some(fps) = args.fps {
         anyhow::ensure!(
             fps.is_finite() && (0.0..=1000.0).contains(&fps),
@@ -213,6 +242,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )?),
         None => None,
     };
+    let live = board.web.as_ref().map(|_| crate::web::LiveView::new());
+    let web = match (&board.web, &live) {
+        (Some(config), Some(live)) => match crate::web::WebServer::bind(
+            config,
+            commands_tx.clone(),
+            Command::control,
+            std::sync::Arc::clone(live),
+        ) {
+            Ok(server) => {
+                tracing::info!("web page at http://{}/", server.address());
+                Some(server)
+            }
+            // The device's job is to classify: a page that cannot start is reported, not fatal.
+            Err(e) => {
+                tracing::warn!("no web page: {e}");
+                None
+            }
+        },
+        _ => None,
+    };
     let buttons = match button::open(&board.buttons)? {
         Some(panel) => {
             let driver = ButtonDriver::new(panel, board.buttons.class_pins.len(), &board.buttons);
@@ -253,6 +302,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         buttons,
         max_frames: bench,
         auto_label_every: bench.map(|_| 10),
+        live,
     })?;
     let started = Instant::now();
     let sampler = bench.map(|_| RssSampler::start(Duration::from_secs(30)));
@@ -260,6 +310,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let elapsed = started.elapsed();
     let rss_series = sampler.map(RssSampler::finish).unwrap_or_default();
     drop(control);
+    drop(web);
     if bench.is_some() {
         let (rss_end, rss_peak) = rss_kib();
         let l = status.latency;

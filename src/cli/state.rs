@@ -28,13 +28,22 @@ pub enum Command {
         path: PathBuf,
     },
     /// Packs a state directory into one file (replay set, classes, head) to move it to another
-    /// device. Reads only; safe while the service runs.
+    /// device, and/or writes its samples' thumbnails as class folders (`--images`) that
+    /// `fieldtune train` reads. Reads only; safe while the service runs.
     Export {
         /// The state directory.
         path: PathBuf,
         /// The file to write.
-        #[arg(long)]
-        out: PathBuf,
+        #[arg(long, required_unless_present_any = ["images", "head"])]
+        out: Option<PathBuf>,
+        /// Write each live class's thumbnails as DIR/<class>/<sample id>.jpg (DIR must not exist
+        /// or be empty).
+        #[arg(long, value_name = "DIR")]
+        images: Option<PathBuf>,
+        /// Write the head the device serves (refitted to the stored samples when labels came
+        /// after its last snapshot) as a head file for `fieldtune eval` and `predict`.
+        #[arg(long, value_name = "FILE")]
+        head: Option<PathBuf>,
     },
     /// Unpacks an exported file into a new state directory.
     Import {
@@ -42,6 +51,19 @@ pub enum Command {
         file: PathBuf,
         /// The state directory to create (must not hold a state yet).
         #[arg(long)]
+        into: PathBuf,
+    },
+    /// Re-embeds a state's samples from their thumbnails with another backbone into a new state
+    /// directory (classes and samples kept; samples without a thumbnail, the undo history and the
+    /// head are left behind: the device refits the head on start). Reads only from the source.
+    Rebase {
+        /// The state directory.
+        path: PathBuf,
+        /// The model descriptor of the new backbone (models/*.toml).
+        #[arg(long, value_name = "FILE")]
+        model: PathBuf,
+        /// The state directory to create (must not hold a state yet).
+        #[arg(long, value_name = "DIR")]
         into: PathBuf,
     },
     /// Test tool: labels random features in a loop, printing `ack <sample id>` after each durable
@@ -76,6 +98,10 @@ pub enum Command {
         /// Labels of the write benchmark.
         #[arg(long, default_value_t = 2_000)]
         labels: u64,
+        /// Bytes of the thumbnail kept with each label of the write benchmark (0: none; the
+        /// default is about a real 112 px JPEG).
+        #[arg(long, default_value_t = STAND_IN_THUMBNAIL_BYTES)]
+        thumbnail_bytes: usize,
     },
 }
 
@@ -86,8 +112,25 @@ pub enum Command {
 pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Inspect { path } => inspect(&path),
-        Command::Export { path, out } => export(&path, &out),
+        Command::Export {
+            path,
+            out,
+            images,
+            head,
+        } => {
+            if let Some(out) = out {
+                export(&path, &out)?;
+            }
+            if let Some(head) = head {
+                export_head(&path, &head)?;
+            }
+            match images {
+                Some(images) => export_images(&path, &images),
+                None => Ok(()),
+            }
+        }
         Command::Import { file, into } => import(&file, &into),
+        Command::Rebase { path, model, into } => rebase(&path, &model, &into),
         Command::Soak {
             dir,
             events,
@@ -99,7 +142,8 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             dir,
             samples,
             labels,
-        } => bench(json, dir.as_deref(), samples, labels),
+            thumbnail_bytes,
+        } => bench(json, dir.as_deref(), samples, labels, thumbnail_bytes),
     }
 }
 
@@ -284,6 +328,101 @@ fn export(dir: &Path, out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A class name as a folder name: `/` and `%` are escaped as `%2F` and `%25`, and a name of dots
+/// only gets its first dot escaped, so every name is one folder and the same name twice is one.
+pub fn folder_name(class: &str) -> String {
+    let escaped = class.replace('%', "%25").replace('/', "%2F");
+    if escaped.chars().all(|c| c == '.') {
+        format!("%2E{}", &escaped[1..])
+    } else {
+        escaped
+    }
+}
+
+/// The device's head as a head file: the state is copied aside (the running service is not
+/// disturbed and nothing in `dir` is written), opened there and settled, as the device does on
+/// start; heads that must be refitted are fitted with the default (linear) head settings.
+fn export_head(dir: &Path, out: &Path) -> anyhow::Result<()> {
+    let fs = fs();
+    let backbone = store::recovery::detect_backbone(fs.as_ref(), dir)
+        .with_context(|| format!("{} holds no fieldtune state", dir.display()))?;
+    let copy = std::env::temp_dir().join(format!("fieldtune-export-head-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&copy);
+    std::fs::create_dir_all(&copy).with_context(|| format!("cannot create {}", copy.display()))?;
+    let result = (|| {
+        for entry in
+            std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?
+        {
+            let entry = entry?;
+            let name = entry.file_name();
+            if name.to_string_lossy().ends_with(".ft") {
+                std::fs::copy(entry.path(), copy.join(&name))
+                    .with_context(|| format!("cannot copy {}", entry.path().display()))?;
+            }
+        }
+        let (mut learner, _) = Learner::open(&copy, backbone, LearnerConfig::default(), None)?;
+        learner.settle();
+        store::save_head(out, learner.head(), &backbone)?;
+        outln!(
+            "wrote the head of {} ({} classes: {}) to {}",
+            dir.display(),
+            learner.head().classes().len(),
+            learner.head().classes().join(", "),
+            out.display()
+        );
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&copy);
+    result
+}
+
+fn export_images(dir: &Path, images: &Path) -> anyhow::Result<()> {
+    let fs = fs();
+    let backbone = store::recovery::detect_backbone(fs.as_ref(), dir)
+        .with_context(|| format!("{} holds no fieldtune state", dir.display()))?;
+    let recovery =
+        store::recovery::recover(fs.as_ref(), dir, &backbone, &store::StoreConfig::default())?;
+    let data = recovery.data;
+    if images.exists()
+        && std::fs::read_dir(images)
+            .with_context(|| format!("cannot read {}", images.display()))?
+            .next()
+            .is_some()
+    {
+        bail!(
+            "{} is not empty; export --images writes into a new or empty folder only",
+            images.display()
+        );
+    }
+    let (mut written, mut without) = (0usize, 0usize);
+    for (index, class) in data.live_classes() {
+        let folder = images.join(folder_name(&class.name));
+        std::fs::create_dir_all(&folder)
+            .with_context(|| format!("cannot create {}", folder.display()))?;
+        for sample in data.samples.iter().filter(|s| s.class == index) {
+            if sample.thumbnail.is_empty() {
+                without += 1;
+                continue;
+            }
+            let path = folder.join(format!("{:08}.jpg", sample.id));
+            std::fs::write(&path, &sample.thumbnail.0)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            written += 1;
+        }
+    }
+    outln!(
+        "wrote {written} thumbnails of {} classes to {}{}",
+        data.live_classes().count(),
+        images.display(),
+        if without > 0 {
+            format!(" ({without} samples have none: labelled before format 4 or with store.thumbnail_px = 0)")
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
 fn import(file: &Path, into: &Path) -> anyhow::Result<()> {
     let fs = fs();
     let bytes = crate::bounded_file::read(file, crate::bounded_file::MAX_STATE_FILE_BYTES)
@@ -329,6 +468,69 @@ fn import(file: &Path, into: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn rebase(dir: &Path, model: &Path, into: &Path) -> anyhow::Result<()> {
+    let fs = fs();
+    let backbone = store::recovery::detect_backbone(fs.as_ref(), dir)
+        .with_context(|| format!("{} holds no fieldtune state", dir.display()))?;
+    let recovery =
+        store::recovery::recover(fs.as_ref(), dir, &backbone, &store::StoreConfig::default())?;
+    let descriptor = crate::model::ModelDescriptor::load(model)
+        .with_context(|| format!("loading model descriptor {}", model.display()))?;
+    let mut embedder = crate::embedder::Embedder::load(&descriptor)?;
+    let target = embedder.backbone_id();
+    let _lock = store::lock::StateLock::acquire(into, &store::lock::Holder::this_process(None))?;
+    if let Some(existing) = store::recovery::detect_backbone(fs.as_ref(), into) {
+        bail!(
+            "{} already holds a state (backbone {}); rebase writes a new state only",
+            into.display(),
+            store::format::describe_backbone(&existing)
+        );
+    }
+    let mut data = recovery.data;
+    // Hidden samples (deleted classes, deleted samples) go with the undo history they served.
+    data.undo.clear();
+    let live: Vec<bool> = (0..data.classes.len() as u32)
+        .map(|c| data.is_live(c))
+        .collect();
+    let before = data.samples.len();
+    data.samples
+        .retain(|s| live[s.class as usize] && !s.thumbnail.is_empty());
+    let dropped = before - data.samples.len();
+    for sample in &mut data.samples {
+        let features = embedder
+            .embed_bytes(&sample.thumbnail.0)
+            .with_context(|| format!("sample {}: its thumbnail does not embed", sample.id))?;
+        sample.feature =
+            store::features::StoredFeature::encode(&features, sample.feature.encoding());
+        sample.views.clear();
+    }
+    data.head = None;
+    data.feature_bytes = data
+        .samples
+        .iter()
+        .map(|s| s.feature.byte_len() as u64)
+        .sum();
+    fs.create_dir_all(into)
+        .with_context(|| format!("cannot create {}", into.display()))?;
+    let path = into.join(store::snapshot::snapshot_name(data.seq));
+    let snapshot =
+        store::snapshot::encode(&data, store::format::FileKind::Snapshot, &target, &path)?;
+    store::fs::write_atomic(fs.as_ref(), &path, &snapshot)?;
+    outln!(
+        "re-embedded {} samples of {} classes with {} into {}{}",
+        data.samples.len(),
+        data.live_classes().count(),
+        descriptor.name,
+        into.display(),
+        if dropped > 0 {
+            format!(" ({dropped} left behind: no thumbnail, or hidden by a deletion)")
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
 fn random_feature(rng: &mut ChaCha8Rng, dim: u32) -> Array1<f32> {
     Array1::from_iter((0..dim).map(|_| rng.gen_range(0.0f32..6.0)))
 }
@@ -353,17 +555,36 @@ fn label_random(
     rng: &mut ChaCha8Rng,
     dim: u32,
     classes: u32,
+    thumbnail_bytes: usize,
 ) -> anyhow::Result<u64> {
     let feature = random_feature(rng, dim);
     let class = format!("class-{}", rng.gen_range(0..classes));
     let hash = store::FrameHash(rng.gen());
     let id = learner.data().next_sample_id;
+    let mut thumbnail = soak_thumbnail(&hash);
+    thumbnail.truncate(thumbnail_bytes);
     let frame = Frame {
         features: feature.as_slice().unwrap_or_default(),
         hash,
+        thumbnail: &thumbnail,
     };
     learner.label(&class, &[frame])?;
     Ok(id)
+}
+
+/// Bytes of the stand-in thumbnail of the soak and the storage bench: about a real 112 px JPEG.
+pub const STAND_IN_THUMBNAIL_BYTES: usize = 3072;
+
+/// The soak's stand-in thumbnail of a frame: its hash repeated to
+/// [`STAND_IN_THUMBNAIL_BYTES`], so a crash test can tell each recovered sample's thumbnail is
+/// whole and its own.
+pub fn soak_thumbnail(hash: &store::FrameHash) -> Vec<u8> {
+    hash.0
+        .iter()
+        .copied()
+        .cycle()
+        .take(STAND_IN_THUMBNAIL_BYTES)
+        .collect()
 }
 
 fn soak(dir: &Path, events: u64, seed: u64, dim: u32) -> anyhow::Result<()> {
@@ -372,7 +593,7 @@ fn soak(dir: &Path, events: u64, seed: u64, dim: u32) -> anyhow::Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ learner.data().seq);
     let stdout = std::io::stdout();
     for _ in 0..events {
-        let id = label_random(&mut learner, &mut rng, dim, 4)?;
+        let id = label_random(&mut learner, &mut rng, dim, 4, STAND_IN_THUMBNAIL_BYTES)?;
         let mut out = stdout.lock();
         writeln!(out, "ack {id}")?;
         out.flush()?;
@@ -399,7 +620,13 @@ fn latency(mut samples: Vec<Duration>) -> Latency {
     }
 }
 
-fn bench(json: bool, dir: Option<&Path>, samples: u64, labels: u64) -> anyhow::Result<()> {
+fn bench(
+    json: bool,
+    dir: Option<&Path>,
+    samples: u64,
+    labels: u64,
+    thumbnail_bytes: usize,
+) -> anyhow::Result<()> {
     let tmp = tempfile_dir(dir)?;
     let dim = 1280;
     let backbone = soak_backbone(dim);
@@ -414,7 +641,7 @@ fn bench(json: bool, dir: Option<&Path>, samples: u64, labels: u64) -> anyhow::R
     let mut snapshot_times = Vec::new();
     for _ in 0..labels {
         let start = Instant::now();
-        label_random(&mut state, &mut rng, dim, 8)?;
+        label_random(&mut state, &mut rng, dim, 8, thumbnail_bytes)?;
         commit_times.push(start.elapsed());
         let start = Instant::now();
         if state.snapshot_if_due()? {
@@ -540,6 +767,8 @@ fn build_state(
                         &feature,
                         config.store.feature_encoding,
                     ),
+                    thumbnail: store::features::Blob::default(),
+                    views: Vec::new(),
                 }],
             },
         )?;
@@ -553,7 +782,13 @@ fn build_state(
     let (mut state, _) = Learner::open(dir, backbone, config.clone(), None)?;
     state.snapshot()?;
     for _ in 0..100 {
-        label_random(&mut state, rng, backbone.dim, classes)?;
+        label_random(
+            &mut state,
+            rng,
+            backbone.dim,
+            classes,
+            STAND_IN_THUMBNAIL_BYTES,
+        )?;
     }
     Ok(())
 }

@@ -41,7 +41,7 @@ use crate::head::{Head, HeadKind, HyperParams};
 use crate::model::BackboneId;
 use crate::store::data::{HeadBlob, StateData};
 use crate::store::events::{Action, ClassTarget, LabelEvent, Sample};
-use crate::store::features::StoredFeature;
+use crate::store::features::{Blob, StoredFeature};
 use crate::store::fs::{Fs, RealFs};
 use crate::store::lock::StateLock;
 use crate::store::snapshot::now_ms;
@@ -107,6 +107,8 @@ pub struct Frame<'a> {
     pub features: &'a [f32],
     /// Hash of the frame's bytes.
     pub hash: FrameHash,
+    /// A small JPEG of the frame kept with its sample (empty: none).
+    pub thumbnail: &'a [u8],
 }
 
 /// What a label did.
@@ -456,6 +458,8 @@ impl Learner {
                 time_ms,
                 frame_hash: frame.hash,
                 feature: StoredFeature::encode(frame.features, encoding),
+                thumbnail: Blob(frame.thumbnail.to_vec()),
+                views: Vec::new(),
             })
             .collect();
         // The head learns the stored (possibly f16) values: exactly what a refit will see.
@@ -490,7 +494,7 @@ impl Learner {
         let what = self.describe(&action);
         let before = self.store.data().samples.len();
         let committed = self.store.commit(LabelEvent::Undo)?;
-        let removed = before - self.store.data().samples.len();
+        let removed = before.saturating_sub(self.store.data().samples.len());
         if let Some(Action::Rename { class, .. }) = committed.applied.undone {
             self.sync_head_name(class);
         } else {
@@ -531,6 +535,36 @@ impl Learner {
         self.store.commit(LabelEvent::DeleteClass { class })?;
         self.samples_removed();
         Ok(samples)
+    }
+
+    /// Creates class `name` without samples (undoable); the head learns it with its first label.
+    ///
+    /// # Errors
+    /// A bad or taken name, too many classes, or the storage failure (nothing changed).
+    pub fn new_class(&mut self, name: &str) -> Result<String, LearnerError> {
+        let name = self.names.normalize(name)?;
+        let data = self.store.data();
+        names::check_unique(&name, data.live_classes().map(|(_, c)| c.name.as_str()))?;
+        if data.live_classes().count() >= self.names.max_classes {
+            return Err(names::NameError::TooManyClasses {
+                shown: names::shown(&name),
+                max: self.names.max_classes,
+            }
+            .into());
+        }
+        self.store
+            .commit(LabelEvent::NewClass { name: name.clone() })?;
+        Ok(name)
+    }
+
+    /// Deletes stored sample `sample` (undoable: it comes back whole).
+    ///
+    /// # Errors
+    /// No such sample, or the storage failure (nothing changed).
+    pub fn delete_sample(&mut self, sample: u64) -> Result<(), LearnerError> {
+        self.store.commit(LabelEvent::DeleteSample { sample })?;
+        self.samples_removed();
+        Ok(())
     }
 
     /// Moves stored sample `sample` to class `to` (a label corrected afterwards; undoable).
@@ -666,6 +700,13 @@ impl Learner {
             Action::Delete { class } => format!("the deletion of {}", name(class)),
             Action::Move { sample, from } => {
                 format!("the move of sample {sample} out of {}", name(from))
+            }
+            Action::DeleteSample { sample } => {
+                format!(
+                    "the deletion of sample {} of {}",
+                    sample.id,
+                    name(&sample.class)
+                )
             }
         }
     }

@@ -19,7 +19,7 @@
 //! decode is skipped. Shutdown (the `stop` flag, set by SIGTERM/SIGINT): the current step finishes,
 //! STOPPING is sent, the head is snapshotted, and [`Service::run`] returns so every `Drop` runs.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
@@ -37,6 +37,7 @@ use crate::learner::{Frame as LabelFrame, Learner, LearnerConfig, Polled};
 use crate::notify::Notifier;
 use crate::source::{Backoff, Frame, FrameData, FrameSource, SourceError};
 use crate::store::FrameHash;
+use crate::web::{LiveFrame, LiveView};
 
 pub mod change;
 pub mod output;
@@ -86,14 +87,17 @@ struct Recent {
     origin: String,
     truth: Option<String>,
     hash: FrameHash,
-    features: Vec<f32>,
+    features: Arc<Vec<f32>>,
     predicted: Option<String>,
     probability: f32,
     /// The features are those of an earlier frame (the backbone was skipped).
     reused: bool,
     /// A reused frame's pixels, so a label can embed the frame itself (dropped for decoded camera
     /// frames once a newer frame arrives, to bound memory; encoded frames are small).
-    pixels: Option<FrameData>,
+    pixels: Option<Arc<FrameData>>,
+    /// The frame, for its thumbnail when it is labelled (None when thumbnails are off). Raw
+    /// camera pixels are kept shrunk to the thumbnail's size, so the held frames stay small.
+    data: Option<Arc<FrameData>>,
 }
 
 /// How many processed frames are held for labelling by sequence number (besides the context).
@@ -114,6 +118,8 @@ pub struct Parts {
     pub max_frames: Option<u64>,
     /// Benchmarks: label every N-th frame with the class its folder gives, as a person would.
     pub auto_label_every: Option<u64>,
+    /// Where each processed frame is published for the web page (None: no page).
+    pub live: Option<Arc<LiveView>>,
 }
 
 /// Status, as `fieldtune status` shows it.
@@ -134,6 +140,9 @@ pub struct Status {
     pub uptime_s: f64,
     pub retrains: u64,
     pub retraining: bool,
+    /// The head is exactly the fit of the stored samples (what a restart brings back).
+    #[serde(default)]
+    pub settled: bool,
     pub latency: stats::StageMeans,
     /// Backbone runs: frames embedded, plus reused frames embedded for a label.
     #[serde(default)]
@@ -147,6 +156,12 @@ pub struct Status {
     /// The energy proxy: backbone runs per minute of uptime.
     #[serde(default)]
     pub backbone_runs_per_minute: f64,
+    /// Predictions per class name ("unknown" when no class was sure enough), since start.
+    #[serde(default)]
+    pub predictions: BTreeMap<String, u64>,
+    /// Bytes of the state directory's files.
+    #[serde(default)]
+    pub store_bytes: u64,
 }
 
 /// One class in the status.
@@ -172,6 +187,8 @@ pub struct Service {
     max_frames: Option<u64>,
     auto_label_every: Option<u64>,
     recent: VecDeque<Recent>,
+    live: Option<Arc<LiveView>>,
+    predictions: BTreeMap<String, u64>,
     seq: u64,
     stats: Stats,
     dirty: bool,
@@ -217,6 +234,8 @@ impl Service {
             max_frames: parts.max_frames,
             auto_label_every: parts.auto_label_every,
             recent: VecDeque::new(),
+            live: parts.live,
+            predictions: BTreeMap::new(),
             seq: 0,
             stats: Stats::new(),
             dirty: false,
@@ -251,6 +270,7 @@ impl Service {
             uptime_s,
             retrains: self.learner.retrains(),
             retraining: self.learner.retraining(),
+            settled: self.learner.is_settled(),
             latency: self.stats.means,
             backbone_runs: self.stats.backbone_runs,
             skipped_frames: self.stats.skipped,
@@ -260,6 +280,8 @@ impl Service {
                 0.0
             },
             backbone_runs_per_minute: self.stats.backbone_runs as f64 * 60.0 / uptime_s.max(1e-9),
+            predictions: self.predictions.clone(),
+            store_bytes: dir_bytes(self.learner.store().dir()),
         }
     }
 
@@ -440,6 +462,13 @@ impl Service {
         times.head = head_start.elapsed();
 
         self.seq += 1;
+        let name = predicted.as_deref().unwrap_or("unknown");
+        match self.predictions.get_mut(name) {
+            Some(n) => *n += 1,
+            None => {
+                self.predictions.insert(name.to_string(), 1);
+            }
+        }
         if let Some(truth) = &frame.truth {
             // Per frame: a name lookup, not the class list with its sample counts.
             if self.learner.data().live_class(truth).is_some() {
@@ -468,9 +497,30 @@ impl Service {
             self.recent.pop_front();
         }
         if let Some(previous) = self.recent.back_mut() {
-            if matches!(previous.pixels, Some(FrameData::Rgb(_))) {
+            if matches!(previous.pixels.as_deref(), Some(FrameData::Rgb(_))) {
                 previous.pixels = None;
             }
+        }
+        let data = Arc::new(frame.data);
+        let size = self.board.store.thumbnail_px;
+        let kept = match &*data {
+            _ if size == 0 => None,
+            FrameData::Encoded(_) => Some(Arc::clone(&data)),
+            FrameData::Rgb(rgb) => Some(Arc::new(FrameData::Rgb(crate::thumbnail::shrink(
+                rgb, size,
+            )))),
+        };
+        let features = Arc::new(features);
+        if let Some(live) = &self.live {
+            live.publish(LiveFrame {
+                seq: self.seq,
+                data: Arc::clone(&data),
+                class: predicted.clone(),
+                probability,
+                origin: frame.origin.clone(),
+                hash,
+                features: Arc::clone(&features),
+            });
         }
         self.recent.push_back(Recent {
             seq: self.seq,
@@ -481,7 +531,8 @@ impl Service {
             predicted,
             probability,
             reused,
-            pixels: reused.then_some(frame.data),
+            pixels: reused.then(|| Arc::clone(&data)),
+            data: kept,
         });
     }
 
@@ -502,7 +553,7 @@ impl Service {
             let embedded = match self.recent[i].pixels.take() {
                 None => Err("its pixels are no longer held".to_string()),
                 Some(data) => {
-                    let rgb = match &data {
+                    let rgb = match &*data {
                         FrameData::Encoded(bytes) => {
                             crate::preprocess::decode(bytes).map(std::borrow::Cow::Owned)
                         }
@@ -530,7 +581,7 @@ impl Service {
             match embedded {
                 Ok(features) => {
                     let r = &mut self.recent[i];
-                    r.features = features;
+                    r.features = Arc::new(features);
                     r.reused = false;
                     keep.push(i);
                 }
@@ -582,8 +633,18 @@ impl Service {
                             "class": r.predicted,
                             "probability": r.probability,
                             "reused": r.reused,
+                            "recent": self.recent.iter().rev().take(8).map(|r| serde_json::json!({
+                                "seq": r.seq,
+                                "class": r.predicted,
+                                "probability": r.probability,
+                            })).collect::<Vec<_>>(),
                         })),
                     },
+                    Request::NewClass { name } => self.new_class(&name),
+                    Request::MoveSample { sample, to } => self.move_sample(sample, &to),
+                    Request::DeleteSample { sample } => self.delete_sample(sample),
+                    Request::Samples { class } => self.samples(&class),
+                    Request::Thumbnail { sample } => self.thumbnail(sample),
                 };
                 // The client may have gone; nothing to do then.
                 let _ = reply.send(answer);
@@ -632,7 +693,38 @@ impl Service {
             None => self.recent.len().checked_sub(1),
             Some(seq) => self.recent.iter().position(|r| r.seq == seq),
         };
-        let Some(target) = target else {
+        let chosen: Vec<Recent> = match target {
+            Some(target) => {
+                let first = target.saturating_sub(self.board.learning.context_frames);
+                // Frames that reused an earlier frame's features are embedded from their own
+                // pixels first: a label always stores the features of the frames themselves.
+                match self.embed_reused(first, target) {
+                    Ok(held) => held.iter().map(|&i| self.recent[i].clone()).collect(),
+                    Err(e) => {
+                        return Reply::error(format!("label not saved, nothing changed: {e}"))
+                    }
+                }
+            }
+            // A frame the page showed a while ago (at a high frame rate it has left the ring):
+            // the web server keeps the frames it served, so the frame seen is the frame labelled.
+            None => frame
+                .and_then(|seq| self.live.as_ref()?.served(seq))
+                .map(|f| Recent {
+                    seq: f.seq,
+                    origin: f.origin.clone(),
+                    truth: None,
+                    hash: f.hash,
+                    features: Arc::clone(&f.features),
+                    predicted: f.class.clone(),
+                    probability: f.probability,
+                    reused: false,
+                    pixels: None,
+                    data: Some(Arc::clone(&f.data)),
+                })
+                .into_iter()
+                .collect(),
+        };
+        let Some(target) = chosen.last().cloned() else {
             return Reply::error(match frame {
                 None => "no frame processed yet: wait for the first prediction".to_string(),
                 Some(seq) => format!(
@@ -641,21 +733,30 @@ impl Service {
                 ),
             });
         };
-        let first = target.saturating_sub(self.board.learning.context_frames);
         let started = Instant::now();
-        let held = match self.embed_reused(first, target) {
-            Ok(held) => held,
-            Err(e) => return Reply::error(format!("label not saved, nothing changed: {e}")),
-        };
-        let frames: Vec<LabelFrame> = held
+        let size = self.board.store.thumbnail_px;
+        let thumbnails: Vec<Vec<u8>> = chosen
             .iter()
-            .map(|&i| LabelFrame {
-                features: &self.recent[i].features,
-                hash: self.recent[i].hash,
+            .map(|r| {
+                let Some(data) = r.data.as_deref().filter(|_| size > 0) else {
+                    return Vec::new();
+                };
+                crate::thumbnail::make(data, size).unwrap_or_else(|e| {
+                    tracing::warn!("frame {}: no thumbnail kept: {e}", r.seq);
+                    Vec::new()
+                })
+            })
+            .collect();
+        let frames: Vec<LabelFrame> = chosen
+            .iter()
+            .zip(&thumbnails)
+            .map(|(r, thumbnail)| LabelFrame {
+                features: &r.features,
+                hash: r.hash,
+                thumbnail,
             })
             .collect();
         let result = self.learner.label(class, &frames);
-        let target = self.recent[target].clone();
         match result {
             Ok(done) => {
                 // The learner's name: the request's, normalised (NFC), or the existing class's.
@@ -742,6 +843,75 @@ impl Service {
         }
     }
 
+    fn new_class(&mut self, name: &str) -> Reply {
+        match self.learner.new_class(name) {
+            Ok(name) => {
+                self.dirty = true;
+                tracing::info!("new class {}", crate::learner::names::shown(&name));
+                Reply::ok(serde_json::json!({ "class": name }))
+            }
+            Err(e) => Reply::error(format!("new class not made: {e}")),
+        }
+    }
+
+    fn move_sample(&mut self, sample: u64, to: &str) -> Reply {
+        match self.learner.move_sample(sample, to) {
+            Ok(()) => {
+                self.dirty = true;
+                tracing::info!(
+                    "moved sample {sample} to {}",
+                    crate::learner::names::shown(to)
+                );
+                Reply::ok(serde_json::json!({ "sample": sample, "to": to }))
+            }
+            Err(e) => Reply::error(format!("move not done: {e}")),
+        }
+    }
+
+    fn delete_sample(&mut self, sample: u64) -> Reply {
+        match self.learner.delete_sample(sample) {
+            Ok(()) => {
+                self.dirty = true;
+                tracing::info!("deleted sample {sample} (undo brings it back)");
+                Reply::ok(serde_json::json!({ "deleted": sample }))
+            }
+            Err(e) => Reply::error(format!("delete not done: {e}")),
+        }
+    }
+
+    fn samples(&self, class: &str) -> Reply {
+        let data = self.learner.data();
+        let Some(index) = data.live_class(class) else {
+            return Reply::error(format!("no class {}", crate::learner::names::shown(class)));
+        };
+        let mut samples: Vec<_> = data
+            .live_samples()
+            .filter(|s| s.class == index)
+            .map(|s| {
+                serde_json::json!({
+                    "id": s.id,
+                    "time_ms": s.time_ms,
+                    "thumbnail": !s.thumbnail.is_empty(),
+                })
+            })
+            .collect();
+        samples.reverse();
+        Reply::ok(serde_json::json!({ "class": class, "samples": samples }))
+    }
+
+    fn thumbnail(&self, sample: u64) -> Reply {
+        let data = self.learner.data();
+        match data.samples.iter().find(|s| s.id == sample) {
+            None => Reply::error(format!("no stored sample {sample}")),
+            Some(s) if s.thumbnail.is_empty() => Reply::error(format!(
+                "sample {sample} has no thumbnail (labelled before format 4)"
+            )),
+            Some(s) => Reply::ok(serde_json::json!({
+                "jpeg_hex": s.thumbnail.0.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            })),
+        }
+    }
+
     fn poll_learner(&mut self) {
         match self.learner.poll() {
             Polled::Idle => {}
@@ -779,6 +949,17 @@ impl Service {
         }
         self.last_snapshot = Instant::now();
     }
+}
+
+/// Bytes of the files directly in `dir` (the state directory has no subdirectories that matter).
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
+            .sum()
+    })
 }
 
 /// The learner settings a board asks for (everything but the state directory).

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::data::ClassEntry;
 use super::events::Sample;
-use super::format;
+
 use super::{Result, StoreError};
 use crate::model::BackboneId;
 
@@ -54,6 +54,7 @@ pub(crate) fn decode_samples(
     classes: &[ClassEntry],
     backbone: &BackboneId,
     path: &Path,
+    decode: fn(&[u8], &Path, usize) -> Result<Sample>,
 ) -> Result<Vec<Sample>> {
     if expected != records.len() as u64 {
         return Err(corrupt(
@@ -63,7 +64,7 @@ pub(crate) fn decode_samples(
     }
     let mut samples = Vec::with_capacity(records.len());
     for (i, payload) in records.iter().enumerate() {
-        let sample: Sample = format::decode_record(payload, path, i + 1)?;
+        let sample = decode(payload, path, i + 1)?;
         validate_sample(&sample, classes.len(), backbone, path, i + 1)?;
         samples.push(sample);
     }

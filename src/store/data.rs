@@ -220,6 +220,15 @@ impl StateData {
                 Ok(())
             }
             LabelEvent::DeleteClass { class } => self.class_ok(*class),
+            LabelEvent::DeleteSample { sample } => {
+                match self.samples.iter().find(|s| s.id == *sample) {
+                    None => Err(invalid(format!("sample {sample} is not stored"))),
+                    Some(s) if !self.is_live(s.class) => Err(invalid(format!(
+                        "sample {sample} belongs to a deleted class"
+                    ))),
+                    Some(_) => Ok(()),
+                }
+            }
             LabelEvent::MoveSample { sample, class } => {
                 self.class_ok(*class)?;
                 match self.samples.iter().find(|s| s.id == *sample) {
@@ -323,6 +332,19 @@ impl StateData {
                 applied.removed = true;
                 self.push_action(Action::Delete { class: *class }, &mut applied);
             }
+            LabelEvent::DeleteSample { sample } => {
+                if let Some(at) = self.samples.iter().position(|s| s.id == *sample) {
+                    let removed = self.samples.remove(at);
+                    applied.removed = true;
+                    self.recount();
+                    self.push_action(
+                        Action::DeleteSample {
+                            sample: Box::new(removed),
+                        },
+                        &mut applied,
+                    );
+                }
+            }
             LabelEvent::MoveSample { sample, class } => {
                 let moved = self.samples.iter_mut().find(|s| s.id == *sample);
                 if let Some(moved) = moved {
@@ -409,6 +431,11 @@ impl StateData {
                 if let Some(moved) = self.samples.iter_mut().find(|s| s.id == *sample) {
                     moved.class = *from;
                 }
+            }
+            Action::DeleteSample { sample } => {
+                // Back in id order, where it was.
+                let at = self.samples.partition_point(|s| s.id < sample.id);
+                self.samples.insert(at, (**sample).clone());
             }
         }
         self.recount();
@@ -569,6 +596,8 @@ mod tests {
                         &[id as f32; DIM as usize],
                         FeatureEncoding::F32,
                     ),
+                    thumbnail: crate::store::features::Blob::default(),
+                    views: Vec::new(),
                 })
                 .collect();
             self.apply(LabelEvent::Label { class, samples })

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::features::StoredFeature;
+use super::features::{Blob, StoredFeature};
 
 /// sha256 of the source frame's bytes: ties a stored sample to the image it came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -34,6 +34,12 @@ pub struct Sample {
     pub frame_hash: FrameHash,
     /// The backbone's feature vector.
     pub feature: StoredFeature,
+    /// A small JPEG of the frame (about 112 px on its longer side) for review, export and
+    /// re-embedding; empty when not kept (samples from before format 4). Since format 4.
+    pub thumbnail: Blob,
+    /// Features of augmented views of the same frame (same encoding as `feature`); empty when
+    /// none were made. Since format 4.
+    pub views: Vec<StoredFeature>,
 }
 
 /// Which class a label names.
@@ -90,6 +96,12 @@ pub enum LabelEvent {
         /// The class, or everything.
         class: Option<u32>,
     },
+    /// Removes a stored sample (undoable: it comes back with its features and thumbnail). Since
+    /// format 4.
+    DeleteSample {
+        /// The sample's id.
+        sample: u64,
+    },
 }
 
 impl LabelEvent {
@@ -103,6 +115,7 @@ impl LabelEvent {
             Self::MoveSample { .. } => "move sample",
             Self::Undo => "undo",
             Self::Clear { .. } => "clear",
+            Self::DeleteSample { .. } => "delete sample",
         }
     }
 }
@@ -117,7 +130,7 @@ pub struct JournalEntry {
 }
 
 /// An action that can still be undone, newest last in [`super::data::StateData::undo`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Action {
     /// A label: the ids of its samples (those that were stored) and the class it created, if any.
     Label {
@@ -151,5 +164,10 @@ pub enum Action {
         sample: u64,
         /// The class it had.
         from: u32,
+    },
+    /// A deleted sample, kept whole so undo can put it back (since format 4).
+    DeleteSample {
+        /// The sample as it was.
+        sample: Box<Sample>,
     },
 }

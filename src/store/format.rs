@@ -35,7 +35,7 @@ use crate::model::BackboneId;
 /// The first 8 bytes of every fieldtune file.
 pub const MAGIC: [u8; 8] = *b"FLDTUNE\0";
 /// The format version this build writes.
-pub const FORMAT_VERSION: u16 = 3;
+pub const FORMAT_VERSION: u16 = 4;
 /// The oldest format version this build still reads.
 pub const OLDEST_READABLE_VERSION: u16 = 1;
 /// Length of the fixed header.

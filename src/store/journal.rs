@@ -132,10 +132,10 @@ pub fn read_segment(bytes: &[u8], path: &Path, backbone: &BackboneId) -> Result<
     let mut lost_records = container.damage.as_ref().map_or(0, |d| d.valid_after);
     let mut valid_len = HEADER_LEN as u64;
     for (i, payload) in container.records.iter().enumerate() {
-        let decoded = if version < format::FORMAT_VERSION {
-            migrate::journal_entry_v2(payload, path, i)
-        } else {
-            format::decode_record::<JournalEntry>(payload, path, i)
+        let decoded = match version {
+            ..=2 => migrate::journal_entry_v2(payload, path, i),
+            3 => migrate::journal_entry_v3(payload, path, i),
+            _ => format::decode_record::<JournalEntry>(payload, path, i),
         };
         match decoded {
             Ok(entry) => {

@@ -11,10 +11,13 @@
 //!   actions (labels, new classes, renames, deletions), class tombstones, and the head with the
 //!   fingerprint of what it was trained on.
 //!
+//! - Version 4 keeps a thumbnail (a small JPEG) and the features of augmented views with each
+//!   sample, and journals the deletion of one sample. Version-3 samples come in without either.
+//!
 //! A version-2 label becomes a one-frame label (the grouping of its frames was never written), and
 //! its undo takes back the newest action. A version-1 or -2 head is not trusted: its fingerprint
 //! is unknown, so the head is retrained from the samples on opening.
-//! `tests/fixtures/store/v1/` and `v2/` hold states the current code must keep reading.
+//! `tests/fixtures/store/v1/`, `v2/` and `v3/` hold states the current code must keep reading.
 
 use std::path::Path;
 
@@ -89,6 +92,8 @@ pub fn decode_v1(records: &[&[u8]], path: &Path, backbone: &BackboneId) -> Resul
             time_ms: old.time_ms,
             frame_hash: FrameHash(old.frame_hash),
             feature: StoredFeature::encode(&old.feature, FeatureEncoding::F32),
+            thumbnail: Blob::default(),
+            views: Vec::new(),
         };
         validate_sample(&sample, classes.len(), backbone, path, i + 1)?;
         classes[sample.class as usize].seen += 1;
@@ -153,7 +158,7 @@ pub fn decode_v2(records: &[&[u8]], path: &Path, backbone: &BackboneId) -> Resul
             deleted: false,
         })
         .collect();
-    let samples = decode_samples(rest, meta.samples, &classes, backbone, path)?;
+    let samples = decode_samples(rest, meta.samples, &classes, backbone, path, sample_v3)?;
     let undo = meta
         .undo_stack
         .iter()
@@ -192,7 +197,7 @@ pub enum LabelEventV2 {
         name: String,
     },
     /// One stored frame.
-    AddSample(Sample),
+    AddSample(SampleV3),
     /// Takes back the label that stored this sample.
     Undo {
         /// Sample id.
@@ -225,10 +230,146 @@ pub fn journal_entry_v2(payload: &[u8], path: &Path, index: usize) -> Result<Jou
         LabelEventV2::Rename { class, name } => LabelEvent::Rename { class, name },
         LabelEventV2::AddSample(sample) => LabelEvent::Label {
             class: ClassTarget::Existing(sample.class),
-            samples: vec![sample],
+            samples: vec![sample.into()],
         },
         LabelEventV2::Undo { .. } => LabelEvent::Undo,
         LabelEventV2::Clear { class } => LabelEvent::Clear { class },
+    };
+    Ok(JournalEntry {
+        seq: old.seq,
+        event,
+    })
+}
+
+/// Version-2 and -3 sample record (no thumbnail, no views).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampleV3 {
+    /// Unique, increasing id.
+    pub id: u64,
+    /// Class index.
+    pub class: u32,
+    /// When it was labelled, ms since the Unix epoch.
+    pub time_ms: u64,
+    /// Hash of the source frame.
+    pub frame_hash: FrameHash,
+    /// The feature vector.
+    pub feature: StoredFeature,
+}
+
+impl From<SampleV3> for Sample {
+    fn from(old: SampleV3) -> Self {
+        Sample {
+            id: old.id,
+            class: old.class,
+            time_ms: old.time_ms,
+            frame_hash: old.frame_hash,
+            feature: old.feature,
+            thumbnail: Blob::default(),
+            views: Vec::new(),
+        }
+    }
+}
+
+/// Decodes a version-2 or -3 sample record as a current sample.
+///
+/// # Errors
+/// [`super::StoreError::Corrupt`] when the record does not decode.
+pub fn sample_v3(payload: &[u8], path: &Path, index: usize) -> Result<Sample> {
+    format::decode_record::<SampleV3>(payload, path, index).map(Sample::from)
+}
+
+/// Turns a version-3 snapshot's records into the current state: the header record is unchanged
+/// (version 4 only added an undo action); samples come in without thumbnails or views.
+///
+/// # Errors
+/// [`super::StoreError::Corrupt`] for an undecodable or inconsistent record.
+pub fn decode_v3(records: &[&[u8]], path: &Path, backbone: &BackboneId) -> Result<StateData> {
+    let (first, rest) = records
+        .split_first()
+        .ok_or_else(|| corrupt(path, "no snapshot header record".into()))?;
+    let meta: super::snapshot::SnapshotMeta = format::decode_record(first, path, 0)?;
+    let samples = decode_samples(rest, meta.samples, &meta.classes, backbone, path, sample_v3)?;
+    let feature_bytes = samples.iter().map(|s| s.feature.byte_len() as u64).sum();
+    Ok(StateData {
+        seq: meta.seq,
+        classes: meta.classes,
+        samples,
+        next_sample_id: meta.next_sample_id,
+        undo: meta.undo,
+        head: meta.head,
+        feature_bytes,
+    })
+}
+
+/// Version-3 journal event (the current one without `DeleteSample`, with version-3 samples).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum LabelEventV3 {
+    /// A new class.
+    NewClass {
+        /// Its name.
+        name: String,
+    },
+    /// A rename.
+    Rename {
+        /// Class index.
+        class: u32,
+        /// New name.
+        name: String,
+    },
+    /// A label action.
+    Label {
+        /// The class.
+        class: ClassTarget,
+        /// Its samples.
+        samples: Vec<SampleV3>,
+    },
+    /// A class deletion.
+    DeleteClass {
+        /// Class index.
+        class: u32,
+    },
+    /// A sample moved.
+    MoveSample {
+        /// Sample id.
+        sample: u64,
+        /// Its new class.
+        class: u32,
+    },
+    /// An undo.
+    Undo,
+    /// A clear.
+    Clear {
+        /// The class, or everything.
+        class: Option<u32>,
+    },
+}
+
+/// Version-3 journal record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalEntryV3 {
+    /// Sequence number.
+    pub seq: u64,
+    /// The event.
+    pub event: LabelEventV3,
+}
+
+/// Decodes a version-3 journal record as the current event with the same sequence number.
+///
+/// # Errors
+/// [`super::StoreError::Corrupt`] when the record does not decode.
+pub fn journal_entry_v3(payload: &[u8], path: &Path, index: usize) -> Result<JournalEntry> {
+    let old: JournalEntryV3 = format::decode_record(payload, path, index)?;
+    let event = match old.event {
+        LabelEventV3::NewClass { name } => LabelEvent::NewClass { name },
+        LabelEventV3::Rename { class, name } => LabelEvent::Rename { class, name },
+        LabelEventV3::Label { class, samples } => LabelEvent::Label {
+            class,
+            samples: samples.into_iter().map(Sample::from).collect(),
+        },
+        LabelEventV3::DeleteClass { class } => LabelEvent::DeleteClass { class },
+        LabelEventV3::MoveSample { sample, class } => LabelEvent::MoveSample { sample, class },
+        LabelEventV3::Undo => LabelEvent::Undo,
+        LabelEventV3::Clear { class } => LabelEvent::Clear { class },
     };
     Ok(JournalEntry {
         seq: old.seq,

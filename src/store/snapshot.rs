@@ -35,7 +35,7 @@ pub fn parse_snapshot_name(name: &str) -> Option<u64> {
         .ok()
 }
 
-/// The first record of a snapshot (format version 3).
+/// The first record of a snapshot (format versions 3 and 4).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotMeta {
     /// Last event included.
@@ -105,6 +105,7 @@ pub fn decode(bytes: &[u8], path: &Path, kind: FileKind, backbone: &BackboneId) 
     let data = match version {
         1 => migrate::decode_v1(&container.records, path, backbone)?,
         2 => migrate::decode_v2(&container.records, path, backbone)?,
+        3 => migrate::decode_v3(&container.records, path, backbone)?,
         _ => decode_current(&container.records, path, backbone)?,
     };
     Ok(Decoded { data, version })
@@ -115,7 +116,14 @@ fn decode_current(records: &[&[u8]], path: &Path, backbone: &BackboneId) -> Resu
         .split_first()
         .ok_or_else(|| corrupt(path, "no snapshot header record".into()))?;
     let meta: SnapshotMeta = format::decode_record(first, path, 0)?;
-    let samples = checks::decode_samples(rest, meta.samples, &meta.classes, backbone, path)?;
+    let samples = checks::decode_samples(
+        rest,
+        meta.samples,
+        &meta.classes,
+        backbone,
+        path,
+        format::decode_record,
+    )?;
     let feature_bytes = samples.iter().map(|s| s.feature.byte_len() as u64).sum();
     Ok(StateData {
         seq: meta.seq,

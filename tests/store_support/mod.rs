@@ -70,6 +70,8 @@ pub fn events(n: usize, seed: u64) -> Vec<LabelEvent> {
                             time_ms: 1_700_000_000_000 + next_id,
                             frame_hash: FrameHash::of(&next_id.to_le_bytes()),
                             feature: StoredFeature::encode(&feature, FeatureEncoding::F32),
+                            thumbnail: Default::default(),
+                            views: Vec::new(),
                         };
                         next_id += 1;
                         sample

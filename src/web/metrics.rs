@@ -1,0 +1,121 @@
+//! `/metrics`: the service's status in the Prometheus text format (version 0.0.4): frames,
+//! predictions per class, labels, retrains, stage latencies, stored samples and store bytes.
+
+use std::fmt::Write;
+
+use crate::service::Status;
+
+/// Renders `status` as Prometheus text.
+pub fn render(status: &Status) -> String {
+    let mut out = String::with_capacity(2048);
+    let mut metric = |name: &str, kind: &str, help: &str, rows: &[(String, f64)]| {
+        let _ = writeln!(out, "# HELP fieldtune_{name} {help}");
+        let _ = writeln!(out, "# TYPE fieldtune_{name} {kind}");
+        for (labels, value) in rows {
+            let _ = writeln!(out, "fieldtune_{name}{labels} {value}");
+        }
+    };
+    let one = |v: f64| vec![(String::new(), v)];
+    metric(
+        "frames_total",
+        "counter",
+        "Frames processed.",
+        &one(status.frames as f64),
+    );
+    metric(
+        "faults_total",
+        "counter",
+        "Source faults and frames skipped.",
+        &one(status.faults as f64),
+    );
+    metric(
+        "labels_total",
+        "counter",
+        "Labels given.",
+        &one(status.labels as f64),
+    );
+    metric(
+        "undos_total",
+        "counter",
+        "Undos.",
+        &one(status.undos as f64),
+    );
+    metric(
+        "retrains_total",
+        "counter",
+        "Background retrains swapped in.",
+        &one(status.retrains as f64),
+    );
+    metric("fps", "gauge", "Frames per second.", &one(status.fps));
+    metric(
+        "uptime_seconds",
+        "gauge",
+        "Seconds since the service started.",
+        &one(status.uptime_s),
+    );
+    metric(
+        "store_bytes",
+        "gauge",
+        "Bytes of the state directory on flash.",
+        &one(status.store_bytes as f64),
+    );
+    let predictions: Vec<(String, f64)> = status
+        .predictions
+        .iter()
+        .map(|(class, n)| (format!("{{class=\"{}\"}}", escape(class)), *n as f64))
+        .collect();
+    metric(
+        "predictions_total",
+        "counter",
+        "Predictions per class (\"unknown\" when no class was sure enough).",
+        &predictions,
+    );
+    let samples: Vec<(String, f64)> = status
+        .classes
+        .iter()
+        .map(|c| {
+            (
+                format!("{{class=\"{}\"}}", escape(&c.name)),
+                c.samples as f64,
+            )
+        })
+        .collect();
+    metric("samples", "gauge", "Stored samples per class.", &samples);
+    let l = status.latency;
+    let stages = [
+        ("capture", l.capture_ms),
+        ("decode", l.decode_ms),
+        ("preprocess", l.preprocess_ms),
+        ("backbone", l.backbone_ms),
+        ("head", l.head_ms),
+        ("output", l.output_ms),
+        ("label", l.label_ms),
+    ];
+    let rows: Vec<(String, f64)> = stages
+        .iter()
+        .map(|(stage, ms)| (format!("{{stage=\"{stage}\"}}"), ms / 1000.0))
+        .collect();
+    metric(
+        "stage_seconds",
+        "gauge",
+        "Mean time of each stage over recent frames.",
+        &rows,
+    );
+    if let Some(accuracy) = status.labelled_accuracy {
+        metric(
+            "labelled_accuracy",
+            "gauge",
+            "Prediction vs. the label given, over the last 100 labels.",
+            &one(accuracy),
+        );
+    }
+    out
+}
+
+/// Escapes a label value (backslash, quote, newline).
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
