@@ -12,7 +12,8 @@
 //! - [`embedder`]: preprocessing + backbone of one model, with per-stage times.
 //! - [`head`]: linear and MLP heads, SGD, calibration and "unknown" detection.
 //! - [`dataset`], [`cache`], [`featurize`]: image folders, the feature cache, folder → features.
-//! - [`eval`], [`bench`]: metrics and benchmarks.
+//! - [`eval`], [`bench`], [`curve`]: metrics, benchmarks and learning curves; [`plot`]: PNG pictures
+//!   of them.
 //! - [`store`]: the crash-safe on-flash state (snapshots + label journal).
 //! - [`source`], [`button`], [`board`], [`notify`], [`control`], [`service`]: the device.
 //! - [`cli`]: the command-line front end used by the thin binary.
@@ -24,6 +25,7 @@ pub mod button;
 pub mod cache;
 pub mod cli;
 pub mod control;
+pub mod curve;
 pub mod dataset;
 pub mod embedder;
 pub mod eval;
@@ -34,6 +36,7 @@ pub mod jpeg_check;
 pub mod learner;
 pub mod model;
 pub mod notify;
+pub mod plot;
 pub mod preprocess;
 pub mod service;
 pub mod source;

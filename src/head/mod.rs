@@ -38,6 +38,7 @@ pub mod calibration;
 pub mod classifier;
 pub mod dataset;
 pub mod error;
+pub mod fewshot;
 pub mod hyper;
 pub mod loss;
 pub mod params;
