@@ -8,6 +8,10 @@
 //! the nearest class mean of the same `k + ⌈k/2⌉` images per class, in raw feature space. Both are
 //! scored on the whole test set (closed-set top-1 accuracy, as `fieldtune eval` reports it).
 //! Draws are seeded: the same inputs and seed give the same curve.
+//!
+//! With `device`, the head is trained as a device trains it from its labels: the drawn training
+//! and validation images together, with no validation set given (the head holds out its own part
+//! when every class has enough images, else trains on all of them without early stopping).
 
 use ndarray::ArrayView2;
 use rand::seq::SliceRandom;
@@ -60,6 +64,8 @@ pub struct Curve {
     pub draws: usize,
     /// Seed of the draws.
     pub seed: u64,
+    /// Trained as a device trains (no validation set given).
+    pub device: bool,
     /// One point per number of labels per class, in the order asked.
     pub points: Vec<CurvePoint>,
 }
@@ -112,6 +118,7 @@ pub fn learning_curve(
     draws: usize,
     kind: HeadKind,
     hyper: &HyperParams,
+    device: bool,
     on_point: &mut dyn FnMut(usize, usize, f64, f64),
 ) -> Result<Curve, HeadError> {
     pool.check("train")?;
@@ -147,13 +154,18 @@ pub fn learning_curve(
             );
             let train = pool.select(&draw_per_class(pool, k, &mut rng));
             let val = val_pool.select(&draw_per_class(val_pool, val_k, &mut rng));
-            let (head, _) = Head::train(
-                &train.canonical(),
-                Some(&val.canonical()),
-                kind,
-                hyper,
-                &mut |_| {},
-            )?;
+            let (head, _) = if device {
+                let all = train.concat(&val).canonical();
+                Head::train(&all, None, kind, hyper, &mut |_| {})?
+            } else {
+                Head::train(
+                    &train.canonical(),
+                    Some(&val.canonical()),
+                    kind,
+                    hyper,
+                    &mut |_| {},
+                )?
+            };
             // The head's classes are in canonical (sorted) order: map them back by name.
             let to_pool: Vec<usize> = head
                 .classes()
@@ -184,6 +196,7 @@ pub fn learning_curve(
         test_samples: test.len(),
         draws,
         seed,
+        device,
         points,
     })
 }

@@ -11,13 +11,15 @@
 //! - [`backbone`]: the only module that knows tract: ONNX file → runnable plan → feature vector.
 //! - [`embedder`]: preprocessing + backbone of one model, with per-stage times.
 //! - [`head`]: linear and MLP heads, SGD, calibration and "unknown" detection.
-//! - [`dataset`], [`cache`], [`featurize`]: image folders, the feature cache, folder → features.
+//! - [`dataset`], [`cache`], [`featurize`]: image folders, the feature cache, folder → features;
+//!   [`augment`]: extra views of labelled images (mirror, crops), cached per view.
 //! - [`eval`], [`bench`], [`curve`]: metrics, benchmarks and learning curves; [`plot`]: PNG pictures
 //!   of them.
 //! - [`store`]: the crash-safe on-flash state (snapshots + label journal).
 //! - [`source`], [`button`], [`board`], [`notify`], [`control`], [`service`]: the device.
 //! - [`cli`]: the command-line front end used by the thin binary.
 
+pub mod augment;
 pub mod backbone;
 pub mod bench;
 pub mod board;

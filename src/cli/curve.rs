@@ -35,6 +35,10 @@ pub struct Args {
     /// Hidden units of the MLP head.
     #[arg(long, default_value_t = HeadKind::DEFAULT_MLP_HIDDEN)]
     pub hidden: usize,
+    /// Train as a device does: the drawn validation images join the training images and no
+    /// validation set is given (the head holds out its own part when it can).
+    #[arg(long)]
+    pub device: bool,
     /// Also write the curve as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -98,6 +102,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.draws,
         kind,
         &hyper,
+        args.device,
         &mut |k, d, h, b| {
             outln!(
                 "k {k:>3} draw {}: head {:.2} %, class means {:.2} %",

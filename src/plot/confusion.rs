@@ -43,7 +43,8 @@ pub fn draw_confusion(m: &Metrics, title: &str) -> Canvas {
     let top = 90;
     let grid = cell * k as i64;
     let bar_w = 200;
-    let width = (left + grid + 40 + name_w + 12 + bar_w + 120).max(text_width(title, 2) as i64 + 40);
+    let width =
+        (left + grid + 40 + name_w + 12 + bar_w + 120).max(text_width(title, 2) as i64 + 40);
     let height = top + grid + name_w + 30;
     let mut c = Canvas::new(width as u32, height as u32);
     c.text(20, 12, title, 2, BLACK);

@@ -461,11 +461,15 @@ const GLYPHS: &[(char, [u8; 7])] = &[
     ),
     (
         '>',
-        [0b01000, 0b00100, 0b00010, 0b00001, 0b00010, 0b00100, 0b01000],
+        [
+            0b01000, 0b00100, 0b00010, 0b00001, 0b00010, 0b00100, 0b01000,
+        ],
     ),
     (
         '<',
-        [0b00010, 0b00100, 0b01000, 0b10000, 0b01000, 0b00100, 0b00010],
+        [
+            0b00010, 0b00100, 0b01000, 0b10000, 0b01000, 0b00100, 0b00010,
+        ],
     ),
     (
         '?',
@@ -498,7 +502,8 @@ mod tests {
 
     #[test]
     fn every_printed_character_has_its_own_glyph() {
-        for c in "0123456789.%-+:/()_=<>abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".chars()
+        for c in
+            "0123456789.%-+:/()_=<>abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".chars()
         {
             assert!(GLYPHS.iter().any(|(g, _)| *g == c), "missing {c}");
         }
