@@ -16,6 +16,7 @@
 //! first and subtracts the second (`relu(x) − relu(−x) = x`); the remaining hidden units keep their
 //! random initialisation with zero output weights. A narrower MLP gets no prior.
 //!
+//! The prior's confidence fades with the number of samples a class ([`prior_weight`]).
 //! Training starts from the prior and its weight decay pulls toward it instead of toward zero
 //! (`weight_decay/2 · ‖W − W₀‖²`, see [`pull_toward`]); the prior itself is a candidate of early
 //! stopping (epoch 0), so when the validation data prefers the class means the head *is* the class
@@ -78,6 +79,20 @@ fn squared_distances(
     d2
 }
 
+/// How many samples a class needs before the data outweighs the class-mean prior: the prior's
+/// logits are scaled by `PRIOR_SAMPLES / (PRIOR_SAMPLES + n)` for `n` samples a class (see
+/// [`prior_weight`]).
+pub const PRIOR_SAMPLES: f32 = 10.0;
+
+/// The factor on the prior's logits with `per_class` samples a class: near 1 with a label or two,
+/// ⅓ at 20, near 0 with hundreds, where the prior would only hold the head back (at full corn4 a
+/// full-strength prior cost half a point, seeds 1-6). Scaling the logits keeps the prior's
+/// predictions (the class means') and lowers its confidence, so the start of training, the weight
+/// decay's target and the epoch-0 candidate of early stopping all fade toward the plain head.
+pub fn prior_weight(per_class: f32) -> f32 {
+    PRIOR_SAMPLES / (PRIOR_SAMPLES + per_class.max(0.0))
+}
+
 /// The scale `s` of the prototype logits `−s/2 · ‖z − m_c‖²` (see the module docs).
 pub fn prototype_scale(z: ArrayView2<f32>, labels: &[usize], classes: usize) -> f32 {
     let mut counts = vec![0usize; classes];
@@ -121,7 +136,8 @@ pub fn prototype_layer(
     classes: usize,
     standardizer: &Standardizer,
 ) -> Layer {
-    let s = prototype_scale(x, labels, classes);
+    let per_class = labels.len() as f32 / classes.max(1) as f32;
+    let s = prototype_scale(x, labels, classes) * prior_weight(per_class);
     let dim = x.ncols();
     let mut means = Array2::<f32>::zeros((classes, dim));
     let mut counts = vec![0usize; classes];
