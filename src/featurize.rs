@@ -186,6 +186,9 @@ pub fn featurize(
     })
 }
 
+/// One embedding job of [`embed_parallel`]: job index → features, or why not.
+pub type EmbedJob<'a> = dyn Fn(&mut Embedder, usize) -> Result<Vec<f32>, String> + Sync + 'a;
+
 /// Runs `job(embedder, j)` for every `j < jobs` on `threads` workers (one backbone each), handing
 /// each result to `done(j, result)` on the calling thread as it arrives.
 ///
@@ -195,7 +198,7 @@ pub fn embed_parallel(
     jobs: usize,
     descriptor: &ModelDescriptor,
     threads: usize,
-    job: &(dyn Fn(&mut Embedder, usize) -> Result<Vec<f32>, String> + Sync),
+    job: &EmbedJob<'_>,
     done: &mut dyn FnMut(usize, Result<Vec<f32>, String>),
 ) -> Result<(), FeaturizeError> {
     if jobs == 0 {

@@ -37,7 +37,11 @@ fn fieldtune(args: &[&str], cache: &Path) -> Output {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(output.status.success(), "fieldtune {} failed", args.join(" "));
+    assert!(
+        output.status.success(),
+        "fieldtune {} failed",
+        args.join(" ")
+    );
     output
 }
 
@@ -47,7 +51,9 @@ fn stdout(o: &Output) -> String {
 
 /// Pixels of `png` equal to `colour`.
 fn count_colour(png: &Path, colour: [u8; 3]) -> usize {
-    let img = image::open(png).expect("a PNG the image crate reads").to_rgb8();
+    let img = image::open(png)
+        .expect("a PNG the image crate reads")
+        .to_rgb8();
     img.pixels().filter(|p| p.0 == colour).count()
 }
 
@@ -77,7 +83,10 @@ fn curve_and_confusion_pictures_through_the_binary() {
         &cache,
     );
     let table = stdout(&out);
-    assert!(table.contains("| 1 (+1) |") && table.contains("| 4 (+2) |"), "{table}");
+    assert!(
+        table.contains("| 1 (+1) |") && table.contains("| 4 (+2) |"),
+        "{table}"
+    );
 
     let curve: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).expect("JSON written")).expect("JSON");
@@ -128,7 +137,12 @@ fn curve_and_confusion_pictures_through_the_binary() {
     let img = image::open(&confusion).expect("confusion PNG").to_rgb8();
     assert!(img.width() > 400 && img.height() > 300);
     // Four diagonal cells are shaded: some dark-blue pixels exist.
-    assert!(img.pixels().filter(|p| p.0[2] > 150 && p.0[0] < 100).count() > 1000);
+    assert!(
+        img.pixels()
+            .filter(|p| p.0[2] > 150 && p.0[0] < 100)
+            .count()
+            > 1000
+    );
 }
 
 #[test]
@@ -203,7 +217,15 @@ fn few_shot_heads_do_not_lose_to_the_class_means_on_real_features() {
     for kind in [HeadKind::Linear, HeadKind::default_mlp()] {
         let hyper = HyperParams::defaults_for(kind);
         let curve = learning_curve(
-            &train, &val, &test, &[1, 2, 6, 12], 3, kind, &hyper, false, &mut |_, _, _, _| {},
+            &train,
+            &val,
+            &test,
+            &[1, 2, 6, 12],
+            3,
+            kind,
+            &hyper,
+            false,
+            &mut |_, _, _, _| {},
         )
         .expect("curve");
         for p in &curve.points {
@@ -228,8 +250,14 @@ fn few_shot_heads_do_not_lose_to_the_class_means_on_real_features() {
         d.select(&rows)
     };
     let (t, v) = (pick(&train, 3), pick(&val, 1));
-    let (head, report) = Head::train(&t, Some(&v), HeadKind::Linear, &HyperParams::default(), &mut |_| {})
-        .expect("trains");
+    let (head, report) = Head::train(
+        &t,
+        Some(&v),
+        HeadKind::Linear,
+        &HyperParams::default(),
+        &mut |_| {},
+    )
+    .expect("trains");
     assert_eq!(report.best_epoch, 0);
     let ncm = NearestClassMean::fit(&t.concat(&v)).unwrap();
     let top = fieldtune::curve::head_top(&head, test.features.view());

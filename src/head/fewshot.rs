@@ -167,6 +167,36 @@ pub fn prototype_layer(
     Layer { w, b }
 }
 
+/// Where training starts and what its weight decay pulls toward. The same head for the linear
+/// kind; for the MLP the hidden units beyond the embedded prototypes start random (He) but decay
+/// toward zero, as a plain MLP's weights do (decay toward their random start cost the MLP a
+/// point at full corn4).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prior {
+    /// Initial weights; also epoch 0 of early stopping (it predicts the nearest class mean).
+    pub start: Params,
+    /// Target of the weight decay.
+    pub target: Params,
+}
+
+/// The [`Prior`] of a head of `kind` for raw rows `x` standardised by `standardizer` (see
+/// [`prior_params`]).
+pub fn prior(
+    kind: HeadKind,
+    x: ArrayView2<f32>,
+    labels: &[usize],
+    classes: usize,
+    standardizer: &Standardizer,
+    rng: &mut ChaCha8Rng,
+) -> Option<Prior> {
+    let start = prior_params(kind, x, labels, classes, standardizer, rng)?;
+    let mut target = start.clone();
+    if let (HeadKind::Mlp { .. }, Some(first)) = (kind, target.layers.first_mut()) {
+        first.w.slice_mut(ndarray::s![2 * classes.., ..]).fill(0.0);
+    }
+    Some(Prior { start, target })
+}
+
 /// The prior head of `kind` for raw rows `x` standardised by `standardizer`: the prototype head
 /// (embedded in the MLP when it is wide enough), or `None` for an MLP narrower than `2·classes`.
 pub fn prior_params(

@@ -9,7 +9,7 @@
 //!    shuffled each epoch by a ChaCha generator seeded from `seed`: same inputs, same bits.
 //! 4. Early stopping: after each epoch the validation loss is measured; the epoch with the lowest one
 //!    is the best, and training stops after `patience` epochs without improvement.
-//! 3a. The SGD starts from the class-mean prior (`fewshot`: the imprinted prototype head) and its
+//!    The SGD starts from the class-mean prior (`fewshot`: the imprinted prototype head) and its
 //!    weight decay pulls toward that prior, which is also epoch 0 of early stopping: with few
 //!    labels the head stays the class means unless validation says moving away pays; with fewer
 //!    than [`MIN_VAL_PER_CLASS_TO_MOVE`] validation samples in some class it stays them.
@@ -40,7 +40,7 @@ use super::calibration::{acceptance_threshold, calibration_from, Calibration};
 use super::classifier::Head;
 use super::dataset::Dataset;
 use super::error::HeadError;
-use super::fewshot::{prior_params, prior_penalty_correction, pull_toward};
+use super::fewshot::{prior as class_mean_prior, prior_penalty_correction, pull_toward, Prior};
 use super::hyper::HyperParams;
 use super::loss::{class_weights, cross_entropy};
 use super::params::{Layer, Params};
@@ -240,7 +240,7 @@ fn train_head(
         .map(|v| class_weights(&v.class_counts(), hyper.class_balanced()));
 
     // 3 and 4. SGD from the class-mean prior, with early stopping on the validation data.
-    let prior = prior_params(
+    let prior = class_mean_prior(
         kind,
         fit.features.view(),
         &fit.labels,
@@ -285,6 +285,7 @@ fn train_head(
     });
     if let (true, Some(p), Some(v), Some(zv), Some(w)) = (too_few, &prior, &val, &zv, &val_weights)
     {
+        let p = &p.start;
         let logits = p.logits(zv.view());
         best_val_loss = Some(cross_entropy(logits.view(), &v.labels, w));
         best_val_accuracy = Some(accuracy(&logits, &v.labels));
@@ -345,7 +346,7 @@ fn train_head(
             let standardizer = Standardizer::fit(all.features.view());
             let z = standardizer.transform(all.features.view());
             let weights = class_weights(&all.class_counts(), hyper.class_balanced());
-            let prior = prior_params(
+            let prior = class_mean_prior(
                 kind,
                 all.features.view(),
                 &all.labels,
@@ -451,7 +452,7 @@ fn sgd_run(
     val: Option<FitData>,
     kind: HeadKind,
     k: usize,
-    prior: Option<&Params>,
+    prior: Option<&Prior>,
     hyper: &HyperParams,
     max_epochs: usize,
     average_tail: bool,
@@ -460,7 +461,7 @@ fn sgd_run(
 ) -> Result<SgdRun, HeadError> {
     let dim = data.z.ncols();
     let mut params = match prior {
-        Some(p) => p.clone(),
+        Some(p) => p.start.clone(),
         None => initial_params(kind, k, dim, rng),
     };
     let mut grad = params.zeros_like();
@@ -476,9 +477,9 @@ fn sgd_run(
     let mut tail_epochs = 0usize;
     let mut best: Option<(f32, f32, usize, Params)> = None;
     if let (Some(p), Some(v)) = (prior, val.as_ref()) {
-        let logits = p.logits(v.z);
+        let logits = p.start.logits(v.z);
         let vl = cross_entropy(logits.view(), v.labels, v.weights);
-        best = Some((vl, accuracy(&logits, v.labels), 0, p.clone()));
+        best = Some((vl, accuracy(&logits, v.labels), 0, p.start.clone()));
     }
     let mut since_best = 0;
     let mut epochs_run = 0;
@@ -502,8 +503,8 @@ fn sgd_run(
             );
             let loss = match prior {
                 Some(p) => {
-                    pull_toward(&mut grad, p, hyper.weight_decay());
-                    loss + prior_penalty_correction(&params, p, hyper.weight_decay())
+                    pull_toward(&mut grad, &p.target, hyper.weight_decay());
+                    loss + prior_penalty_correction(&params, &p.target, hyper.weight_decay())
                 }
                 None => loss,
             };
