@@ -64,8 +64,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let baseline_metrics = metrics(head.classes(), &data.labels, &baseline);
     if let Some(path) = &args.plot {
         let title = format!(
-            "{:?} head on {}",
-            head.kind(),
+            "{} head on {}",
+            crate::plot::kind_label(head.kind()),
             args.data.file_name().map_or_else(
                 || args.data.display().to_string(),
                 |n| n.to_string_lossy().into_owned()

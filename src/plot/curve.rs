@@ -97,10 +97,12 @@ pub fn draw_curve(curve: &Curve) -> Canvas {
 
     // Title and legend.
     let title = format!(
-        "{:?} head vs class means, {} draws, {} test images",
-        curve.kind, curve.draws, curve.test_samples
+        "{} head vs class means, {} draws, {} test images",
+        super::kind_label(curve.kind),
+        curve.draws,
+        curve.test_samples
     );
-    c.text(LEFT, 12, &title, 2, BLACK);
+    c.text(20, 12, &title, 2, BLACK);
     c.rect(LEFT, 38, 24, 4, HEAD);
     c.text(LEFT + 32, 33, "head", 2, HEAD);
     c.rect(LEFT + 110, 38, 24, 4, BASELINE);

@@ -14,3 +14,11 @@ pub mod curve;
 pub mod font;
 
 pub use canvas::{Canvas, PlotError};
+
+/// A head kind as the plots print it: `linear` or `MLP-128`.
+pub fn kind_label(kind: crate::head::HeadKind) -> String {
+    match kind {
+        crate::head::HeadKind::Linear => "linear".to_string(),
+        crate::head::HeadKind::Mlp { hidden } => format!("MLP-{hidden}"),
+    }
+}
