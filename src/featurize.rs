@@ -28,6 +28,14 @@ pub enum FeaturizeError {
     /// After skipping unreadable files a class has no image left.
     #[error(transparent)]
     Dataset(#[from] DatasetError),
+    /// An image embedded a moment ago could not be read again for its extra views.
+    #[error("{path}: {reason} (it was readable when the folder was scanned; was it changed or removed during the run?)")]
+    Vanished {
+        /// The image.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// A file that was skipped, and why.
@@ -100,53 +108,44 @@ pub fn featurize(
     );
     let mut embedded = 0;
     if !missing.is_empty() {
-        let threads = threads.clamp(1, missing.len());
-        let next = AtomicUsize::new(0);
-        let (sender, receiver) = mpsc::channel::<(usize, Result<Vec<f32>, String>)>();
-        let mut embedders = Vec::with_capacity(threads);
-        for _ in 0..threads {
-            embedders.push(Embedder::load(descriptor)?);
-        }
-        std::thread::scope(|scope| -> Result<(), FeaturizeError> {
-            for mut embedder in embedders {
-                let sender = sender.clone();
-                let (next, missing, items) = (&next, &missing, &folder.items);
-                scope.spawn(move || loop {
-                    let slot = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&i) = missing.get(slot) else { break };
-                    let result =
-                        crate::preprocess::read_image_file(&items[i].path, &DecodeLimits::DEFAULT)
-                            .map_err(|e| e.to_string())
-                            .and_then(|bytes| {
-                                embedder.embed_bytes(&bytes).map_err(|e| e.to_string())
-                            });
-                    if sender.send((i, result)).is_err() {
-                        break;
-                    }
-                });
-            }
-            drop(sender);
-            for (i, result) in receiver {
+        let items = &folder.items;
+        let mut failure: Option<FeaturizeError> = None;
+        embed_parallel(
+            missing.len(),
+            descriptor,
+            threads,
+            &|embedder, slot| {
+                let i = missing[slot];
+                crate::preprocess::read_image_file(&items[i].path, &DecodeLimits::DEFAULT)
+                    .map_err(|e| e.to_string())
+                    .and_then(|bytes| embedder.embed_bytes(&bytes).map_err(|e| e.to_string()))
+            },
+            &mut |slot, result| {
+                let i = missing[slot];
                 progress.inc(1);
                 match result {
                     Ok(features) => {
                         embedded += 1;
                         if let (Some(cache), Some(key)) = (cache.as_deref_mut(), keys[i]) {
-                            cache.insert(key, features.clone())?;
+                            if let Err(e) = cache.insert(key, features.clone()) {
+                                failure.get_or_insert(e.into());
+                            }
                         }
                         rows[i] = Some(features);
                     }
                     Err(reason) => {
-                        tracing::warn!(path = %folder.items[i].path.display(), "skipped: {reason}");
+                        tracing::warn!(path = %items[i].path.display(), "skipped: {reason}");
                         skipped.push(Skipped {
-                            path: folder.items[i].path.clone(),
+                            path: items[i].path.clone(),
                             reason,
                         });
                     }
                 }
-            }
-            Ok(())
-        })?;
+            },
+        )?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
         if let Some(cache) = cache {
             cache.flush()?;
         }
@@ -185,4 +184,51 @@ pub fn featurize(
         skipped,
         embedded,
     })
+}
+
+/// One embedding job of [`embed_parallel`]: job index → features, or why not.
+pub type EmbedJob<'a> = dyn Fn(&mut Embedder, usize) -> Result<Vec<f32>, String> + Sync + 'a;
+
+/// Runs `job(embedder, j)` for every `j < jobs` on `threads` workers (one backbone each), handing
+/// each result to `done(j, result)` on the calling thread as it arrives.
+///
+/// # Errors
+/// [`FeaturizeError::Embed`] if a backbone cannot be loaded.
+pub fn embed_parallel(
+    jobs: usize,
+    descriptor: &ModelDescriptor,
+    threads: usize,
+    job: &EmbedJob<'_>,
+    done: &mut dyn FnMut(usize, Result<Vec<f32>, String>),
+) -> Result<(), FeaturizeError> {
+    if jobs == 0 {
+        return Ok(());
+    }
+    let threads = threads.clamp(1, jobs);
+    let next = AtomicUsize::new(0);
+    let (sender, receiver) = mpsc::channel::<(usize, Result<Vec<f32>, String>)>();
+    let mut embedders = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        embedders.push(Embedder::load(descriptor)?);
+    }
+    std::thread::scope(|scope| {
+        for mut embedder in embedders {
+            let sender = sender.clone();
+            let next = &next;
+            scope.spawn(move || loop {
+                let slot = next.fetch_add(1, Ordering::Relaxed);
+                if slot >= jobs {
+                    break;
+                }
+                if sender.send((slot, job(&mut embedder, slot))).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(sender);
+        for (slot, result) in receiver {
+            done(slot, result);
+        }
+    });
+    Ok(())
 }

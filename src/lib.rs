@@ -11,13 +11,16 @@
 //! - [`backbone`]: the only module that knows tract: ONNX file → runnable plan → feature vector.
 //! - [`embedder`]: preprocessing + backbone of one model, with per-stage times.
 //! - [`head`]: linear and MLP heads, SGD, calibration and "unknown" detection.
-//! - [`dataset`], [`cache`], [`featurize`]: image folders, the feature cache, folder → features.
-//! - [`eval`], [`bench`]: metrics and benchmarks.
+//! - [`dataset`], [`cache`], [`featurize`]: image folders, the feature cache, folder → features;
+//!   [`augment`]: extra views of labelled images (mirror, crops), cached per view.
+//! - [`eval`], [`bench`], [`curve`]: metrics, benchmarks and learning curves; [`plot`]: PNG pictures
+//!   of them.
 //! - [`store`]: the crash-safe on-flash state (snapshots + label journal).
 //! - [`source`], [`button`], [`board`], [`notify`], [`control`], [`service`]: the device.
 //! - [`cli`]: the command-line front end used by the thin binary; [`bounded_file`]: reading a
 //!   file the operator names, within a bound.
 
+pub mod augment;
 pub mod backbone;
 pub mod bench;
 pub mod board;
@@ -26,6 +29,7 @@ pub mod button;
 pub mod cache;
 pub mod cli;
 pub mod control;
+pub mod curve;
 pub mod dataset;
 pub mod embedder;
 pub mod eval;
@@ -36,6 +40,7 @@ pub mod jpeg_check;
 pub mod learner;
 pub mod model;
 pub mod notify;
+pub mod plot;
 pub mod preprocess;
 pub mod service;
 pub mod source;

@@ -1,10 +1,11 @@
-//! `fieldtune eval --data DIR --head FILE [--json]`: the head's accuracy, balanced accuracy,
+//! `fieldtune eval --data DIR --head FILE [--json] [--plot FILE.png]`: the head's accuracy, balanced accuracy,
 //! per-class precision/recall, confusion matrix and unknown rate on a labelled folder, next to the
 //! same figures for the nearest-class-mean baseline (the class whose mean training feature is
 //! nearest, which the head stores as its prototypes: the zero-training "before" of the table).
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use serde_json::json;
 
 use super::common::{folder_features, load_head_file, ModelArgs};
@@ -22,6 +23,9 @@ pub struct Args {
     /// Print one JSON object instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Also draw the head's confusion matrix and per-class recall as a PNG picture to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub model: ModelArgs,
 }
@@ -58,6 +62,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .collect();
     let head_metrics = metrics(head.classes(), &data.labels, &predicted);
     let baseline_metrics = metrics(head.classes(), &data.labels, &baseline);
+    if let Some(path) = &args.plot {
+        let title = format!(
+            "{} head on {}",
+            crate::plot::kind_label(head.kind()),
+            args.data.file_name().map_or_else(
+                || args.data.display().to_string(),
+                |n| n.to_string_lossy().into_owned()
+            )
+        );
+        crate::plot::confusion::save_confusion_png(&head_metrics, &title, path)
+            .with_context(|| format!("drawing the confusion matrix to {}", path.display()))?;
+    }
     if args.json {
         outln!(
             "{}",

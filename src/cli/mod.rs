@@ -28,6 +28,7 @@ pub fn write_stdout(args: std::fmt::Arguments) {
 pub mod bench;
 pub mod client;
 pub mod common;
+pub mod curve;
 pub mod embed;
 pub mod eval;
 pub mod predict;
@@ -51,6 +52,8 @@ pub enum Command {
     Train(train::Args),
     /// Evaluate a head on a labelled image folder, next to the nearest-class-mean baseline.
     Eval(eval::Args),
+    /// Learning curve: head vs nearest class mean when taught with k labelled images per class.
+    Curve(curve::Args),
     /// Predict the class of images (or unknown).
     Predict(predict::Args),
     /// Measure decode, preprocess, backbone, head predict, online learn and retrain times.
@@ -81,6 +84,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Curve(args) => curve::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Run(args) => run::run(args),
         Command::Label(args) => client::label(args),

@@ -1,6 +1,7 @@
-//! `fieldtune train --data DIR [--val DIR] [--head linear|mlp] [--out FILE]`: embeds the folders
-//! (through the cache), trains a head with our SGD, prints one line per epoch and the result, and
-//! saves the head file.
+//! `fieldtune train --data DIR [--val DIR] [--head linear|mlp] [--augment[=VIEWS]] [--out FILE]`:
+//! embeds the folders (through the cache; with `--augment`, extra views of every training image as
+//! well, see [`crate::augment`]), trains a head with our SGD, prints one line per epoch and the
+//! result, and saves the head file.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -85,6 +86,10 @@ pub struct Args {
     /// Where to save the head.
     #[arg(long, value_name = "FILE", default_value = "head.fth")]
     pub out: PathBuf,
+    /// Also train on VIEWS extra views of every training image (mirror, then random resized
+    /// crops with mild colour changes), embedded once and cached per (image, view).
+    #[arg(long, value_name = "VIEWS", num_args = 0..=1, default_missing_value = "2", default_value_t = 0)]
+    pub augment: usize,
     #[command(flatten)]
     pub hyper: HyperArgs,
     #[command(flatten)]
@@ -101,6 +106,69 @@ pub fn to_dataset(featurized: Featurized) -> anyhow::Result<Dataset> {
         featurized.labels,
         featurized.classes,
     )?)
+}
+
+/// The training set with `args.augment` extra views of every training image, and the validation
+/// set. Views of an image must not be fitted on while the image itself validates, so without
+/// `--val` the hold-out is drawn here, from the original images, by the rule `Head::train` uses
+/// (a stratified `validation_fraction` when every class has
+/// [`crate::head::train::MIN_PER_CLASS_FOR_HOLDOUT`] images, else none), and only the images kept
+/// for fitting get views.
+///
+/// # Errors
+/// Embedding or cache errors, named.
+fn augmented(
+    originals: &crate::featurize::Featurized,
+    val: Option<Dataset>,
+    args: &Args,
+    hyper: &HyperParams,
+    descriptor: &crate::model::ModelDescriptor,
+    cache: Option<&mut crate::cache::FeatureCache>,
+    threads: usize,
+) -> anyhow::Result<(Dataset, Option<Dataset>)> {
+    use rand::SeedableRng;
+    let all = to_dataset(originals.clone())?;
+    let (fit_rows, val) = match val {
+        Some(v) => ((0..all.len()).collect::<Vec<_>>(), Some(v)),
+        None => {
+            let enough = all
+                .class_counts()
+                .iter()
+                .all(|&c| c >= crate::head::train::MIN_PER_CLASS_FOR_HOLDOUT);
+            if enough {
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(hyper.seed());
+                let (rest, held) = all.stratified_split(hyper.validation_fraction(), &mut rng);
+                (rest, Some(all.select(&held)))
+            } else {
+                ((0..all.len()).collect(), None)
+            }
+        }
+    };
+    let views = crate::augment::views(args.augment);
+    let start = Instant::now();
+    let (matrices, embedded) =
+        crate::augment::featurize_views(originals, &views, descriptor, cache, threads)
+            .with_context(|| format!("computing the extra views of {}", args.data.display()))?;
+    let fit = all.select(&fit_rows);
+    let mut train = fit.clone();
+    for m in &matrices {
+        let view = Dataset {
+            features: m.select(ndarray::Axis(0), &fit_rows),
+            labels: fit.labels.clone(),
+            classes: fit.classes.clone(),
+        };
+        train = train.concat(&view);
+    }
+    outln!(
+        "augmented: {} views ({}) of {} training images, {} embedded now ({:.1} s), {} from the cache",
+        views.len(),
+        views.iter().map(|v| v.name()).collect::<Vec<_>>().join(", "),
+        fit.len(),
+        embedded,
+        start.elapsed().as_secs_f64(),
+        views.len() * originals.paths.len() - embedded
+    );
+    Ok((train, val))
 }
 
 /// Runs `train`.
@@ -139,8 +207,28 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )?)?),
         None => None,
     };
+    if args.augment > crate::augment::MAX_VIEWS {
+        anyhow::bail!(
+            "--augment {} asks for too many views; use at most {} (each view costs one backbone run per training image)",
+            args.augment,
+            crate::augment::MAX_VIEWS
+        );
+    }
+    let (train, val) = if args.augment > 0 {
+        augmented(
+            &train_features,
+            val,
+            &args,
+            &hyper,
+            &descriptor,
+            cache.as_mut(),
+            threads,
+        )?
+    } else {
+        (to_dataset(train_features)?, val)
+    };
     // Canonical row order: the same images give the same head here and on a device.
-    let train = to_dataset(train_features)?.canonical();
+    let train = train.canonical();
     let val = val.map(|v| v.canonical());
     outln!(
         "training a {kind:?} head on {} images ({}), {}",

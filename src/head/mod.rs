@@ -39,6 +39,7 @@ pub mod calibration;
 pub mod classifier;
 pub mod dataset;
 pub mod error;
+pub mod fewshot;
 pub mod hyper;
 pub mod kernels;
 pub mod loss;

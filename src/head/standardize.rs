@@ -58,6 +58,16 @@ impl Standardizer {
         Standardizer { mean, inv_std }
     }
 
+    /// The mean subtracted from every vector.
+    pub fn mean(&self) -> &Array1<f32> {
+        &self.mean
+    }
+
+    /// The per-dimension factor applied after subtracting the mean.
+    pub fn inv_std(&self) -> &Array1<f32> {
+        &self.inv_std
+    }
+
     /// Length of the vectors it transforms.
     pub fn dim(&self) -> usize {
         self.mean.len()

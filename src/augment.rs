@@ -1,0 +1,229 @@
+//! Extra views of a labelled image (augmentation): its mirror image and random resized crops with
+//! mild colour changes, each embedded like an image of its own and cached per (image, view), so
+//! `fieldtune train --augment` pays for a view once.
+//!
+//! A view is a pure function of the image's bytes and the view's index: the crop box, the flip and
+//! the colour factors come from a generator seeded by the view's cache key (a sha256 of a version
+//! tag, the view name and the image's own key), so the same file gives the same views on every run
+//! and machine, and changing the recipe (bump [`RECIPE`]) gives new keys instead of stale features.
+//!
+//! The views, in order ([`views`] takes the first `n`):
+//! - `mirror`: the image flipped left to right;
+//! - `crop1`, `crop2`, …: a random box of 40–100 % of the area with an aspect ratio in
+//!   [3/4, 4/3], flipped with probability ½, its brightness, contrast and saturation each scaled
+//!   by a factor in [0.85, 1.15]. The backbone's own preprocessing then resizes the box.
+
+use ndarray::Array2;
+use rand::Rng;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use sha2::{Digest, Sha256};
+
+use crate::cache::{FeatureCache, ImageKey};
+use crate::featurize::{embed_parallel, FeaturizeError, Featurized};
+use crate::model::ModelDescriptor;
+use crate::preprocess::{decode, read_image_file, DecodeLimits};
+use image::RgbImage;
+
+/// Version of the view recipe, part of every view's cache key.
+pub const RECIPE: &str = "fieldtune-view-v1";
+
+/// Most extra views per image `fieldtune train --augment` accepts.
+pub const MAX_VIEWS: usize = 8;
+
+/// One extra view of an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum View {
+    /// Flipped left to right.
+    Mirror,
+    /// Random resized crop number `n` (1-based) with mild colour changes.
+    Crop(u8),
+}
+
+impl View {
+    /// The view's name (`mirror`, `crop1`, …).
+    pub fn name(self) -> String {
+        match self {
+            View::Mirror => "mirror".to_string(),
+            View::Crop(n) => format!("crop{n}"),
+        }
+    }
+
+    /// The cache key of this view of the image whose key is `image`.
+    pub fn key(self, image: &ImageKey) -> ImageKey {
+        let mut h = Sha256::new();
+        h.update(RECIPE.as_bytes());
+        h.update([0]);
+        h.update(self.name().as_bytes());
+        h.update([0]);
+        h.update(image);
+        h.finalize().into()
+    }
+
+    /// This view of `rgb`, the decoded image whose key is `image`.
+    pub fn apply(self, rgb: &RgbImage, image: &ImageKey) -> RgbImage {
+        match self {
+            View::Mirror => image::imageops::flip_horizontal(rgb),
+            View::Crop(_) => {
+                let key = self.key(image);
+                let mut seed = [0u8; 32];
+                seed.copy_from_slice(&key);
+                crop_view(rgb, &mut ChaCha8Rng::from_seed(seed))
+            }
+        }
+    }
+}
+
+/// The first `n` views: the mirror, then crops.
+pub fn views(n: usize) -> Vec<View> {
+    (0..n)
+        .map(|i| {
+            if i == 0 {
+                View::Mirror
+            } else {
+                View::Crop(i as u8)
+            }
+        })
+        .collect()
+}
+
+/// A random resized crop with flip and colour changes (see the module docs).
+fn crop_view(rgb: &RgbImage, rng: &mut ChaCha8Rng) -> RgbImage {
+    let (w, h) = (rgb.width().max(1) as f64, rgb.height().max(1) as f64);
+    let area = rng.gen_range(0.4..=1.0) * w * h;
+    let aspect = rng.gen_range((0.75f64).ln()..=(4.0f64 / 3.0).ln()).exp();
+    let cw = (area * aspect).sqrt().round().clamp(1.0, w) as u32;
+    let ch = (area / aspect).sqrt().round().clamp(1.0, h) as u32;
+    let x = rng.gen_range(0..=rgb.width() - cw);
+    let y = rng.gen_range(0..=rgb.height() - ch);
+    let mut out = image::imageops::crop_imm(rgb, x, y, cw, ch).to_image();
+    if rng.gen_bool(0.5) {
+        image::imageops::flip_horizontal_in_place(&mut out);
+    }
+    let brightness = rng.gen_range(0.85f32..=1.15);
+    let contrast = rng.gen_range(0.85f32..=1.15);
+    let saturation = rng.gen_range(0.85f32..=1.15);
+    let n = (out.width() * out.height()).max(1) as f32;
+    let mean_luma = out
+        .pixels()
+        .map(|p| 0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32)
+        .sum::<f32>()
+        / n;
+    for p in out.pixels_mut() {
+        let luma = 0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32;
+        for c in 0..3 {
+            let v = p[c] as f32;
+            let v = luma + saturation * (v - luma);
+            let v = mean_luma + contrast * (v - mean_luma);
+            p[c] = (v * brightness).round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    out
+}
+
+/// The features of `views` of every row of `of` (a featurized folder), through `cache`: one
+/// `rows × dim` matrix per view, row `i` being a view of `of.paths[i]`, labelled like it.
+/// Returns the matrices and how many views were embedded in this run.
+///
+/// # Errors
+/// [`FeaturizeError`] if the backbone cannot be loaded, the cache cannot be written, or an image
+/// that was readable a moment ago no longer is.
+pub fn featurize_views(
+    of: &Featurized,
+    views: &[View],
+    descriptor: &ModelDescriptor,
+    mut cache: Option<&mut FeatureCache>,
+    threads: usize,
+) -> Result<(Vec<Array2<f32>>, usize), FeaturizeError> {
+    let dim = descriptor.output_dim as usize;
+    let n = of.paths.len();
+    let mut out: Vec<Array2<f32>> = views.iter().map(|_| Array2::zeros((n, dim))).collect();
+    // Keys of the images, then of their views; the views not in the cache are embedded.
+    let mut image_keys = Vec::with_capacity(n);
+    for path in &of.paths {
+        let bytes = read_image_file(path, &DecodeLimits::DEFAULT).map_err(|e| {
+            FeaturizeError::Vanished {
+                path: path.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        image_keys.push(ImageKey::from(Sha256::digest(&bytes)));
+    }
+    let mut missing: Vec<(usize, usize)> = Vec::new();
+    for (v, view) in views.iter().enumerate() {
+        for (i, key) in image_keys.iter().enumerate() {
+            match cache.as_deref().and_then(|c| c.get(&view.key(key))) {
+                Some(f) => out[v].row_mut(i).assign(&ndarray::ArrayView1::from(f)),
+                None => missing.push((i, v)),
+            }
+        }
+    }
+    let progress = indicatif::ProgressBar::new(missing.len() as u64);
+    let mut failure: Option<FeaturizeError> = None;
+    let mut embedded = 0;
+    embed_parallel(
+        missing.len(),
+        descriptor,
+        threads,
+        &|embedder, slot| {
+            let (i, v) = missing[slot];
+            let bytes =
+                read_image_file(&of.paths[i], &DecodeLimits::DEFAULT).map_err(|e| e.to_string())?;
+            let rgb = decode(&bytes).map_err(|e| e.to_string())?;
+            let view = views[v].apply(&rgb, &image_keys[i]);
+            embedder.embed_rgb(&view).map_err(|e| e.to_string())
+        },
+        &mut |slot, result| {
+            let (i, v) = missing[slot];
+            progress.inc(1);
+            match result {
+                Ok(features) => {
+                    embedded += 1;
+                    out[v]
+                        .row_mut(i)
+                        .assign(&ndarray::ArrayView1::from(&features[..]));
+                    if let Some(cache) = cache.as_deref_mut() {
+                        if let Err(e) = cache.insert(views[v].key(&image_keys[i]), features) {
+                            failure.get_or_insert(e.into());
+                        }
+                    }
+                }
+                Err(reason) => {
+                    failure.get_or_insert(FeaturizeError::Vanished {
+                        path: of.paths[i].clone(),
+                        reason,
+                    });
+                }
+            }
+        },
+    )?;
+    progress.finish_and_clear();
+    if let Some(cache) = cache {
+        cache.flush()?;
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok((out, embedded)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn views_are_deterministic_and_distinct() {
+        let rgb = RgbImage::from_fn(40, 30, |x, y| {
+            image::Rgb([(x * 6) as u8, (y * 8) as u8, 90])
+        });
+        let key = [7u8; 32];
+        let a = View::Crop(1).apply(&rgb, &key);
+        assert_eq!(a, View::Crop(1).apply(&rgb, &key));
+        assert_ne!(View::Crop(1).key(&key), View::Crop(2).key(&key));
+        assert_ne!(View::Mirror.key(&key), key);
+        let m = View::Mirror.apply(&rgb, &key);
+        assert_eq!(m.get_pixel(0, 0), rgb.get_pixel(39, 0));
+        assert!(a.width() <= 40 && a.height() <= 30 && a.width() * a.height() >= 300);
+        assert_eq!(views(3), vec![View::Mirror, View::Crop(1), View::Crop(2)]);
+    }
+}

@@ -1,0 +1,348 @@
+//! The prior a head is trained toward: the imprinted class-mean ("prototype") head, so that a head
+//! taught with a handful of labels starts as, and stays near, the nearest-class-mean classifier and
+//! only moves away from it as far as the data pays for.
+//!
+//! The prototype head is linear: nearest class mean by squared distance is
+//! `argmax_c  s·(m_c·x − ‖m_c‖²/2)`, so it is a linear layer for any scale `s > 0`, and stays one
+//! on the head's standardised input (see [`prototype_layer`]): the prior predicts exactly what the
+//! nearest-class-mean baseline predicts. The scale sets how confident the prior is; it is fitted by minimising
+//! the cross-entropy of the leave-one-out prototype logits of the training samples (each sample
+//! scored against its own class's mean computed without it), which is what the prior would say of
+//! data it has not seen. With a single sample in some class there is no leave-one-out score and the
+//! scale is the one that puts the typical logit difference at 1.
+//!
+//! For an MLP with at least `2·classes` hidden units the same head is embedded exactly: hidden unit
+//! `c` computes `relu(l_c)`, unit `classes + c` computes `relu(−l_c)`, and the output layer adds the
+//! first and subtracts the second (`relu(x) − relu(−x) = x`); the remaining hidden units keep their
+//! random initialisation with zero output weights. A narrower MLP gets no prior.
+//!
+//! The prior's confidence fades with the number of samples a class ([`prior_weight`]).
+//! Training starts from the prior and its weight decay pulls toward it instead of toward zero
+//! (`weight_decay/2 · ‖W − W₀‖²`, see [`pull_toward`]); the prior itself is a candidate of early
+//! stopping (epoch 0), so when the validation data prefers the class means the head *is* the class
+//! means. Measured with `fieldtune curve` (README, "Learning from few labels").
+
+use ndarray::{Array1, Array2, ArrayView2, Axis};
+use rand_chacha::ChaCha8Rng;
+
+use super::calibration::fit_temperature;
+use super::params::{Layer, Params};
+use super::standardize::Standardizer;
+use super::HeadKind;
+
+/// Squared distances `‖z_i − m_c‖²` of every row to every class mean, `n × classes`, with row `i`'s
+/// own class mean taken without it (leave-one-out) when `leave_one_out`; `NaN` where a class has
+/// no (other) sample.
+fn squared_distances(
+    z: ArrayView2<f32>,
+    labels: &[usize],
+    classes: usize,
+    leave_one_out: bool,
+) -> Array2<f32> {
+    let dim = z.ncols();
+    let mut sums = Array2::<f32>::zeros((classes, dim));
+    let mut counts = vec![0usize; classes];
+    for (row, &y) in z.axis_iter(Axis(0)).zip(labels) {
+        sums.row_mut(y).scaled_add(1.0, &row);
+        counts[y] += 1;
+    }
+    let means = {
+        let mut m = sums.clone();
+        for (mut r, &c) in m.axis_iter_mut(Axis(0)).zip(&counts) {
+            r /= c.max(1) as f32;
+        }
+        m
+    };
+    let mut d2 = Array2::<f32>::from_elem((z.nrows(), classes), f32::NAN);
+    for (i, (row, &y)) in z.axis_iter(Axis(0)).zip(labels).enumerate() {
+        for c in 0..classes {
+            let n = counts[c];
+            let own = leave_one_out && c == y;
+            if n == 0 || (own && n < 2) {
+                continue;
+            }
+            let mut acc = 0.0f32;
+            if own {
+                let inv = 1.0 / (n - 1) as f32;
+                for ((&s, &x), _) in sums.row(c).iter().zip(row.iter()).zip(0..) {
+                    let m = (s - x) * inv;
+                    acc += (x - m) * (x - m);
+                }
+            } else {
+                for (&m, &x) in means.row(c).iter().zip(row.iter()) {
+                    acc += (x - m) * (x - m);
+                }
+            }
+            d2[[i, c]] = acc;
+        }
+    }
+    d2
+}
+
+/// How many samples a class needs before the data outweighs the class-mean prior: the prior's
+/// logits are scaled by `PRIOR_SAMPLES / (PRIOR_SAMPLES + n)` for `n` samples a class (see
+/// [`prior_weight`]).
+pub const PRIOR_SAMPLES: f32 = 10.0;
+
+/// The factor on the prior's logits with `per_class` samples a class: near 1 with a label or two,
+/// ⅓ at 20, near 0 with hundreds, where the prior would only hold the head back (at full corn4 a
+/// full-strength prior cost half a point, seeds 1-6). Scaling the logits keeps the prior's
+/// predictions (the class means') and lowers its confidence, so the start of training, the weight
+/// decay's target and the epoch-0 candidate of early stopping all fade toward the plain head.
+pub fn prior_weight(per_class: f32) -> f32 {
+    PRIOR_SAMPLES / (PRIOR_SAMPLES + per_class.max(0.0))
+}
+
+/// The scale `s` of the prototype logits `−s/2 · ‖z − m_c‖²` (see the module docs).
+pub fn prototype_scale(z: ArrayView2<f32>, labels: &[usize], classes: usize) -> f32 {
+    let mut counts = vec![0usize; classes];
+    for &y in labels {
+        counts[y] += 1;
+    }
+    let loo = counts.iter().all(|&c| c >= 2);
+    let d2 = squared_distances(z, labels, classes, loo);
+    // Logits −d²/2, centred per row; their spread normalises the search range of the temperature.
+    let mut logits = d2.mapv(|v| -0.5 * v);
+    let mut spread = 0.0f64;
+    let mut terms = 0usize;
+    for mut row in logits.axis_iter_mut(Axis(0)) {
+        let finite: Vec<f32> = row.iter().copied().filter(|v| v.is_finite()).collect();
+        let mean = finite.iter().sum::<f32>() / finite.len().max(1) as f32;
+        row.mapv_inplace(|v| if v.is_finite() { v - mean } else { -1e30 });
+        for v in finite {
+            spread += f64::from((v - mean) * (v - mean));
+            terms += 1;
+        }
+    }
+    let sigma = ((spread / terms.max(1) as f64).sqrt() as f32).max(f32::MIN_POSITIVE);
+    if !loo {
+        return 1.0 / sigma;
+    }
+    let normed = logits.mapv(|v| v / sigma);
+    let (t, _, _) = fit_temperature(normed.view(), labels);
+    1.0 / (sigma * t)
+}
+
+/// The imprinted prototype head of the raw rows `x` (labels in `0..classes`) as a linear layer on
+/// their standardised form `standardizer.transform(x)`: it predicts exactly what the nearest class
+/// mean of the raw features predicts (the baseline of `fieldtune eval` and `fieldtune curve`).
+/// In raw space the logits are `s·(m_c·x − ‖m_c‖²/2)`; with `x = μ + z/σ⁻¹` that is
+/// `W_c = s·m_c/σ⁻¹`, `b_c = s·(m_c·μ − ‖m_c‖²/2)`. Raw, not standardised, class means: with a
+/// few samples the per-dimension spread is itself noise, and on data sets measured (`curve`)
+/// nearest mean in standardised space lost up to 3 points to nearest raw mean at 5 labels a class.
+pub fn prototype_layer(
+    x: ArrayView2<f32>,
+    labels: &[usize],
+    classes: usize,
+    standardizer: &Standardizer,
+) -> Layer {
+    let per_class = labels.len() as f32 / classes.max(1) as f32;
+    let s = prototype_scale(x, labels, classes) * prior_weight(per_class);
+    let dim = x.ncols();
+    let mut means = Array2::<f32>::zeros((classes, dim));
+    let mut counts = vec![0usize; classes];
+    for (row, &y) in x.axis_iter(Axis(0)).zip(labels) {
+        means.row_mut(y).scaled_add(1.0, &row);
+        counts[y] += 1;
+    }
+    let mut w = Array2::<f32>::zeros((classes, dim));
+    let mut b = Array1::<f32>::zeros(classes);
+    for (c, mut m) in means.axis_iter_mut(Axis(0)).enumerate() {
+        m /= counts[c].max(1) as f32;
+        b[c] = s * (m.dot(standardizer.mean()) - 0.5 * m.dot(&m));
+        ndarray::Zip::from(w.row_mut(c))
+            .and(&m)
+            .and(standardizer.inv_std())
+            .for_each(|w, &m, &inv| *w = s * m / inv);
+    }
+    // Softmax sees only logit differences: centring over the classes changes no prediction, and
+    // keeps the logits (the MLP's hidden activations, see `prior_params`) at the size of those
+    // differences instead of `s·‖x‖²/2`, which blew the MLP's first SGD steps up.
+    if classes > 0 {
+        let w_mean = w.mean_axis(Axis(0)).unwrap_or_else(|| Array1::zeros(dim));
+        let b_mean = b.mean().unwrap_or(0.0);
+        w -= &w_mean.view().insert_axis(Axis(0));
+        b -= b_mean;
+    }
+    Layer { w, b }
+}
+
+/// Where training starts and what its weight decay pulls toward. The same head for the linear
+/// kind; for the MLP the hidden units beyond the embedded prototypes start random (He) but decay
+/// toward zero, as a plain MLP's weights do (decay toward their random start cost the MLP a
+/// point at full corn4).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prior {
+    /// Initial weights; also epoch 0 of early stopping (it predicts the nearest class mean).
+    pub start: Params,
+    /// Target of the weight decay.
+    pub target: Params,
+}
+
+/// The [`Prior`] of a head of `kind` for raw rows `x` standardised by `standardizer` (see
+/// [`prior_params`]).
+pub fn prior(
+    kind: HeadKind,
+    x: ArrayView2<f32>,
+    labels: &[usize],
+    classes: usize,
+    standardizer: &Standardizer,
+    rng: &mut ChaCha8Rng,
+) -> Option<Prior> {
+    let start = prior_params(kind, x, labels, classes, standardizer, rng)?;
+    let mut target = start.clone();
+    if let (HeadKind::Mlp { .. }, Some(first)) = (kind, target.layers.first_mut()) {
+        first.w.slice_mut(ndarray::s![2 * classes.., ..]).fill(0.0);
+    }
+    Some(Prior { start, target })
+}
+
+/// The prior head of `kind` for raw rows `x` standardised by `standardizer`: the prototype head
+/// (embedded in the MLP when it is wide enough), or `None` for an MLP narrower than `2·classes`.
+pub fn prior_params(
+    kind: HeadKind,
+    x: ArrayView2<f32>,
+    labels: &[usize],
+    classes: usize,
+    standardizer: &Standardizer,
+    rng: &mut ChaCha8Rng,
+) -> Option<Params> {
+    let proto = prototype_layer(x, labels, classes, standardizer);
+    match kind {
+        HeadKind::Linear => Some(Params {
+            layers: vec![proto],
+        }),
+        HeadKind::Mlp { hidden } if hidden >= 2 * classes => {
+            let mut first = Layer::he(hidden, x.ncols(), rng);
+            let mut out = Layer::zeros(classes, hidden);
+            for c in 0..classes {
+                first.w.row_mut(c).assign(&proto.w.row(c));
+                first.b[c] = proto.b[c];
+                first.w.row_mut(classes + c).assign(&(-&proto.w.row(c)));
+                first.b[classes + c] = -proto.b[c];
+                out.w[[c, c]] = 1.0;
+                out.w[[c, classes + c]] = -1.0;
+            }
+            Some(Params {
+                layers: vec![first, out],
+            })
+        }
+        HeadKind::Mlp { .. } => None,
+    }
+}
+
+/// Turns a gradient whose weight decay pulls toward zero (`∂CE + wd·W`) into one pulling toward
+/// `prior` (`∂CE + wd·(W − W₀)`); biases are not decayed, so they are left alone.
+pub fn pull_toward(grad: &mut Params, prior: &Params, weight_decay: f32) {
+    for (g, p) in grad.layers.iter_mut().zip(&prior.layers) {
+        g.w.scaled_add(-weight_decay, &p.w);
+    }
+}
+
+/// `weight_decay/2 · ‖W − W₀‖²` minus the `weight_decay/2 · ‖W‖²` the batch loss already holds,
+/// so the reported training loss is that of the objective actually minimised.
+pub fn prior_penalty_correction(params: &Params, prior: &Params, weight_decay: f32) -> f32 {
+    let mut acc = 0.0f32;
+    for (l, p) in params.layers.iter().zip(&prior.layers) {
+        for (&w, &w0) in l.w.iter().zip(p.w.iter()) {
+            acc += w0 * w0 - 2.0 * w * w0;
+        }
+    }
+    0.5 * weight_decay * acc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+    use rand::SeedableRng;
+
+    fn nearest(z: ArrayView2<f32>, labels: &[usize], k: usize, x: &[f32]) -> usize {
+        let mut best = (f32::INFINITY, 0);
+        for c in 0..k {
+            let (mut s, mut n) = (vec![0.0f32; z.ncols()], 0);
+            for (r, &y) in z.axis_iter(Axis(0)).zip(labels) {
+                if y == c {
+                    for (a, b) in s.iter_mut().zip(r) {
+                        *a += b;
+                    }
+                    n += 1;
+                }
+            }
+            let d: f32 = s
+                .iter()
+                .zip(x)
+                .map(|(m, v)| (m / n as f32 - v).powi(2))
+                .sum();
+            if d < best.0 {
+                best = (d, c);
+            }
+        }
+        best.1
+    }
+
+    #[test]
+    fn the_prior_predicts_the_nearest_class_mean_for_both_kinds() {
+        let z = array![
+            [1.0f32, 0.0, 0.5],
+            [1.2, 0.3, 0.1],
+            [0.0, 1.0, -0.4],
+            [-0.2, 1.4, 0.0],
+            [0.5, 0.5, 2.0],
+            [0.4, 0.7, 1.5]
+        ];
+        let labels = [0, 0, 1, 1, 2, 2];
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let id = Standardizer::identity(3);
+        let lin = prior_params(HeadKind::Linear, z.view(), &labels, 3, &id, &mut rng).unwrap();
+        let mlp = prior_params(
+            HeadKind::Mlp { hidden: 8 },
+            z.view(),
+            &labels,
+            3,
+            &id,
+            &mut rng,
+        )
+        .unwrap();
+        assert!(prior_params(
+            HeadKind::Mlp { hidden: 5 },
+            z.view(),
+            &labels,
+            3,
+            &id,
+            &mut rng
+        )
+        .is_none());
+        let probes = array![
+            [0.9f32, 0.2, 0.3],
+            [0.1, 1.1, 0.2],
+            [0.6, 0.6, 1.0],
+            [0.5, 0.5, 0.4]
+        ];
+        let a = lin.logits(probes.view());
+        let b = mlp.logits(probes.view());
+        for (i, p) in probes.axis_iter(Axis(0)).enumerate() {
+            let want = nearest(z.view(), &labels, 3, p.as_slice().unwrap());
+            let arg = |r: ndarray::ArrayView1<f32>| {
+                r.iter()
+                    .enumerate()
+                    .fold(
+                        (0, f32::NEG_INFINITY),
+                        |m, (c, &v)| if v > m.1 { (c, v) } else { m },
+                    )
+                    .0
+            };
+            assert_eq!(arg(a.row(i)), want);
+            for (x, y) in a.row(i).iter().zip(b.row(i)) {
+                assert!((x - y).abs() < 1e-4, "{x} vs {y}");
+            }
+        }
+    }
+
+    #[test]
+    fn scale_is_positive_and_finite_with_one_sample_per_class() {
+        let z = array![[1.0f32, 0.0], [0.0, 1.0]];
+        let s = prototype_scale(z.view(), &[0, 1], 2);
+        assert!(s.is_finite() && s > 0.0, "{s}");
+    }
+}
