@@ -410,7 +410,7 @@ fn walk_scan(
     let mut eobrun = 0u32;
     let mut unit = 0usize;
     let mut restart = |bits: &mut Bits, eobrun: &mut u32| {
-        let due = restart_interval > 0 && unit > 0 && unit % restart_interval == 0;
+        let due = restart_interval > 0 && unit > 0 && unit.is_multiple_of(restart_interval);
         unit += 1;
         if due {
             *eobrun = 0;

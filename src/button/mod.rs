@@ -206,9 +206,9 @@ impl ButtonDriver {
         }
         for led in 0..self.lit.len() {
             let on = match self.ack {
-                Some((class, since)) if class == led => {
-                    (now.saturating_sub(since).as_millis() / ACK_HALF_PERIOD.as_millis()) % 2 == 0
-                }
+                Some((class, since)) if class == led => (now.saturating_sub(since).as_millis()
+                    / ACK_HALF_PERIOD.as_millis())
+                .is_multiple_of(2),
                 Some(_) => false,
                 None => self.shown == Some(led),
             };

@@ -604,7 +604,7 @@ impl Service {
         let Some(every) = self.auto_label_every else {
             return;
         };
-        if self.stats.frames % every.max(1) != 0 {
+        if !self.stats.frames.is_multiple_of(every.max(1)) {
             return;
         }
         if let Some(truth) = self.recent.back().and_then(|r| r.truth.clone()) {

@@ -186,7 +186,7 @@ fn thumbnail<T>(shared: &Shared<T>, id: &str) -> Response {
 }
 
 fn from_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
