@@ -1,6 +1,7 @@
 //! `fieldtune bench [--data DIR] [--json]`: per-image decode, preprocess and backbone times, and the
 //! head's predict, online learn and full retrain times on a folder's cached features, as a table
-//! with ratios to the backbone (or one JSON object).
+//! with ratios to the backbone (or one JSON object). `--ops` prints instead where the backbone's
+//! time goes: the time per kind of operation of tract's optimised plan.
 
 use std::path::PathBuf;
 
@@ -9,14 +10,16 @@ use serde_json::json;
 
 use super::common::{folder_features, ModelArgs};
 use super::train::to_dataset;
+use crate::backbone::{Backbone, TractBackbone};
 use crate::bench::{
-    frame_bench, head_bench, threaded_backbone_bench, FrameBench, HeadBench, ThreadedBackbone,
-    Timing,
+    frame_bench, head_bench, threaded_backbone_bench, time, FrameBench, HeadBench,
+    ThreadedBackbone, Timing,
 };
 use crate::dataset::ImageFolder;
 use crate::embedder::Embedder;
 use crate::head::HeadKind;
-use crate::preprocess::Preprocessor;
+use crate::model::ModelDescriptor;
+use crate::preprocess::{decode, Preprocessor};
 
 /// Arguments of `fieldtune bench`.
 #[derive(Debug, clap::Args)]
@@ -35,6 +38,10 @@ pub struct Args {
     /// board file does) [default: the number of cores; 1 skips it].
     #[arg(long, value_name = "N")]
     pub backbone_threads: Option<usize>,
+    /// Only profile the backbone: the time per kind of operation of the optimised plan (each node
+    /// timed over `--runs` frames), next to the untimed backbone measured in the same run.
+    #[arg(long)]
+    pub ops: bool,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -60,8 +67,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             std::fs::read(&item.path).with_context(|| format!("reading {}", item.path.display()))
         })
         .collect::<anyhow::Result<_>>()?;
-    let mut embedder = Embedder::load(&descriptor)?;
     let mut preprocessor = Preprocessor::new(descriptor.preprocessing.clone());
+    if args.ops {
+        return ops(
+            &descriptor,
+            &mut preprocessor,
+            &images[0],
+            args.runs,
+            args.json,
+        );
+    }
+    let mut embedder = Embedder::load(&descriptor)?;
     let frame = frame_bench(&mut embedder, &mut preprocessor, &images, args.runs)?;
     let threads = args
         .backbone_threads
@@ -97,11 +113,54 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.json {
         outln!(
             "{}",
-            json!({"data": data_dir.display().to_string(), "frame": frame, "backbone_threads": threaded, "heads": heads, "around_backbone_ratio": around_ratio(&frame, &heads[0])})
+            json!({"data": data_dir.display().to_string(), "frame": frame, "backbone_threads": threaded, "heads": heads, "around_backbone_ratio": around_ratio(&frame, &heads[0]), "arena": crate::heap::ARENA.stats()})
         );
     } else {
         print_table(&data_dir, &frame, threaded.as_ref(), &heads);
     }
+    Ok(())
+}
+
+/// `bench --ops`: the per-operation profile of the backbone on one image, then the untimed
+/// backbone on the same image in the same run (node timing's own cost shows as the difference).
+fn ops(
+    descriptor: &ModelDescriptor,
+    preprocessor: &mut Preprocessor,
+    image: &[u8],
+    runs: usize,
+    json: bool,
+) -> anyhow::Result<()> {
+    let mut backbone = TractBackbone::load(descriptor)?;
+    let mut tensor = Vec::new();
+    preprocessor.rgb_to_tensor(&decode(image)?, &mut tensor)?;
+    let profile = backbone.profile_ops(&tensor, runs)?;
+    let untimed = time(runs, || backbone.embed(&tensor).map(drop))?;
+    let profiled: f64 = profile.iter().map(|op| op.median_ms).sum();
+    if json {
+        println!(
+            "{}",
+            json!({"model": descriptor.name, "backbone": untimed, "ops": profile, "sum_of_op_medians_ms": profiled})
+        );
+        return Ok(());
+    }
+    println!(
+        "backbone {} on one image, 1 thread, {} runs: median {:.3} ms untimed; per kind of operation (each node timed):",
+        descriptor.name, runs, untimed.median_ms
+    );
+    println!(
+        "{:<28} {:>6} {:>10} {:>8}",
+        "operation", "nodes", "median ms", "share"
+    );
+    for op in &profile {
+        println!(
+            "{:<28} {:>6} {:>10.3} {:>7.1} %",
+            op.kind,
+            op.nodes,
+            op.median_ms,
+            100.0 * op.share
+        );
+    }
+    println!("{:<28} {:>6} {:>10.3}", "sum", "", profiled);
     Ok(())
 }
 
