@@ -7,6 +7,10 @@
 //! products keep for a session stays warm) and copies the frame into the same input buffer. The
 //! run's activations go to the process's arena (`heap::in_arena`), so they reuse the same resident
 //! pages frame after frame instead of being mapped afresh.
+//!
+//! Between tract's decluttering and its optimisation, the depthwise convolutions are handed to our
+//! own op (`depthwise/`: SIMD kernels, the ReLU6 clamp fused), unless [`Depthwise::Tract`] asks for
+//! tract's.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -22,6 +26,88 @@ use tract_onnx::tract_core::runtime::RunOptions;
 use tract_onnx::tract_hir::infer::Factoid;
 
 use crate::model::{to_hex, BackboneId, ModelDescriptor};
+
+mod depthwise;
+
+pub use depthwise::Isa as DepthwiseKernel;
+
+/// Who runs the backbone's depthwise convolutions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depthwise {
+    /// tract's own operation (a scalar loop per channel for channels-first models).
+    Tract,
+    /// Our op with this kernel (one of [`DepthwiseKernel::available`]).
+    Ours(DepthwiseKernel),
+}
+
+impl Default for Depthwise {
+    /// Our op with the fastest kernel this machine runs.
+    fn default() -> Self {
+        Depthwise::Ours(DepthwiseKernel::best())
+    }
+}
+
+impl Depthwise {
+    /// Every choice this machine runs, tract's first.
+    pub fn available() -> Vec<Depthwise> {
+        std::iter::once(Depthwise::Tract)
+            .chain(
+                DepthwiseKernel::available()
+                    .into_iter()
+                    .map(Depthwise::Ours),
+            )
+            .collect()
+    }
+
+    /// `tract`, or our kernel's name (`portable`, `avx2+fma`, `neon`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Depthwise::Tract => "tract",
+            Depthwise::Ours(kernel) => kernel.name(),
+        }
+    }
+}
+
+impl std::str::FromStr for Depthwise {
+    type Err = String;
+
+    /// `tract`, `best`, or the name of a kernel this machine runs.
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "best" {
+            return Ok(Depthwise::default());
+        }
+        let available = Depthwise::available();
+        available
+            .iter()
+            .find(|d| d.name() == s)
+            .copied()
+            .ok_or_else(|| {
+                let names: Vec<&str> = available.iter().map(|d| d.name()).collect();
+                format!(
+                    "unknown depthwise kernel {s:?}; this machine runs: best, {}",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// How [`TractBackbone::load_with_options`] builds the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Threads of the plan's private pool (1 or 0: the calling thread only).
+    pub threads: usize,
+    /// Who runs the depthwise convolutions.
+    pub depthwise: Depthwise,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            threads: 1,
+            depthwise: Depthwise::default(),
+        }
+    }
+}
 
 /// Why a backbone could not be loaded or run.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +176,9 @@ pub struct TractBackbone {
     id: BackboneId,
     input_shape: [usize; 4],
     threads: usize,
+    depthwise: Depthwise,
+    /// What the depthwise rewrite did (all zero with [`Depthwise::Tract`]).
+    replaced: depthwise::Replaced,
 }
 
 impl std::fmt::Debug for TractBackbone {
@@ -98,6 +187,7 @@ impl std::fmt::Debug for TractBackbone {
             .field("id", &self.id)
             .field("input_shape", &self.input_shape)
             .field("threads", &self.threads)
+            .field("depthwise", &self.depthwise)
             .finish()
     }
 }
@@ -122,6 +212,25 @@ impl TractBackbone {
         descriptor: &ModelDescriptor,
         threads: usize,
     ) -> Result<Self, BackboneError> {
+        Self::load_with_options(
+            descriptor,
+            LoadOptions {
+                threads,
+                ..LoadOptions::default()
+            },
+        )
+    }
+
+    /// As [`TractBackbone::load`], with the thread count and the depthwise convolutions' runner
+    /// of `options`.
+    ///
+    /// # Errors
+    /// [`BackboneError`] naming the file and the fix.
+    pub fn load_with_options(
+        descriptor: &ModelDescriptor,
+        options: LoadOptions,
+    ) -> Result<Self, BackboneError> {
+        let LoadOptions { threads, depthwise } = options;
         let path = &descriptor.onnx_path;
         let bytes = std::fs::read(path).map_err(|source| BackboneError::Read {
             path: path.clone(),
@@ -155,11 +264,20 @@ impl TractBackbone {
             key,
             problem,
         })?;
-        let model = model
+        let mut model = model
             .with_input_fact(0, f32::fact(shape).into())
             .map_err(not_onnx)?
-            .into_optimized()
+            .into_typed()
+            .map_err(not_onnx)?
+            .into_decluttered()
             .map_err(not_onnx)?;
+        let replaced = match depthwise {
+            Depthwise::Tract => depthwise::Replaced::default(),
+            Depthwise::Ours(kernel) => {
+                depthwise::replace_depthwise(&mut model, kernel).map_err(not_onnx)?
+            }
+        };
+        let model = model.into_optimized().map_err(not_onnx)?;
         let output_fact = model.output_fact(0).map_err(not_onnx)?;
         let output_shape: Option<Vec<usize>> =
             output_fact.shape.as_concrete().map(<[usize]>::to_vec);
@@ -202,6 +320,8 @@ impl TractBackbone {
             },
             input_shape: shape,
             threads,
+            depthwise,
+            replaced,
         })
     }
 }
@@ -310,6 +430,25 @@ fn check_graph(
         .select_output_outlets(&[outputs[k]])
         .map_err(|e| ("output.name", format!("{e:#}")))?;
     Ok(())
+}
+
+impl TractBackbone {
+    /// Who runs the depthwise convolutions, and how many of them ours took (with how many
+    /// clamps fused, and how many were left to tract), e.g. `avx2+fma: 16 convolutions, 16
+    /// clamps fused, 0 left to tract`.
+    pub fn depthwise_summary(&self) -> String {
+        let r = &self.replaced;
+        match self.depthwise {
+            Depthwise::Tract => "tract's own".to_string(),
+            Depthwise::Ours(kernel) => format!(
+                "{}: {} convolutions, {} clamps fused, {} left to tract",
+                kernel.name(),
+                r.convolutions,
+                r.clamps_fused,
+                r.left_to_tract
+            ),
+        }
+    }
 }
 
 /// The time one kind of operation of the optimised plan takes per frame.
