@@ -18,7 +18,7 @@
 //!   allocations of the mapped sizes (256 KiB to 8 MiB) are placed first-fit in one 12 MiB region,
 //!   so from the second frame on the activations reuse pages that are already resident; what it
 //!   can add to resident memory is its size, fixed, and what does not fit goes to glibc as before;
-//! - a trim threshold of 2 MiB ([`TRIM_THRESHOLD_BYTES`]), so the heap stops shrinking and growing
+//! - a trim threshold of 1 MiB ([`TRIM_THRESHOLD_BYTES`]), so the heap stops shrinking and growing
 //!   again around the activations under 256 KiB.
 //!
 //! The figures below predate both (see the README for the figures with them).
@@ -46,10 +46,10 @@ pub const GLIBC_THRESHOLD_VARIABLE: &str = "MALLOC_MMAP_THRESHOLD_";
 /// default (128 KiB) made the main heap shrink and grow again several times a frame around the
 /// backbone's activations under 256 KiB (about 680 KB each time), faulting their pages in again:
 /// 146,000 page faults in 200 frames, against 21,000 with 1 MiB (`perf stat -e page-faults
-/// fieldtune bench --ops --runs 100`, the activations' big blocks already reused). At most this
-/// much stays free at the top of each glibc arena; `malloc_trim` (after retrains and snapshots)
-/// still gives it all back.
-pub const TRIM_THRESHOLD_BYTES: usize = 2 * 1024 * 1024;
+/// fieldtune bench --ops --runs 100`, the activations' big blocks already reused; 2 MiB gave the
+/// same count). At most this much stays free at the top of each glibc arena; `malloc_trim` (after
+/// retrains and snapshots) still gives it all back.
+pub const TRIM_THRESHOLD_BYTES: usize = 1024 * 1024;
 
 /// glibc's own variable for the trim threshold; when it is set, glibc has already applied it.
 pub const GLIBC_TRIM_VARIABLE: &str = "MALLOC_TRIM_THRESHOLD_";
