@@ -98,6 +98,58 @@ pub fn release_free_memory() -> bool {
     }
 }
 
+/// Drops this program's machine code from resident memory (Linux; a no-op elsewhere): the pages
+/// of the executable's read-and-execute mappings, which the kernel reads back from the file, on
+/// demand, for the code that runs again. Call once, after loading: most of a 36 MB binary's code
+/// (ONNX parsing, tract's optimiser, the command line) runs only at start, yet its pages stay
+/// resident and count in the process's RSS (23 MB file-backed RSS during the loop, against ~8 MB
+/// that the loop's own code faults back in). Only code mappings are touched: never written, so
+/// the file holds exactly what they held. Returns the bytes advised away.
+pub fn release_startup_code() -> usize {
+    #[cfg(target_os = "linux")]
+    {
+        let (Ok(exe), Ok(maps)) = (
+            std::fs::read_link("/proc/self/exe"),
+            std::fs::read_to_string("/proc/self/maps"),
+        ) else {
+            return 0;
+        };
+        let mut released = 0;
+        for line in maps.lines() {
+            // start-end perms offset dev inode path
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let [range, perms, _, _, _, path] = fields[..] else {
+                continue;
+            };
+            if perms != "r-xp" || std::path::Path::new(path) != exe {
+                continue;
+            }
+            let Some((start, end)) = range.split_once('-') else {
+                continue;
+            };
+            let (Ok(start), Ok(end)) = (
+                usize::from_str_radix(start, 16),
+                usize::from_str_radix(end, 16),
+            ) else {
+                continue;
+            };
+            // SAFETY: a private, read-and-execute mapping of the executable: its pages are never
+            // written, so dropping them only makes the next use read them from the file again.
+            let advised = unsafe {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED)
+            };
+            if advised == 0 {
+                released += end - start;
+            }
+        }
+        released
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        0
+    }
+}
+
 /// Allocations from this size up are served from the [`Arena`]: exactly the blocks glibc would map
 /// and unmap one by one under [`MMAP_THRESHOLD_BYTES`], whose every use would fault in fresh
 /// zeroed pages.

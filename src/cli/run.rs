@@ -214,6 +214,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let output = PredictionOutput::open(&board.output.predictions, board.output.min_interval)?;
     // Loading and optimising the model freed far more than the loop will ever hold.
     crate::heap::release_free_memory();
+    // So did its code: most of it never runs again (src/heap.rs).
+    crate::heap::release_startup_code();
     let (rss_start, _) = rss_kib();
     let bench = args.bench_frames;
     let service = Service::new(Parts {

@@ -5,12 +5,11 @@
 //! plane `(a, b)` holds the padded rows `a, a + stride_h, …` and, of each, the columns
 //! `b, b + stride_w, …`. Output `(y, x)` then reads tap `(ky, kx)` at row `y + ky / stride_h`,
 //! column `x + kx / stride_w` of plane `(ky % stride_h, kx % stride_w)`: for stride 1 and 2 alike,
-//! a tap is a fixed offset into the planes. Walking the outputs row-major at the planes' width
-//! (`plane_w ≥ out_w`: the extra columns are computed and dropped), a whole channel is one
-//! `sum_taps` call over one flat buffer. Padding never changes between channels, so the planes
+//! a tap is a fixed offset into the planes, and output row `y` reads `y · plane_w` further on: a
+//! whole channel is one `sum_taps` call, written straight into the output. Padding never changes between channels, so the planes
 //! are zeroed once per run and each channel only overwrites the positions that hold its input.
 
-use super::kernel::{Clamp, Isa};
+use super::kernel::{Clamp, Isa, Rows};
 
 /// The shape of a depthwise convolution of one image (batch 1), channels first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -103,8 +102,7 @@ impl Layout {
         let g = geometry;
         let plane_h = g.padded_h().div_ceil(g.stride_h);
         let plane_w = g.padded_w().div_ceil(g.stride_w);
-        // The flat walk covers out_h rows of plane_w; the farthest tap is
-        // ((kh-1)/sh) rows and ((kw-1)/sw) columns on.
+        // Room for the farthest tap, ((kh-1)/sh) rows and ((kw-1)/sw) columns on.
         let plane_len = plane_h * plane_w + (g.kernel_w - 1) / g.stride_w;
         let offsets = (0..g.kernel_h)
             .flat_map(|ky| (0..g.kernel_w).map(move |kx| (ky, kx)))
@@ -132,11 +130,6 @@ impl Layout {
     /// Values of the planes buffer (every phase plane of one channel).
     pub fn planes_len(&self) -> usize {
         self.geometry.stride_h * self.geometry.stride_w * self.plane_len
-    }
-
-    /// Values of the flat output buffer (out_h rows of the planes' width).
-    pub fn flat_len(&self) -> usize {
-        self.geometry.out_h() * self.plane_w
     }
 
     /// Copies one channel's input plane into its positions of the (zero-initialised) planes.
@@ -182,21 +175,18 @@ impl Layout {
         assert_eq!(weights.len(), g.channels * taps);
         assert_eq!(bias.len(), g.channels);
         assert_eq!(output.len() % out_plane, 0);
-        let (out_w, plane_w) = (g.out_w(), self.plane_w);
         let mut planes = vec![0.0f32; self.planes_len()];
-        let mut flat = vec![0.0f32; if out_w == plane_w { 0 } else { self.flat_len() }];
         for (k, out) in output.chunks_exact_mut(out_plane).enumerate() {
             let c = first + k;
             self.scatter(&input[c * in_plane..(c + 1) * in_plane], &mut planes);
-            let w = &weights[c * taps..(c + 1) * taps];
-            if flat.is_empty() {
-                isa.sum_taps(&planes, &self.offsets, w, bias[c], clamp, out);
-                continue;
-            }
-            isa.sum_taps(&planes, &self.offsets, w, bias[c], clamp, &mut flat);
-            for (dst, src) in out.chunks_exact_mut(out_w).zip(flat.chunks_exact(plane_w)) {
-                dst.copy_from_slice(&src[..out_w]);
-            }
+            let rows = Rows {
+                offsets: &self.offsets,
+                weights: &weights[c * taps..(c + 1) * taps],
+                bias: bias[c],
+                width: g.out_w(),
+                stride: self.plane_w,
+            };
+            isa.sum_taps(&planes, &rows, clamp, out);
         }
     }
 }

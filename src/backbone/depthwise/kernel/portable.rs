@@ -1,47 +1,64 @@
 //! The depthwise kernel in plain Rust, for every target without a kernel of its own (armv7, …):
-//! blocks of 16 outputs whose accumulators the compiler keeps in vector registers where the
-//! target has them.
+//! blocks of 4 rows × 8 columns whose accumulators the compiler keeps in vector registers where
+//! the target has them.
 
-use super::Clamp;
+use super::{blocks, Clamp, Rows};
 
-/// Outputs per block: four SSE or NEON registers of accumulators.
-const LANES: usize = 16;
+/// Columns per block.
+const LANES: usize = 8;
+/// Rows per block.
+const ROWS: usize = 4;
 
-/// `out[i] = clamp(bias + Σ_t weights[t] · src[offsets[t] + i])`; the caller checked that every
-/// tap's row lies inside `src`.
-pub fn sum_taps(
-    src: &[f32],
-    offsets: &[usize],
-    weights: &[f32],
-    bias: f32,
-    clamp: Clamp,
-    out: &mut [f32],
-) {
-    let mut blocks = out.chunks_exact_mut(LANES);
-    let mut start = 0;
-    for block in &mut blocks {
-        let mut acc = [bias; LANES];
-        for (&offset, &weight) in offsets.iter().zip(weights) {
-            let row: &[f32; LANES] = src[offset + start..offset + start + LANES]
-                .try_into()
-                .expect("a block is LANES long");
-            for (a, x) in acc.iter_mut().zip(row) {
-                *a += weight * x;
+/// See [`super::Isa::sum_taps`]; the caller checked every read and write.
+pub fn sum_taps(src: &[f32], rows: &Rows, clamp: Clamp, out: &mut [f32]) {
+    let Rows {
+        offsets,
+        weights,
+        bias,
+        width,
+        stride,
+    } = *rows;
+    let height = out.len() / width;
+    if width < LANES || height < ROWS {
+        return scalar(src, rows, clamp, out);
+    }
+    for y in blocks(height, ROWS) {
+        for x in blocks(width, LANES) {
+            let mut acc = [[bias; LANES]; ROWS];
+            for (&offset, &weight) in offsets.iter().zip(weights) {
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let start = offset + (y + r) * stride + x;
+                    let row: &[f32; LANES] = src[start..start + LANES]
+                        .try_into()
+                        .expect("a block is LANES long");
+                    for (a, v) in acc.iter_mut().zip(row) {
+                        *a += weight * v;
+                    }
+                }
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                let start = (y + r) * width + x;
+                for (o, a) in out[start..start + LANES].iter_mut().zip(acc) {
+                    *o = clamp.apply(*a);
+                }
             }
         }
-        for (o, a) in block.iter_mut().zip(acc) {
-            *o = clamp.apply(a);
-        }
-        start += LANES;
     }
-    for (k, o) in blocks.into_remainder().iter_mut().enumerate() {
-        let i = start + k;
-        let sum = offsets
-            .iter()
-            .zip(weights)
-            .fold(bias, |acc, (&offset, &weight)| {
-                acc + weight * src[offset + i]
-            });
-        *o = clamp.apply(sum);
+}
+
+/// One output at a time: rows narrower than a block, or fewer rows than a block.
+pub fn scalar(src: &[f32], rows: &Rows, clamp: Clamp, out: &mut [f32]) {
+    for (y, line) in out.chunks_exact_mut(rows.width).enumerate() {
+        for (x, o) in line.iter_mut().enumerate() {
+            let at = y * rows.stride + x;
+            let sum = rows
+                .offsets
+                .iter()
+                .zip(rows.weights)
+                .fold(rows.bias, |acc, (&offset, &weight)| {
+                    acc + weight * src[offset + at]
+                });
+            *o = clamp.apply(sum);
+        }
     }
 }
