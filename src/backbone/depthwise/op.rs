@@ -64,15 +64,6 @@ impl DepthwiseConv {
             output_shape,
         })
     }
-
-    /// The same op with another kernel (tests compare every kernel on one model).
-    #[cfg(test)]
-    pub fn with_isa(&self, isa: Isa) -> DepthwiseConv {
-        DepthwiseConv {
-            isa,
-            ..self.clone()
-        }
-    }
 }
 
 impl PartialEq for DepthwiseConv {
