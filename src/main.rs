@@ -4,6 +4,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// The system allocator, with the backbone's big per-frame blocks kept for the next frame
+/// (src/heap.rs says why and how much).
+#[global_allocator]
+static ALLOCATOR: fieldtune::heap::GlobalArena = fieldtune::heap::GlobalArena;
+
 fn main() -> ExitCode {
     fieldtune::heap::keep_resident_memory_flat();
     fieldtune::cli::init_logging();

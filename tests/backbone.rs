@@ -1,11 +1,17 @@
 //! The real backbone and preprocessing against what ONNX Runtime computed for four reference photos
-//! (tests/data/reference), and every way a model can be wrong.
+//! (tests/data/reference), and every way a model can be wrong. Runs under the binary's own global
+//! allocator, which keeps the backbone's big blocks between frames.
 
 use std::path::{Path, PathBuf};
 
-use fieldtune::backbone::{Backbone, BackboneError, TractBackbone};
+use fieldtune::backbone::{
+    Backbone, BackboneError, Depthwise, DepthwiseKernel, LoadOptions, TractBackbone,
+};
 use fieldtune::embedder::{EmbedError, Embedder};
 use fieldtune::model::{ModelDescriptor, ModelError};
+
+#[global_allocator]
+static ALLOCATOR: fieldtune::heap::GlobalArena = fieldtune::heap::GlobalArena;
 
 const PHOTOS: [(&str, &str); 4] = [
     ("chelsea", "png"),
@@ -69,6 +75,90 @@ fn backbone_matches_onnx_runtime_on_reference_tensors() {
 fn a_backbone_on_a_thread_pool_matches_onnx_runtime_too() {
     // Three threads: more than this machine's cores, so the pool really splits the work.
     let backbone = TractBackbone::load_with_threads(&descriptor(), 3).expect("model loads");
+    assert_matches_onnx_runtime(backbone);
+}
+
+#[test]
+fn every_depthwise_kernel_matches_onnx_runtime() {
+    // tract's own op, then ours with every kernel this machine runs (portable, and AVX2+FMA on
+    // x86-64 or NEON on aarch64): the whole backbone against ONNX Runtime's features.
+    let available = Depthwise::available();
+    assert_eq!(available.len(), DepthwiseKernel::available().len() + 1);
+    for depthwise in available {
+        let options = LoadOptions {
+            threads: 1,
+            depthwise,
+        };
+        let backbone = TractBackbone::load_with_options(&descriptor(), options).expect("loads");
+        let summary = backbone.depthwise_summary();
+        if depthwise != Depthwise::Tract {
+            // EfficientNet-Lite0: 16 depthwise convolutions, each followed by a ReLU6.
+            assert!(
+                summary.ends_with(": 16 convolutions, 16 clamps fused, 0 left to tract"),
+                "{summary}"
+            );
+        }
+        assert_matches_onnx_runtime(backbone);
+    }
+}
+
+#[test]
+fn depthwise_runners_are_named_on_the_command_line_by_what_this_machine_runs() {
+    assert_eq!("tract".parse::<Depthwise>(), Ok(Depthwise::Tract));
+    assert_eq!("best".parse::<Depthwise>(), Ok(Depthwise::default()));
+    assert_eq!(
+        "portable".parse::<Depthwise>(),
+        Ok(Depthwise::Ours(DepthwiseKernel::Portable))
+    );
+    let error = "sse9".parse::<Depthwise>().unwrap_err();
+    assert!(
+        error.contains("this machine runs: best, tract, portable"),
+        "{error}"
+    );
+}
+
+#[test]
+fn frame_after_frame_the_kept_state_and_the_arena_give_the_same_features() {
+    let mut backbone = TractBackbone::load(&descriptor()).expect("model loads");
+    let (cat, coffee) = (reference("chelsea", "input"), reference("coffee", "input"));
+    let first = backbone.embed(&cat).expect("runs");
+    let placed_before = fieldtune::heap::ARENA.stats().arena_allocations;
+    for _ in 0..3 {
+        // Another image in between: nothing of the previous frame may leak into the next.
+        let other = backbone.embed(&coffee).expect("runs");
+        assert_ne!(other, first);
+        assert_eq!(backbone.embed(&cat).expect("runs"), first);
+    }
+    assert!(
+        fieldtune::heap::ARENA.stats().arena_allocations > placed_before,
+        "the activations are placed in the arena"
+    );
+    let wrong = backbone.embed(&cat[1..]).unwrap_err();
+    assert!(matches!(wrong, BackboneError::InputLen { .. }), "{wrong}");
+    assert_eq!(
+        backbone.embed(&cat).expect("runs after a refused input"),
+        first
+    );
+}
+
+#[test]
+fn the_per_operation_profile_covers_the_plan() {
+    let mut backbone = TractBackbone::load(&descriptor()).expect("model loads");
+    let profile = backbone
+        .profile_ops(&reference("flower", "input"), 3)
+        .expect("profiles");
+    let kinds: Vec<&str> = profile.iter().map(|op| op.kind.as_str()).collect();
+    // EfficientNet-Lite0 is convolutions (matrix products and depthwise) and ReLU6 clamps.
+    assert!(kinds.iter().any(|k| k.contains("MatMul")), "{kinds:?}");
+    assert!(
+        kinds.iter().any(|k| k.to_lowercase().contains("depthwise")),
+        "{kinds:?}"
+    );
+    let share: f64 = profile.iter().map(|op| op.share).sum();
+    assert!((share - 1.0).abs() < 1e-9, "shares sum to {share}");
+    assert!(profile.windows(2).all(|w| w[0].median_ms >= w[1].median_ms));
+    assert!(profile.iter().all(|op| op.nodes > 0));
+    // Profiling runs the same state: the features afterwards are still the reference ones.
     assert_matches_onnx_runtime(backbone);
 }
 

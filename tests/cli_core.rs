@@ -355,3 +355,46 @@ fn bad_folders_and_head_files_are_clear_errors() {
         text(&bad_lr)
     );
 }
+
+#[test]
+fn bench_ops_profiles_tracts_depthwise_and_ours_in_one_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = fieldtune(&["bench", "--ops", "--runs", "2", "--json"], dir.path());
+    assert!(output.status.success(), "{}", text(&output));
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("one JSON object");
+    let profiles = report["profiles"].as_array().expect("profiles");
+    assert_eq!(profiles.len(), 2, "tract's and ours by default");
+    let nodes = |profile: &serde_json::Value, kind: &str| -> u64 {
+        profile["ops"]
+            .as_array()
+            .expect("ops")
+            .iter()
+            .filter(|op| op["kind"] == kind)
+            .map(|op| op["nodes"].as_u64().expect("a count"))
+            .sum()
+    };
+    let (tract, ours) = (&profiles[0], &profiles[1]);
+    assert_eq!(tract["depthwise"], "tract");
+    assert_eq!(nodes(tract, "DepthWiseConv"), 16);
+    assert_ne!(ours["depthwise"], "tract");
+    assert_eq!(nodes(ours, "DepthWiseConv"), 0);
+    assert_eq!(nodes(ours, "DepthwiseConv(fieldtune)"), 16);
+    // The 16 ReLU6 clamps after the depthwise convolutions are fused into ours; the one left is
+    // the stem's.
+    assert_eq!(nodes(tract, "OptBinChain(Max+Min)"), 17);
+    assert_eq!(nodes(ours, "OptBinChain(Max+Min)"), 1);
+    for profile in profiles {
+        assert!(profile["backbone"]["median_ms"].as_f64().expect("a time") > 0.0);
+    }
+
+    let wrong = fieldtune(&["bench", "--ops", "--depthwise", "sse9"], dir.path());
+    assert!(!wrong.status.success());
+    assert!(
+        text(&wrong).contains(
+            "unknown depthwise kernel \"sse9\"; this machine runs: best, tract, portable"
+        ),
+        "{}",
+        text(&wrong)
+    );
+}

@@ -1,6 +1,8 @@
 //! `fieldtune bench [--data DIR] [--json]`: per-image decode, preprocess and backbone times, and the
 //! head's predict, online learn and full retrain times on a folder's cached features, as a table
-//! with ratios to the backbone (or one JSON object).
+//! with ratios to the backbone (or one JSON object). `--ops` prints instead where the backbone's
+//! time goes: the time per kind of operation of tract's optimised plan, for tract's own depthwise
+//! convolutions and ours in the same run (or the runners `--depthwise` names).
 
 use std::path::PathBuf;
 
@@ -9,14 +11,16 @@ use serde_json::json;
 
 use super::common::{folder_features, ModelArgs};
 use super::train::to_dataset;
+use crate::backbone::{Backbone, Depthwise, LoadOptions, TractBackbone};
 use crate::bench::{
-    frame_bench, head_bench, threaded_backbone_bench, FrameBench, HeadBench, ThreadedBackbone,
-    Timing,
+    frame_bench, head_bench, threaded_backbone_bench, time, FrameBench, HeadBench,
+    ThreadedBackbone, Timing,
 };
 use crate::dataset::ImageFolder;
 use crate::embedder::Embedder;
 use crate::head::HeadKind;
-use crate::preprocess::Preprocessor;
+use crate::model::ModelDescriptor;
+use crate::preprocess::{decode, Preprocessor};
 
 /// Arguments of `fieldtune bench`.
 #[derive(Debug, clap::Args)]
@@ -35,6 +39,15 @@ pub struct Args {
     /// board file does) [default: the number of cores; 1 skips it].
     #[arg(long, value_name = "N")]
     pub backbone_threads: Option<usize>,
+    /// Only profile the backbone: the time per kind of operation of the optimised plan (each node
+    /// timed over `--runs` frames), next to the untimed backbone measured in the same run.
+    #[arg(long)]
+    pub ops: bool,
+    /// Who runs the depthwise convolutions: `tract`, `best` (the default), or one of our kernels
+    /// this machine runs (`portable`, `avx2+fma`, `neon`). Comma-separated with `--ops`, which
+    /// profiles each in turn [default with --ops: tract,best].
+    #[arg(long, value_name = "KIND", value_delimiter = ',')]
+    pub depthwise: Vec<Depthwise>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -60,14 +73,35 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             std::fs::read(&item.path).with_context(|| format!("reading {}", item.path.display()))
         })
         .collect::<anyhow::Result<_>>()?;
-    let mut embedder = Embedder::load(&descriptor)?;
     let mut preprocessor = Preprocessor::new(descriptor.preprocessing.clone());
+    if args.ops {
+        let runners = if args.depthwise.is_empty() {
+            vec![Depthwise::Tract, Depthwise::default()]
+        } else {
+            args.depthwise.clone()
+        };
+        return ops(
+            &descriptor,
+            &mut preprocessor,
+            &images[0],
+            &runners,
+            args.runs,
+            args.json,
+        );
+    }
+    let depthwise = args.depthwise.first().copied().unwrap_or_default();
+    let load = |threads| -> anyhow::Result<Embedder> {
+        let options = LoadOptions { threads, depthwise };
+        let backbone = TractBackbone::load_with_options(&descriptor, options)?;
+        Ok(Embedder::with_backbone(&descriptor, Box::new(backbone)))
+    };
+    let mut embedder = load(1)?;
     let frame = frame_bench(&mut embedder, &mut preprocessor, &images, args.runs)?;
     let threads = args
         .backbone_threads
         .unwrap_or_else(crate::board::all_cores);
     let threaded = if threads > 1 {
-        let mut threaded = Embedder::load_with_threads(&descriptor, threads)?;
+        let mut threaded = load(threads)?;
         Some(threaded_backbone_bench(
             &mut embedder,
             &mut threaded,
@@ -97,10 +131,82 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.json {
         outln!(
             "{}",
-            json!({"data": data_dir.display().to_string(), "frame": frame, "backbone_threads": threaded, "heads": heads, "around_backbone_ratio": around_ratio(&frame, &heads[0])})
+            json!({"data": data_dir.display().to_string(), "depthwise": depthwise.name(), "frame": frame, "backbone_threads": threaded, "heads": heads, "around_backbone_ratio": around_ratio(&frame, &heads[0]), "arena": crate::heap::ARENA.stats()})
         );
     } else {
         print_table(&data_dir, &frame, threaded.as_ref(), &heads);
+    }
+    Ok(())
+}
+
+/// `bench --ops`: for each depthwise runner in turn, the per-operation profile of the backbone on
+/// one image, then the untimed backbone on the same image (node timing's own cost shows as the
+/// difference); then each runner's untimed backbone against the first's.
+fn ops(
+    descriptor: &ModelDescriptor,
+    preprocessor: &mut Preprocessor,
+    image: &[u8],
+    runners: &[Depthwise],
+    runs: usize,
+    json: bool,
+) -> anyhow::Result<()> {
+    let mut tensor = Vec::new();
+    preprocessor.rgb_to_tensor(&decode(image)?, &mut tensor)?;
+    let mut profiles = Vec::new();
+    for &depthwise in runners {
+        let options = LoadOptions {
+            threads: 1,
+            depthwise,
+        };
+        let mut backbone = TractBackbone::load_with_options(descriptor, options)?;
+        let profile = backbone.profile_ops(&tensor, runs)?;
+        let untimed = time(runs, || backbone.embed(&tensor).map(drop))?;
+        let profiled: f64 = profile.iter().map(|op| op.median_ms).sum();
+        profiles.push(json!({"depthwise": depthwise.name(), "summary": backbone.depthwise_summary(), "backbone": untimed, "ops": profile, "sum_of_op_medians_ms": profiled}));
+        if json {
+            continue;
+        }
+        println!(
+            "backbone {} on one image, 1 thread, {} runs, depthwise convolutions by {}: median {:.3} ms untimed; per kind of operation (each node timed):",
+            descriptor.name,
+            runs,
+            backbone.depthwise_summary(),
+            untimed.median_ms
+        );
+        println!(
+            "{:<28} {:>6} {:>10} {:>8}",
+            "operation", "nodes", "median ms", "share"
+        );
+        for op in &profile {
+            println!(
+                "{:<28} {:>6} {:>10.3} {:>7.1} %",
+                op.kind,
+                op.nodes,
+                op.median_ms,
+                100.0 * op.share
+            );
+        }
+        println!("{:<28} {:>6} {:>10.3}\n", "sum", "", profiled);
+    }
+    if json {
+        println!(
+            "{}",
+            json!({"model": descriptor.name, "profiles": profiles})
+        );
+        return Ok(());
+    }
+    let untimed = |p: &serde_json::Value| p["backbone"]["median_ms"].as_f64().unwrap_or(f64::NAN);
+    if let Some(first) = profiles.first() {
+        for p in &profiles[1..] {
+            println!(
+                "untimed backbone, depthwise by {}: {:.3} ms = {:.2}x the {} run's {:.3} ms",
+                p["depthwise"].as_str().unwrap_or_default(),
+                untimed(p),
+                untimed(p) / untimed(first),
+                first["depthwise"].as_str().unwrap_or_default(),
+                untimed(first)
+            );
+        }
     }
     Ok(())
 }

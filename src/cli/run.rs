@@ -289,6 +289,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let output = PredictionOutput::open(&board.output.predictions, board.output.min_interval)?;
     // Loading and optimising the model freed far more than the loop will ever hold.
     crate::heap::release_free_memory();
+    // So did its code: most of it never runs again (src/heap.rs).
+    crate::heap::release_startup_code();
     let (rss_start, _) = rss_kib();
     let bench = args.bench_frames;
     let service = Service::new(Parts {
@@ -334,6 +336,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "rss_kib_end": rss_end,
             "rss_kib_peak": rss_peak,
             "rss_kib_every_30_s": rss_series,
+            "arena": crate::heap::ARENA.stats(),
         });
         outln!("{}", serde_json::to_string_pretty(&report)?);
     }

@@ -1,0 +1,225 @@
+//! The inner loop of the depthwise convolution, one file per instruction set: `portable` (plain
+//! Rust that the compiler vectorises where it can: armv7 and every other target), `avx2` (x86-64
+//! with AVX2 and FMA, chosen at run time) and `neon` (aarch64, where NEON is always present).
+//!
+//! Every kernel computes the same thing, a sum of shifted rows: for output row `y` and column `x`
+//! (`out` is rows of `width`), `out[y·width + x] = clamp(bias + Σ_t weights[t] ·
+//! src[offsets[t] + y·stride + x])`, where the clamp is `max(lo)` then `min(hi)` (ReLU6 is
+//! `lo = 0, hi = 6`; no clamp is `lo = -∞, hi = +∞`). `geometry` lays a channel's input out so
+//! that each tap of the filter is such a grid of rows. The SIMD kernels work in blocks of 4 rows
+//! × one vector; a row or a column count that is not a multiple of the block ends with a block
+//! that overlaps the one before (the same values are written twice), so nothing is computed
+//! outside the output and no scalar tail is needed.
+
+mod portable;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+
+#[cfg(target_arch = "aarch64")]
+mod neon;
+
+/// The taps and the shape of one channel's sum.
+#[derive(Debug, Clone, Copy)]
+pub struct Rows<'a> {
+    /// Where each tap's grid starts in the source.
+    pub offsets: &'a [usize],
+    /// One weight per tap.
+    pub weights: &'a [f32],
+    pub bias: f32,
+    /// Output columns per row.
+    pub width: usize,
+    /// Source values from one row to the next (at least `width`).
+    pub stride: usize,
+}
+
+/// The starts of blocks of `size` covering `0..n` (`n >= size`): `0, size, 2·size, …`, and
+/// `n - size` last when `size` does not divide `n`.
+fn blocks(n: usize, size: usize) -> impl Iterator<Item = usize> {
+    debug_assert!(n >= size && size > 0);
+    let whole = n / size;
+    let tail = (n % size != 0).then_some(n - size);
+    (0..whole).map(move |i| i * size).chain(tail)
+}
+
+/// What a kernel clamps its sums to: `max(lo)` then `min(hi)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Clamp {
+    pub lo: f32,
+    pub hi: f32,
+}
+
+impl Clamp {
+    /// No clamp.
+    pub const NONE: Clamp = Clamp {
+        lo: f32::NEG_INFINITY,
+        hi: f32::INFINITY,
+    };
+
+    /// Clamps `x` as every kernel does.
+    #[inline]
+    pub fn apply(self, x: f32) -> f32 {
+        x.max(self.lo).min(self.hi)
+    }
+}
+
+/// An instruction set a kernel is written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Isa {
+    /// Plain Rust; runs everywhere.
+    Portable,
+    /// x86-64 with AVX2 and FMA (checked at run time).
+    Avx2Fma,
+    /// aarch64 Advanced SIMD.
+    Neon,
+}
+
+impl Isa {
+    /// The fastest kernel this machine runs.
+    pub fn best() -> Isa {
+        *Isa::available().last().unwrap_or(&Isa::Portable)
+    }
+
+    /// Every kernel this machine runs, the portable one first.
+    pub fn available() -> Vec<Isa> {
+        let mut isas = vec![Isa::Portable];
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            isas.push(Isa::Avx2Fma);
+        }
+        #[cfg(target_arch = "aarch64")]
+        if std::arch::is_aarch64_feature_detected!("neon") {
+            isas.push(Isa::Neon);
+        }
+        isas
+    }
+
+    /// A short name for profiles and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Portable => "portable",
+            Isa::Avx2Fma => "avx2+fma",
+            Isa::Neon => "neon",
+        }
+    }
+
+    /// `out[y·width + x] = clamp(bias + Σ_t weights[t] · src[offsets[t] + y·stride + x])` for
+    /// every row `y` of `out` and column `x < width`.
+    ///
+    /// # Panics
+    /// When the taps and weights differ in length, `out` is not whole rows, `stride < width`, or
+    /// a tap's rows run past `src`; or when this machine does not run the instruction set (only
+    /// `Isa::available()` ones may be used).
+    pub fn sum_taps(self, src: &[f32], rows: &Rows, clamp: Clamp, out: &mut [f32]) {
+        assert_eq!(rows.offsets.len(), rows.weights.len(), "one weight per tap");
+        assert!(rows.width > 0 && out.len() % rows.width == 0, "whole rows");
+        assert!(rows.stride >= rows.width, "rows do not overlap");
+        if out.is_empty() {
+            return;
+        }
+        let height = out.len() / rows.width;
+        let last = rows.offsets.iter().max().copied().unwrap_or(0);
+        let reach = last + (height - 1) * rows.stride + rows.width;
+        assert!(reach <= src.len(), "a tap reads past the source");
+        match self {
+            Isa::Portable => portable::sum_taps(src, rows, clamp, out),
+            Isa::Avx2Fma => {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    assert!(
+                        std::is_x86_feature_detected!("avx2")
+                            && std::is_x86_feature_detected!("fma"),
+                        "this CPU lacks AVX2 or FMA"
+                    );
+                    // SAFETY: the CPU has AVX2 and FMA (checked above) and every tap's row lies
+                    // inside `src` (checked above).
+                    unsafe { avx2::sum_taps(src, rows, clamp, out) }
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                panic!("the AVX2 kernel exists on x86-64 only")
+            }
+            Isa::Neon => {
+                #[cfg(target_arch = "aarch64")]
+                {
+                    // SAFETY: NEON is part of every aarch64 CPU; every tap's row lies inside
+                    // `src` (checked above).
+                    unsafe { neon::sum_taps(src, rows, clamp, out) }
+                }
+                #[cfg(not(target_arch = "aarch64"))]
+                panic!("the NEON kernel exists on aarch64 only")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sum as written, one output at a time.
+    fn naive(src: &[f32], rows: &Rows, height: usize, clamp: Clamp) -> Vec<f32> {
+        let mut out = Vec::new();
+        for y in 0..height {
+            for x in 0..rows.width {
+                let sum = rows
+                    .offsets
+                    .iter()
+                    .zip(rows.weights)
+                    .fold(rows.bias, |acc, (&o, &w)| {
+                        acc + w * src[o + y * rows.stride + x]
+                    });
+                out.push(clamp.apply(sum));
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        /// Every kernel this machine runs gives the naive sum on every shape (whole blocks,
+        /// overlapping last blocks, rows too narrow or too few for a block), tap count and clamp.
+        #[test]
+        fn every_kernel_sums_the_taps(
+            width in 1usize..40,
+            height in 0usize..12,
+            gap in 0usize..5,
+            offsets in proptest::collection::vec(0usize..40, 0..26),
+            seed in 0u32..1000,
+            clamped in proptest::bool::ANY,
+        ) {
+            let stride = width + gap;
+            let len = offsets.iter().max().copied().unwrap_or(0) + height * stride + width;
+            let src: Vec<f32> = (0..len)
+                .map(|i| ((i as f32 + seed as f32) * 0.37).sin() * 4.0)
+                .collect();
+            let weights: Vec<f32> =
+                (0..offsets.len()).map(|t| ((t as f32) * 0.71 + 0.2).cos()).collect();
+            let clamp = if clamped { Clamp { lo: 0.0, hi: 6.0 } } else { Clamp::NONE };
+            let rows = Rows { offsets: &offsets, weights: &weights, bias: 0.25, width, stride };
+            let want = naive(&src, &rows, height, clamp);
+            for isa in Isa::available() {
+                let mut out = vec![f32::NAN; width * height];
+                isa.sum_taps(&src, &rows, clamp, &mut out);
+                for (i, (got, want)) in out.iter().zip(&want).enumerate() {
+                    proptest::prop_assert!((got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                        "{} at {i}: {got} against {want}", isa.name());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn blocks_cover_every_column_once_or_twice_and_never_past_the_end() {
+        assert_eq!(blocks(16, 8).collect::<Vec<_>>(), [0, 8]);
+        assert_eq!(blocks(14, 8).collect::<Vec<_>>(), [0, 6]);
+        assert_eq!(blocks(7, 4).collect::<Vec<_>>(), [0, 3]);
+        assert_eq!(blocks(4, 4).collect::<Vec<_>>(), [0]);
+    }
+
+    #[test]
+    fn the_best_kernel_is_one_this_machine_runs() {
+        assert!(Isa::available().contains(&Isa::best()));
+        assert_eq!(Isa::available()[0], Isa::Portable);
+        #[cfg(target_arch = "aarch64")]
+        assert_eq!(Isa::best(), Isa::Neon);
+    }
+}

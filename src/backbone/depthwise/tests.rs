@@ -1,0 +1,216 @@
+//! Our depthwise op against tract's own on random shapes: the same small model (a depthwise
+//! `Conv`, optionally followed by a ReLU6 as `Max` then `Min`) optimised by tract alone and with
+//! our op put in, run on the same input, for every kernel this machine runs.
+
+use proptest::prelude::*;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec, PoolSpec};
+use tract_onnx::tract_core::ops::math::{max, min};
+use tract_onnx::tract_core::ops::nn::DataFormat;
+
+use super::{replace_depthwise, Isa, Replaced};
+
+/// One random depthwise problem.
+#[derive(Debug, Clone)]
+struct Problem {
+    channels: usize,
+    hw: (usize, usize),
+    kernel: (usize, usize),
+    stride: (usize, usize),
+    padding: PaddingSpec,
+    batch_axis: bool,
+    relu6: bool,
+    seed: u64,
+}
+
+fn problems() -> impl Strategy<Value = Problem> {
+    (
+        2usize..7,
+        (1usize..4, 1usize..4),
+        (1usize..6, 2usize..6),
+        (1usize..4, 1usize..4),
+        0u8..4,
+        (any::<bool>(), any::<bool>(), 0u64..1000),
+        (0usize..18, 0usize..18),
+    )
+        .prop_map(
+            |(channels, pads, kernel, stride, padding, (batch_axis, relu6, seed), extra)| {
+                // At least the filter's size, so that every padding gives an output.
+                let hw = (kernel.0 + extra.0, kernel.1 + extra.1);
+                let padding = match padding {
+                    0 => PaddingSpec::Valid,
+                    1 => PaddingSpec::SameUpper,
+                    2 => PaddingSpec::Explicit(
+                        tvec!(pads.0.min(kernel.0 - 1), pads.1.min(kernel.1 - 1)),
+                        tvec!(pads.1.min(kernel.0 - 1), pads.0.min(kernel.1 - 1)),
+                    ),
+                    _ => PaddingSpec::Explicit(tvec!(0, 0), tvec!(kernel.0 - 1, kernel.1 - 1)),
+                };
+                Problem {
+                    channels,
+                    hw,
+                    kernel,
+                    stride,
+                    padding,
+                    batch_axis,
+                    relu6,
+                    seed,
+                }
+            },
+        )
+}
+
+fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+    (0..n)
+        .map(|i| ((i as f32 + seed as f32 * 7.3) * 0.731).sin() * scale)
+        .collect()
+}
+
+/// The problem as a decluttered typed model, and its input.
+fn model(p: &Problem) -> TractResult<(TypedModel, Tensor)> {
+    let (c, (h, w), (kh, kw)) = (p.channels, p.hw, p.kernel);
+    let shape: TVec<usize> = if p.batch_axis {
+        tvec!(1, c, h, w)
+    } else {
+        tvec!(c, h, w)
+    };
+    let mut model = TypedModel::default();
+    let x = model.add_source("x", f32::fact(&*shape))?;
+    let k = model.add_const(
+        "k",
+        Tensor::from_shape(&[c, 1, kh, kw], &values(c * kh * kw, p.seed, 0.5))?,
+    )?;
+    let b = model.add_const("b", Tensor::from_shape(&[c], &values(c, p.seed + 1, 2.0))?)?;
+    let conv = Conv {
+        pool_spec: PoolSpec {
+            data_format: if p.batch_axis {
+                DataFormat::NCHW
+            } else {
+                DataFormat::CHW
+            },
+            kernel_shape: tvec!(kh, kw),
+            padding: p.padding.clone(),
+            dilations: None,
+            strides: Some(tvec!(p.stride.0, p.stride.1)),
+            input_channels: c,
+            output_channels: c,
+        },
+        kernel_fmt: KernelFormat::OIHW,
+        group: c,
+        q_params: None,
+    };
+    let mut out = model.wire_node("dw", conv, &[x, k, b])?;
+    if p.relu6 {
+        let ones: TVec<usize> = shape.iter().map(|_| 1).collect();
+        let zero = model.add_const("zero", Tensor::zero::<f32>(&ones)?)?;
+        let six = model.add_const("six", Tensor::from_shape(&ones, &[6.0f32])?)?;
+        out = model.wire_node("relu.max", max(), &[out[0], zero])?;
+        out = model.wire_node("relu.min", min(), &[out[0], six])?;
+    }
+    model.select_output_outlets(&out)?;
+    let input = Tensor::from_shape(&shape, &values(shape.iter().product(), p.seed + 2, 8.0))?;
+    Ok((model.into_decluttered()?, input))
+}
+
+fn run(model: TypedModel, input: &Tensor) -> TractResult<Vec<f32>> {
+    let outputs = model
+        .into_optimized()?
+        .into_runnable()?
+        .run(tvec!(input.clone().into_tvalue()))?;
+    Ok(outputs[0]
+        .to_plain_array_view::<f32>()?
+        .iter()
+        .copied()
+        .collect())
+}
+
+fn check(p: &Problem) -> Result<(), TestCaseError> {
+    let (decluttered, input) = model(p).expect("model builds");
+    let convs = decluttered
+        .nodes()
+        .iter()
+        .filter(|n| n.op_as::<Conv>().is_some())
+        .count();
+    prop_assert_eq!(convs, 1, "tract keeps the depthwise Conv through declutter");
+    let want = run(decluttered.clone(), &input).expect("tract runs");
+    for isa in Isa::available() {
+        let mut ours = decluttered.clone();
+        let replaced = replace_depthwise(&mut ours, isa).expect("patches");
+        prop_assert_eq!(
+            replaced,
+            Replaced {
+                convolutions: 1,
+                clamps_fused: usize::from(p.relu6),
+                left_to_tract: 0
+            }
+        );
+        let got = run(ours, &input).expect("our op runs");
+        prop_assert_eq!(got.len(), want.len());
+        let diff = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        prop_assert!(diff <= 1e-4, "{}: max abs diff {diff} on {p:?}", isa.name());
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+    #[test]
+    fn every_kernel_matches_tracts_own_depthwise(p in problems()) {
+        check(&p)?;
+    }
+}
+
+#[test]
+fn efficientnet_lite0_shapes_match_tract() {
+    // (channels, size, kernel, stride, pads before, pads after) as in the model.
+    let shapes = [
+        (32, 112, 3, 1, 1, 1),
+        (96, 112, 3, 2, 0, 1),
+        (24, 56, 5, 2, 1, 2),
+        (16, 28, 5, 1, 2, 2),
+        (24, 14, 5, 1, 2, 2),
+        (40, 7, 3, 1, 1, 1),
+    ];
+    for (channels, size, kernel, stride, before, after) in shapes {
+        for relu6 in [false, true] {
+            check(&Problem {
+                channels,
+                hw: (size, size),
+                kernel: (kernel, kernel),
+                stride: (stride, stride),
+                padding: PaddingSpec::Explicit(tvec!(before, before), tvec!(after, after)),
+                batch_axis: stride == 1,
+                relu6,
+                seed: 3,
+            })
+            .expect("matches");
+        }
+    }
+}
+
+#[test]
+fn a_convolution_with_dilation_stays_with_tract() {
+    let p = Problem {
+        channels: 3,
+        hw: (9, 9),
+        kernel: (3, 3),
+        stride: (1, 1),
+        padding: PaddingSpec::Valid,
+        batch_axis: true,
+        relu6: false,
+        seed: 1,
+    };
+    let (mut decluttered, _) = model(&p).expect("model builds");
+    for node in &mut decluttered.nodes {
+        if let Some(conv) = node.op_as_mut::<Conv>() {
+            conv.pool_spec.dilations = Some(tvec!(2, 2));
+        }
+    }
+    let replaced = replace_depthwise(&mut decluttered, Isa::best()).expect("patches");
+    assert_eq!(replaced.convolutions, 0);
+    assert_eq!(replaced.left_to_tract, 1);
+}
