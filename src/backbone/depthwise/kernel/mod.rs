@@ -38,7 +38,7 @@ pub struct Rows<'a> {
 fn blocks(n: usize, size: usize) -> impl Iterator<Item = usize> {
     debug_assert!(n >= size && size > 0);
     let whole = n / size;
-    let tail = (n % size != 0).then_some(n - size);
+    let tail = (!n.is_multiple_of(size)).then_some(n - size);
     (0..whole).map(move |i| i * size).chain(tail)
 }
 
@@ -112,7 +112,10 @@ impl Isa {
     /// `Isa::available()` ones may be used).
     pub fn sum_taps(self, src: &[f32], rows: &Rows, clamp: Clamp, out: &mut [f32]) {
         assert_eq!(rows.offsets.len(), rows.weights.len(), "one weight per tap");
-        assert!(rows.width > 0 && out.len() % rows.width == 0, "whole rows");
+        assert!(
+            rows.width > 0 && out.len().is_multiple_of(rows.width),
+            "whole rows"
+        );
         assert!(rows.stride >= rows.width, "rows do not overlap");
         if out.is_empty() {
             return;
