@@ -1,15 +1,23 @@
 //! The linear head trained by our mini-batch SGD against a naive reference solver of the same convex
-//! problem (L2-regularised multinomial logistic regression on the standardised features): full-batch
-//! gradient descent run to convergence, written here independently of the library's maths.
+//! problem (multinomial logistic regression on the standardised features, its weights decayed
+//! toward the class-mean prior the training starts from, `head::fewshot`): full-batch gradient
+//! descent run to convergence, written here independently of the library's maths.
 
 mod head_support;
 
 use fieldtune::head::standardize::Standardizer;
 use fieldtune::head::{Head, HeadKind, HyperParams, ValidationSource};
 use ndarray::{Array1, Array2};
+use rand::SeedableRng;
 
-/// Mean cross-entropy + λ/2‖W‖², computed naively in f64.
-fn objective(z: &Array2<f64>, y: &[usize], w: &Array2<f64>, b: &Array1<f64>, lambda: f64) -> f64 {
+/// Mean cross-entropy + λ/2‖W − W₀‖², computed naively in f64.
+fn objective(
+    z: &Array2<f64>,
+    y: &[usize],
+    (w, b): (&Array2<f64>, &Array1<f64>),
+    w0: &Array2<f64>,
+    lambda: f64,
+) -> f64 {
     let mut total = 0.0;
     for (row, &label) in z.outer_iter().zip(y) {
         let logits: Vec<f64> = (0..w.nrows()).map(|c| w.row(c).dot(&row) + b[c]).collect();
@@ -17,7 +25,8 @@ fn objective(z: &Array2<f64>, y: &[usize], w: &Array2<f64>, b: &Array1<f64>, lam
         let lse = logits.iter().map(|l| (l - max).exp()).sum::<f64>().ln() + max;
         total += lse - logits[label];
     }
-    total / z.nrows() as f64 + 0.5 * lambda * w.iter().map(|v| v * v).sum::<f64>()
+    let penalty: f64 = w.iter().zip(w0).map(|(v, v0)| (v - v0) * (v - v0)).sum();
+    total / z.nrows() as f64 + 0.5 * lambda * penalty
 }
 
 /// Plain full-batch gradient descent, many small steps, in f64.
@@ -25,13 +34,15 @@ fn reference_solve(
     z: &Array2<f64>,
     y: &[usize],
     k: usize,
+    w0: &Array2<f64>,
     lambda: f64,
 ) -> (Array2<f64>, Array1<f64>) {
-    let (n, d) = z.dim();
-    let mut w = Array2::<f64>::zeros((k, d));
+    let n = z.nrows();
+    // From the prior, as the library's SGD starts (the optimum is the same from anywhere).
+    let mut w = w0.clone();
     let mut b = Array1::<f64>::zeros(k);
-    for _ in 0..20_000 {
-        let mut gw = &w * lambda;
+    for _ in 0..200_000 {
+        let mut gw = (&w - w0) * lambda;
         let mut gb = Array1::<f64>::zeros(k);
         for (row, &label) in z.outer_iter().zip(y) {
             let logits: Vec<f64> = (0..k).map(|c| w.row(c).dot(&row) + b[c]).collect();
@@ -60,7 +71,7 @@ fn sgd_reaches_the_reference_optimum() {
         let hyper = HyperParams::builder()
             .weight_decay(lambda)
             .class_balanced(false)
-            .epochs(300)
+            .epochs(1000)
             .warmup_epochs(1)
             .batch_size(batch_size)
             .learning_rate(0.05)
@@ -73,11 +84,23 @@ fn sgd_reaches_the_reference_optimum() {
         let z32 = Standardizer::fit(data.features.view()).transform(data.features.view());
         assert_eq!(&z32, &head.standardizer().transform(data.features.view()));
         let z = z32.mapv(f64::from);
-        let (w_ref, b_ref) = reference_solve(&z, &data.labels, 3, l64);
+        // The decay's target: the class-mean prior (the same for every seed: a linear prior
+        // draws nothing at random).
+        let prior = fieldtune::head::fewshot::prior(
+            HeadKind::Linear,
+            data.features.view(),
+            &data.labels,
+            3,
+            &Standardizer::fit(data.features.view()),
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(0),
+        )
+        .expect("a linear head always has a prior");
+        let w0 = prior.target.layers[0].w.mapv(f64::from);
+        let (w_ref, b_ref) = reference_solve(&z, &data.labels, 3, &w0, l64);
         let out = &head.params().layers[0];
         let (w, b) = (out.w.mapv(f64::from), out.b.mapv(f64::from));
-        let ours = objective(&z, &data.labels, &w, &b, l64);
-        let reference = objective(&z, &data.labels, &w_ref, &b_ref, l64);
+        let ours = objective(&z, &data.labels, (&w, &b), &w0, l64);
+        let reference = objective(&z, &data.labels, (&w_ref, &b_ref), &w0, l64);
         println!("batch {batch_size}: objective ours {ours:.6}, reference {reference:.6}");
         assert!(
             ours - reference < 2e-3 * reference.max(0.1),

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::loss::cross_entropy;
 
 /// What calibration fitted, stored with the head.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Calibration {
     /// Softmax temperature: probabilities are `softmax(logits / temperature)`.
     pub temperature: f32,
@@ -22,6 +22,24 @@ pub struct Calibration {
     pub nll_after: f32,
     /// Number of samples the calibration was fitted on (0 = defaults).
     pub samples: usize,
+}
+
+/// Field by field, the floats by their bits: "not measured" (NaN) equals itself, so a head
+/// compares equal to its own copy.
+impl PartialEq for Calibration {
+    fn eq(&self, other: &Self) -> bool {
+        let bits = |c: &Calibration| {
+            [
+                c.temperature,
+                c.unknown_threshold,
+                c.accepted_fraction,
+                c.nll_before,
+                c.nll_after,
+            ]
+            .map(f32::to_bits)
+        };
+        bits(self) == bits(other) && self.samples == other.samples
+    }
 }
 
 impl Default for Calibration {

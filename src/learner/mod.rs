@@ -7,7 +7,7 @@
 //! # fn demo(dir: &std::path::Path, id: fieldtune::model::BackboneId, f: &[f32])
 //! #     -> Result<(), fieldtune::learner::LearnerError> {
 //! let (mut learner, report) = Learner::open(dir, id, LearnerConfig::default(), None)?;
-//! let frame = Frame { features: f, hash: fieldtune::store::FrameHash::of(b"frame") };
+//! let frame = Frame { features: f, hash: fieldtune::store::FrameHash::of(b"frame"), thumbnail: &[] };
 //! learner.label("Blight", &[frame])?;   // durable when it returns: light the LED now
 //! let seen = learner.predict(ndarray::ArrayView1::from(f));
 //! learner.poll();                       // between frames: swap in a finished retrain
