@@ -122,12 +122,18 @@ fn collect(
     (predicted, truth)
 }
 
+/// Waits until the head is settled: exactly the fit of the stored samples (no retrain due or
+/// running), which is what a restart brings back.
 fn wait_idle(device: &Device) {
     let start = Instant::now();
-    while device.status()["retraining"].as_bool() == Some(true) {
+    loop {
+        let status = device.status();
+        if status["settled"].as_bool() == Some(true) {
+            return;
+        }
         assert!(
             start.elapsed() < Duration::from_secs(120),
-            "retrain never ends"
+            "the head never settles: {status}"
         );
         std::thread::sleep(Duration::from_millis(200));
     }
