@@ -3,8 +3,10 @@
 
     python3 .ci/scenarios/learner.py [--data ../shared/data/corn4/test] [--per-class 12] [--window 150]
 
-1. `fieldtune run --folder DATA --fps 0` replays the images; the first PER_CLASS frames of each
-   class are labelled with `fieldtune label CLASS --frame SEQ` (the frame's true class).
+1. `fieldtune run --folder DATA --fps 20` replays the images (paced as a camera is: unpaced, the
+   service outruns a person, and the frames named by seq have left its ring before the label);
+   the first PER_CLASS frames of each class are labelled with `fieldtune label CLASS --frame
+   SEQ` (the frame's true class).
 2. Once the service has settled (no retrain running, none due), accuracy on the next WINDOW
    replayed frames ("before").
 3. `fieldtune train` on exactly the labelled images, judged on the same WINDOW images.
@@ -43,7 +45,7 @@ class Service:
         self.socket = work / "control.sock"
         self.proc = subprocess.Popen(
             [str(BIN), "run", "--folder", str(data), "--state", str(state),
-             "--socket", str(self.socket), "--fps", "0", "--predictions", str(self.predictions)],
+             "--socket", str(self.socket), "--fps", "20", "--predictions", str(self.predictions)],
             stdout=subprocess.DEVNULL, stderr=open(work / "service.log", "a"),
             env={**os.environ, "RUST_LOG": "info"})
         self.offset = 0
