@@ -2,12 +2,13 @@
 //! the control socket teach it, predictions follow, SIGTERM saves, a restart brings the same
 //! predictions back; systemd notifications arrive in order; bad configurations fail clearly.
 
+mod device_support;
+
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use fieldtune::control::{ControlClient, Request};
@@ -44,18 +45,7 @@ impl Device {
             command.env(k, v);
         }
         let mut child = command.spawn().expect("start fieldtune run");
-        let stdout = child.stdout.take().expect("stdout piped");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                let value: serde_json::Value =
-                    serde_json::from_str(&line).expect("each prediction line is JSON");
-                if tx.send(value).is_err() {
-                    return;
-                }
-            }
-        });
+        let rx = device_support::prediction_lines(&mut child);
         Device {
             child,
             lines: rx,
@@ -64,20 +54,11 @@ impl Device {
     }
 
     fn next_line(&self) -> serde_json::Value {
-        self.lines
-            .recv_timeout(Duration::from_secs(120))
-            .expect("a prediction line within two minutes")
+        device_support::next_line(&self.lines)
     }
 
     fn client(&self) -> ControlClient {
-        let start = Instant::now();
-        loop {
-            match ControlClient::connect(&self.socket) {
-                Ok(c) => return c,
-                Err(e) if start.elapsed() > Duration::from_secs(60) => panic!("{e}"),
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
-            }
-        }
+        device_support::connect(&self.socket)
     }
 
     fn status(&self) -> serde_json::Value {

@@ -4,10 +4,11 @@
 //! never skipped; a label of a frame that reused another frame's features stores the features of
 //! the labelled frame itself.
 
-use std::io::{BufRead, BufReader};
+mod device_support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use fieldtune::control::{ControlClient, Request};
@@ -64,18 +65,7 @@ impl Device {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start fieldtune run");
-        let stdout = child.stdout.take().expect("stdout piped");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                let value: serde_json::Value =
-                    serde_json::from_str(&line).expect("each prediction line is JSON");
-                if tx.send(value).is_err() {
-                    return;
-                }
-            }
-        });
+        let rx = device_support::prediction_lines(&mut child);
         Device {
             child,
             lines: rx,
@@ -84,9 +74,7 @@ impl Device {
     }
 
     fn next_line(&self) -> serde_json::Value {
-        self.lines
-            .recv_timeout(Duration::from_secs(120))
-            .expect("a prediction line within two minutes")
+        device_support::next_line(&self.lines)
     }
 
     fn request(&self, request: &Request) -> serde_json::Value {

@@ -4,11 +4,13 @@
 //! flowing, descriptors and memory stay bounded, and everything stays on this machine (Unix
 //! sockets and pipes only). Each test stops by itself.
 
+mod device_support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use fieldtune::control::{ControlClient, Request};
@@ -51,18 +53,7 @@ impl Device {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start fieldtune run");
-        let stdout = child.stdout.take().expect("stdout piped");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                let value: serde_json::Value =
-                    serde_json::from_str(&line).expect("each prediction line is JSON");
-                if tx.send(value).is_err() {
-                    return;
-                }
-            }
-        });
+        let rx = device_support::prediction_lines(&mut child);
         Device {
             child,
             lines: rx,
@@ -71,9 +62,7 @@ impl Device {
     }
 
     fn next_line(&self) -> serde_json::Value {
-        self.lines
-            .recv_timeout(Duration::from_secs(120))
-            .expect("a prediction line within two minutes")
+        device_support::next_line(&self.lines)
     }
 
     /// Drops the prediction lines received so far; returns how many there were.
@@ -82,14 +71,7 @@ impl Device {
     }
 
     fn client(&self) -> ControlClient {
-        let start = Instant::now();
-        loop {
-            match ControlClient::connect(&self.socket) {
-                Ok(c) => return c,
-                Err(e) if start.elapsed() > Duration::from_secs(60) => panic!("{e}"),
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
-            }
-        }
+        device_support::connect(&self.socket)
     }
 
     fn ask(&self, request: &Request) -> fieldtune::control::Reply {

@@ -4,6 +4,8 @@
 //! oversized and stalled requests are refused while frames keep flowing; thumbnails survive a
 //! SIGKILL; `state export --images` → `train` → `eval` round trip.
 
+mod device_support;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -141,18 +143,7 @@ impl Device {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start fieldtune run");
-        let stdout = child.stdout.take().expect("stdout piped");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                let value: serde_json::Value =
-                    serde_json::from_str(&line).expect("each prediction line is JSON");
-                if tx.send(value).is_err() {
-                    return;
-                }
-            }
-        });
+        let rx = device_support::prediction_lines(&mut child);
         let stderr = child.stderr.take().expect("stderr piped");
         let log = Arc::new(Mutex::new(Vec::new()));
         let (port_tx, port_rx) = mpsc::channel();

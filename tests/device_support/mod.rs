@@ -1,0 +1,49 @@
+//! Shared pieces of the tests that run the real service (`fieldtune run`) as a child process:
+//! reading its prediction lines and connecting to its control socket. Each test file starts the
+//! service with its own board and arguments.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::Child;
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use fieldtune::control::ControlClient;
+
+/// Reads the child's piped stdout on a thread of its own: one JSON value per prediction line.
+pub fn prediction_lines(child: &mut Child) -> Receiver<serde_json::Value> {
+    let stdout = child.stdout.take().expect("stdout piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            let value: serde_json::Value =
+                serde_json::from_str(&line).expect("each prediction line is JSON");
+            if tx.send(value).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// The next prediction line, waiting up to two minutes.
+pub fn next_line(lines: &Receiver<serde_json::Value>) -> serde_json::Value {
+    lines
+        .recv_timeout(Duration::from_secs(120))
+        .expect("a prediction line within two minutes")
+}
+
+/// A client of the control socket, retried while the service starts (up to a minute).
+pub fn connect(socket: &Path) -> ControlClient {
+    let start = Instant::now();
+    loop {
+        match ControlClient::connect(socket) {
+            Ok(c) => return c,
+            Err(e) if start.elapsed() > Duration::from_secs(60) => panic!("{e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
