@@ -93,13 +93,7 @@ impl Device {
 
     /// SIGTERM, then wait for the exit (the state is snapshotted on the way out).
     fn terminate(mut self) {
-        let pid = self.child.id().to_string();
-        let killed = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        assert!(killed.success());
-        let status = self.child.wait().expect("wait");
+        let status = device_support::terminate(&mut self.child);
         assert!(status.success(), "{status:?}");
     }
 }

@@ -260,13 +260,7 @@ impl Device {
     }
 
     fn terminate(mut self) {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-        let exit = self.child.wait().expect("wait");
+        let exit = device_support::terminate(&mut self.child);
         assert!(exit.success(), "{exit}");
     }
 }
