@@ -75,6 +75,19 @@ impl Layer {
     }
 }
 
+/// `Σ v²`, summed in eight interleaved partial sums so that the loop vectorises.
+pub(super) fn sum_of_squares(v: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let mut chunks = v.chunks_exact(8);
+    for c in &mut chunks {
+        for l in 0..8 {
+            acc[l] += c[l] * c[l];
+        }
+    }
+    let tail: f32 = chunks.remainder().iter().map(|x| x * x).sum();
+    acc.iter().sum::<f32>() + tail
+}
+
 /// Rescalings [`Params::bounded_step`] tries before it drops a step that still moves too much.
 pub const BOUND_REFINEMENTS: usize = 8;
 
@@ -224,7 +237,10 @@ impl Params {
         let sq: f32 = self
             .layers
             .iter()
-            .map(|l| l.w.iter().map(|v| v * v).sum::<f32>())
+            .map(|l| match l.w.as_slice_memory_order() {
+                Some(w) => sum_of_squares(w),
+                None => l.w.iter().map(|v| v * v).sum::<f32>(),
+            })
             .sum();
         0.5 * weight_decay * sq
     }
@@ -269,6 +285,82 @@ impl Params {
             if let Some(mut back) = back {
                 general_mat_mul(1.0, &delta, &layer.w, 0.0, &mut back);
                 // ReLU gate: the input of layer i is the post-ReLU output of layer i−1.
+                back.zip_mut_with(&input, |d, &h| {
+                    if h <= 0.0 {
+                        *d = 0.0
+                    }
+                });
+            }
+        }
+        loss
+    }
+
+    /// The cross-entropy part of a training step: the weighted mean cross-entropy of the batch
+    /// `x` (returned) and its gradient, written into `grad`, **without** the weight decay (the
+    /// training loop folds it into the update, [`super::sgd::Sgd::step_decayed`]). The rows are
+    /// read where they are (`x` may pick rows of the whole training matrix) when the first layer
+    /// is narrow (the linear head); a wide first layer (the MLP's hidden layer) needs `x` to be
+    /// a plain matrix ([`kernels::Rows::all`]), which its matrix product packs anyway.
+    /// Allocates nothing once `ws` has held a batch as large.
+    ///
+    /// # Panics
+    /// When the first layer is wide and `x` picks rows.
+    pub fn train_grad_in(
+        &self,
+        x: kernels::Rows,
+        labels: &[usize],
+        class_weights: &[f32],
+        grad: &mut Params,
+        ws: &mut Workspace,
+    ) -> f32 {
+        let m = x.len();
+        let last = self.layers.len() - 1;
+        ws.fit(self, m);
+        let first = &self.layers[0];
+        let narrow = first.w.nrows() <= kernels::MAX_NARROW_OUTPUTS;
+        let matrix = x.as_matrix();
+        let wide_input = || matrix.expect("a wide first layer takes a plain matrix of rows");
+        if narrow {
+            let w = first.w.as_standard_layout();
+            let w = w.as_slice().expect("standard layout");
+            kernels::forward_rows(x, w, first.b.view(), &mut ws.output_mut(0, m));
+        } else {
+            first.forward(wide_input(), &mut ws.output_mut(0, m));
+        }
+        for (i, layer) in self.layers.iter().enumerate().skip(1) {
+            // ReLU on the hidden layer below.
+            ws.output_mut(i - 1, m).mapv_inplace(|v| v.max(0.0));
+            let (input, mut out) = ws.output_pair(i - 1, m);
+            layer.forward(input, &mut out);
+        }
+        let loss = cross_entropy_grad_rows(ws.output_mut(last, m), labels, class_weights);
+        for i in (0..self.layers.len()).rev() {
+            let layer = &self.layers[i];
+            let (delta, input, back) = ws.backward(i, m);
+            let g = &mut grad.layers[i];
+            let narrow = layer.w.nrows() <= kernels::MAX_NARROW_OUTPUTS;
+            match (input, narrow) {
+                (Some(input), true) => match (kernels::Rows::all(input), g.w.as_slice_mut()) {
+                    (Some(rows), Some(gs)) => kernels::weight_grad_rows(delta, rows, gs),
+                    _ => kernels::wide_grad(delta, input, 0.0, &mut g.w, GRAD_BLOCK_COLUMNS),
+                },
+                (Some(input), false) => {
+                    kernels::wide_grad(delta, input, 0.0, &mut g.w, GRAD_BLOCK_COLUMNS)
+                }
+                (None, true) => match g.w.as_slice_mut() {
+                    Some(gs) => kernels::weight_grad_rows(delta, x, gs),
+                    None => unreachable!("a gradient buffer made by zeros_like is contiguous"),
+                },
+                (None, false) => {
+                    kernels::wide_grad(delta, wide_input(), 0.0, &mut g.w, GRAD_BLOCK_COLUMNS)
+                }
+            }
+            g.b.fill(0.0);
+            for row in delta.rows() {
+                g.b += &row;
+            }
+            if let (Some(mut back), Some(input)) = (back, input) {
+                general_mat_mul(1.0, &delta, &layer.w, 0.0, &mut back);
                 back.zip_mut_with(&input, |d, &h| {
                     if h <= 0.0 {
                         *d = 0.0

@@ -50,6 +50,116 @@ impl Sgd {
     }
 }
 
+impl Sgd {
+    /// The training loop's step with its weight decay folded in: on the weights (not the biases)
+    /// `g ← g + weight_decay · (W − T)`, with `T` the layer's weights in `target` (zero without
+    /// one), then the momentum step of [`Sgd::step`], in one pass over each layer. Returns the
+    /// decay's term of the loss at the weights before the step, `weight_decay / 2 · Σ ‖W − T‖²`
+    /// (what `loss_and_grad` + `fewshot::pull_toward` + `step` compute in three passes).
+    pub fn step_decayed(
+        &mut self,
+        params: &mut Params,
+        grad: &Params,
+        lr: f32,
+        weight_decay: f32,
+        target: Option<&Params>,
+    ) -> f32 {
+        let mu = self.momentum;
+        let mut penalty = 0.0f32;
+        for (i, ((p, g), v)) in params
+            .layers
+            .iter_mut()
+            .zip(&grad.layers)
+            .zip(&mut self.velocity.layers)
+            .enumerate()
+        {
+            let t = target.and_then(|t| t.layers.get(i)).map(|t| &t.w);
+            let fused = match (
+                p.w.as_slice_mut(),
+                g.w.as_slice(),
+                v.w.as_slice_mut(),
+                t.map(|t| t.as_slice()),
+            ) {
+                (Some(ps), Some(gs), Some(vs), None) if ps.len() == gs.len() => {
+                    penalty += decayed_update::<false>(
+                        ps,
+                        gs,
+                        vs,
+                        gs,
+                        lr,
+                        mu,
+                        weight_decay,
+                        self.nesterov,
+                    );
+                    true
+                }
+                (Some(ps), Some(gs), Some(vs), Some(Some(ts))) if ps.len() == ts.len() => {
+                    penalty +=
+                        decayed_update::<true>(ps, gs, vs, ts, lr, mu, weight_decay, self.nesterov);
+                    true
+                }
+                _ => false,
+            };
+            if !fused {
+                // Unusual layouts: the same step in ndarray's terms.
+                let mut g = g.w.clone();
+                g.scaled_add(weight_decay, &p.w);
+                let mut diff = p.w.clone();
+                if let Some(t) = t {
+                    g.scaled_add(-weight_decay, t);
+                    diff -= t;
+                }
+                penalty += diff.iter().map(|d| d * d).sum::<f32>();
+                update(&mut p.w, &g, &mut v.w, lr, mu, self.nesterov);
+            }
+            update(&mut p.b, &g.b, &mut v.b, lr, mu, self.nesterov);
+        }
+        0.5 * weight_decay * penalty
+    }
+}
+
+/// One layer's weights of [`Sgd::step_decayed`]; `t` is the target when `TARGET`, else ignored
+/// (zero). Returns `Σ (w − t)²` before the step, in eight interleaved partial sums.
+#[allow(clippy::too_many_arguments)]
+fn decayed_update<const TARGET: bool>(
+    p: &mut [f32],
+    g: &[f32],
+    v: &mut [f32],
+    t: &[f32],
+    lr: f32,
+    mu: f32,
+    wd: f32,
+    nesterov: bool,
+) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let one = |p: &mut f32, g: f32, v: &mut f32, t: f32, acc: &mut f32| {
+        let diff = if TARGET { *p - t } else { *p };
+        *acc += diff * diff;
+        let g = g + wd * diff;
+        *v = mu * *v + g;
+        *p -= lr * if nesterov { g + mu * *v } else { *v };
+    };
+    let n = p.len();
+    let full = n / 8 * 8;
+    let (pc, pr) = p.split_at_mut(full);
+    let (vc, vr) = v.split_at_mut(full);
+    for (((p, g), v), t) in pc
+        .chunks_exact_mut(8)
+        .zip(g[..full].chunks_exact(8))
+        .zip(vc.chunks_exact_mut(8))
+        .zip(t[..full].chunks_exact(8))
+    {
+        for l in 0..8 {
+            one(&mut p[l], g[l], &mut v[l], t[l], &mut acc[l]);
+        }
+    }
+    let mut tail = 0.0f32;
+    for (j, (p, v)) in pr.iter_mut().zip(vr.iter_mut()).enumerate() {
+        one(p, g[full + j], v, t[full + j], &mut tail);
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
 fn update<D: ndarray::Dimension>(
     p: &mut ndarray::Array<f32, D>,
     g: &ndarray::Array<f32, D>,

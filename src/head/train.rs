@@ -41,8 +41,9 @@ use super::calibration::{acceptance_threshold, calibration_from, Calibration};
 use super::classifier::Head;
 use super::dataset::Dataset;
 use super::error::HeadError;
-use super::fewshot::{prior as class_mean_prior, prior_penalty_correction, pull_toward, Prior};
+use super::fewshot::{prior as class_mean_prior, Prior};
 use super::hyper::HyperParams;
+use super::kernels::{Rows, MAX_NARROW_OUTPUTS};
 use super::loss::{class_weights, cross_entropy};
 use super::params::{Layer, Params};
 use super::prototypes::Prototypes;
@@ -470,7 +471,8 @@ fn sgd_run(
     let mut order: Vec<usize> = (0..n).collect();
     // Every buffer of a step is made here once and reused: the batch's rows and labels, the
     // layers' outputs and deltas (`ws`), the gradient and the momentum.
-    let mut xb = Array2::<f32>::zeros((bs, dim));
+    let gather = params.layers[0].w.nrows() > MAX_NARROW_OUTPUTS;
+    let mut xb = Array2::<f32>::zeros((if gather { bs } else { 0 }, dim));
     let mut yb = vec![0usize; bs];
     let mut ws = Workspace::new();
     ws.fit(&params, bs);
@@ -494,32 +496,34 @@ fn sgd_run(
         for (bi, chunk) in order.chunks(bs).enumerate() {
             let m = chunk.len();
             for (r, &i) in chunk.iter().enumerate() {
-                xb.row_mut(r).assign(&data.z.row(i));
                 yb[r] = data.labels[i];
             }
-            let loss = params.loss_and_grad_in(
-                xb.slice(s![..m, ..]),
-                &yb[..m],
-                data.weights,
-                hyper.weight_decay(),
-                &mut grad,
-                &mut ws,
-            );
-            let loss = match prior {
-                Some(p) => {
-                    pull_toward(&mut grad, &p.target, hyper.weight_decay());
-                    loss + prior_penalty_correction(&params, &p.target, hyper.weight_decay())
+            // A narrow first layer (the linear head) reads the batch's rows where they are; a
+            // wide one (the MLP) gets them copied into one matrix for its matrix product.
+            let rows = match (gather, Rows::picked(data.z, chunk)) {
+                (false, Some(rows)) => rows,
+                _ => {
+                    for (r, &i) in chunk.iter().enumerate() {
+                        xb.row_mut(r).assign(&data.z.row(i));
+                    }
+                    Rows::all(xb.slice(s![..m, ..])).expect("a fresh matrix is contiguous")
                 }
-                None => loss,
             };
+            let loss = params.train_grad_in(rows, &yb[..m], data.weights, &mut grad, &mut ws);
             lr = learning_rate_at(
                 epoch as f32 + bi as f32 / batches as f32,
                 hyper.learning_rate(),
                 hyper.warmup_epochs(),
                 hyper.epochs(),
             );
-            sgd.step(&mut params, &grad, lr);
-            loss_sum += loss as f64 * m as f64;
+            let penalty = sgd.step_decayed(
+                &mut params,
+                &grad,
+                lr,
+                hyper.weight_decay(),
+                prior.map(|p| &p.target),
+            );
+            loss_sum += (loss + penalty) as f64 * m as f64;
         }
         epochs_run = epoch + 1;
         if average_tail && epoch >= max_epochs / 2 {
