@@ -202,8 +202,16 @@ unsafe fn forward_avx2(x: Rows, ws: &[f32], b: ArrayView1<f32>, out: &mut ArrayV
             let take = (k - c).min(4);
             let w = &ws[c * d..(c + take) * d];
             let row = |t: usize| if t < take { &w[t * d..(t + 1) * d] } else { x0 };
+            // The next two rows are fetched while these are multiplied (the batch's rows come
+            // from all over the training matrix, in shuffled order); only on the first pass
+            // over the weights.
+            let next = match (c == 0, m - i) {
+                (true, 4..) => Some([x.row(i + 2), x.row(i + 3)]),
+                (true, 3) => Some([x.row(i + 2), x.row(i + 2)]),
+                _ => None,
+            };
             // SAFETY: AVX2 and FMA are enabled in this function; every slice has length `d`.
-            let dots = unsafe { x86::dot4x2(x0, x1, [row(0), row(1), row(2), row(3)]) };
+            let dots = unsafe { x86::dot4x2(x0, x1, [row(0), row(1), row(2), row(3)], next) };
             for t in 0..take {
                 out[[i, c + t]] = b[c + t] + dots[0][t];
                 if pair {
@@ -466,15 +474,25 @@ mod x86 {
     /// # Safety
     /// The processor has AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn dot4x2(x0: &[f32], x1: &[f32], w: [&[f32]; 4]) -> [[f32; 4]; 2] {
+    pub(super) unsafe fn dot4x2(
+        x0: &[f32],
+        x1: &[f32],
+        w: [&[f32]; 4],
+        next: Option<[&[f32]; 2]>,
+    ) -> [[f32; 4]; 2] {
         let d = x0.len();
         assert!(x1.len() == d && w.iter().all(|r| r.len() == d));
         let full = d / LANES * LANES;
         let mut a = [_mm256_setzero_ps(); 8];
         let mut j = 0;
         while j < full {
-            // SAFETY: `j + 8 <= d` and every slice has length `d`.
+            // SAFETY: `j + 8 <= d` and every slice has length `d`; a prefetch reads nothing.
             unsafe {
+                if let (Some(next), 0) = (next, j % (2 * LANES)) {
+                    for r in next {
+                        _mm_prefetch::<_MM_HINT_T0>(r.as_ptr().add(j.min(r.len() - 1)).cast());
+                    }
+                }
                 let p = _mm256_loadu_ps(x0.as_ptr().add(j));
                 let q = _mm256_loadu_ps(x1.as_ptr().add(j));
                 for t in 0..4 {
