@@ -92,9 +92,13 @@ impl<'a> Rows<'a> {
         &self.data[r * self.dim..(r + 1) * self.dim]
     }
 
-    /// The rows copied into `out` (`len × dim`), for the wide products that take a matrix.
+    /// The rows copied into `out` (`len × dim`), for the wide products that take a matrix; the
+    /// next row is fetched while one is copied.
     pub fn gather_into(&self, out: &mut ArrayViewMut2<f32>) {
         for (i, mut o) in out.rows_mut().into_iter().enumerate().take(self.len) {
+            if i + 1 < self.len {
+                prefetch(self.row(i + 1));
+            }
             if let Some(o) = o.as_slice_mut() {
                 o.copy_from_slice(self.row(i));
             } else {
@@ -102,6 +106,22 @@ impl<'a> Rows<'a> {
             }
         }
     }
+}
+
+/// Asks the processor to bring `v` into its cache (x86-64; nothing elsewhere).
+#[inline(always)]
+fn prefetch(v: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in v.chunks(16) {
+        // SAFETY: a prefetch reads nothing and cannot fault; SSE is part of x86-64.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                line.as_ptr().cast(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
 }
 
 /// `out = X · Wᵀ + b` (`X` is `m × d`, `W` is `k × d`, `out` is `m × k`).

@@ -500,9 +500,14 @@ fn sgd_run(
             }
             // A narrow first layer (the linear head) reads the batch's rows where they are; a
             // wide one (the MLP) gets them copied into one matrix for its matrix product.
-            let rows = match (gather, Rows::picked(data.z, chunk)) {
+            let picked = Rows::picked(data.z, chunk);
+            let rows = match (gather, picked) {
                 (false, Some(rows)) => rows,
-                _ => {
+                (true, Some(rows)) => {
+                    rows.gather_into(&mut xb.slice_mut(s![..m, ..]));
+                    Rows::all(xb.slice(s![..m, ..])).expect("a fresh matrix is contiguous")
+                }
+                (_, None) => {
                     for (r, &i) in chunk.iter().enumerate() {
                         xb.row_mut(r).assign(&data.z.row(i));
                     }
