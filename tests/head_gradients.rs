@@ -1,7 +1,11 @@
 //! The hand-written backward passes of both heads against central finite differences of the loss,
 //! on random small problems (random sizes, weights, class weights and weight decay).
 
+use fieldtune::head::batch::Workspace;
+use fieldtune::head::fewshot::{prior_penalty_correction, pull_toward};
+use fieldtune::head::kernels::{Rows, MAX_NARROW_OUTPUTS};
 use fieldtune::head::params::{Layer, Params};
+use fieldtune::head::sgd::Sgd;
 use ndarray::{Array1, Array2};
 use proptest::prelude::*;
 
@@ -254,4 +258,76 @@ proptest! {
     fn wide_linear_gradient_matches_finite_differences(p in wide_problem(false)) {
         check_gradients(&p)?;
     }
+
+    #[test]
+    fn fused_linear_training_step_equals_the_three_pass_step(
+        p in wide_problem(false), toward in any::<bool>(), lr in 0.001f32..0.3,
+    ) {
+        check_fused_step(&p, toward, lr)?;
+    }
+
+    #[test]
+    fn fused_mlp_training_step_equals_the_three_pass_step(
+        p in wide_problem(true), toward in any::<bool>(), lr in 0.001f32..0.3,
+    ) {
+        check_fused_step(&p, toward, lr)?;
+    }
+}
+
+/// The training loop's step (`train_grad_in` on rows read in place, then `Sgd::step_decayed`)
+/// against the step it replaces (`loss_and_grad` on a copy of the rows, `pull_toward` when
+/// decaying toward a prior, then `Sgd::step`): the same loss and, over two steps (so the
+/// momentum counts), the same weights.
+fn check_fused_step(p: &Problem, toward: bool, lr: f32) -> Result<(), TestCaseError> {
+    let b = p.x.nrows();
+    // The batch: the rows in reverse order, the first one twice.
+    let rows: Vec<usize> = (0..b).rev().chain(std::iter::once(0)).collect();
+    let batch = p.x.select(ndarray::Axis(0), &rows);
+    let labels: Vec<usize> = rows.iter().map(|&i| p.labels[i]).collect();
+    let wd = p.weight_decay;
+    let target = toward.then(|| {
+        let mut t = p.params.clone();
+        for l in &mut t.layers {
+            l.w.mapv_inplace(|v| 0.5 * v - 0.1);
+        }
+        t
+    });
+    let mut three = p.params.clone();
+    let mut fused = p.params.clone();
+    let mut sgd3 = Sgd::new(&three, 0.9, true);
+    let mut sgd_f = Sgd::new(&fused, 0.9, true);
+    let mut g3 = three.zeros_like();
+    let mut gf = fused.zeros_like();
+    let mut ws = Workspace::new();
+    let narrow = p.params.layers[0].w.nrows() <= MAX_NARROW_OUTPUTS;
+    for step in 0..2 {
+        let mut want = three.loss_and_grad(batch.view(), &labels, &p.class_weights, wd, &mut g3);
+        if let Some(t) = &target {
+            pull_toward(&mut g3, t, wd);
+            want += prior_penalty_correction(&three, t, wd);
+        }
+        sgd3.step(&mut three, &g3, lr);
+
+        let input = if narrow {
+            Rows::picked(p.x.view(), &rows)
+        } else {
+            Rows::all(batch.view())
+        }
+        .expect("standard layout");
+        let ce = fused.train_grad_in(input, &labels, &p.class_weights, &mut gf, &mut ws);
+        let got = ce + sgd_f.step_decayed(&mut fused, &gf, lr, wd, target.as_ref());
+        prop_assert!(
+            (got - want).abs() <= 1e-4 + 1e-4 * want.abs(),
+            "step {step}: loss {got} vs {want}"
+        );
+        for (l, (a, e)) in fused.layers.iter().zip(&three.layers).enumerate() {
+            for (x, y) in a.w.iter().zip(&e.w).chain(a.b.iter().zip(&e.b)) {
+                prop_assert!(
+                    (x - y).abs() <= 1e-4 + 1e-4 * y.abs(),
+                    "step {step}, layer {l}: fused {x} vs three-pass {y}"
+                );
+            }
+        }
+    }
+    Ok(())
 }

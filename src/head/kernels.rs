@@ -616,6 +616,8 @@ mod tests {
             (70, 5, 33),
             (5, 16, 8),
             (2, 7, 9),
+            (7, 3, 40),
+            (65, 4, 1283),
         ] {
             let x = filled(m, d, 0.37);
             let w = filled(k, d, 0.11);
@@ -626,7 +628,33 @@ mod tests {
             let err = (&out - &want).mapv(f32::abs).fold(0.0f32, |a, &v| a.max(v));
             assert!(err < 1e-3, "forward {m}×{k}×{d}: {err}");
 
+            // The same rows picked out of a larger matrix, in another order, read in place.
+            let pick: Vec<usize> = (0..m).rev().map(|i| 2 * i + 1).collect();
+            let big = filled(2 * m + 1, d, 0.29);
+            let chosen = big.select(ndarray::Axis(0), &pick);
+            let rows = Rows::picked(big.view(), &pick).unwrap();
+            let mut picked = Array2::zeros((m, k));
+            forward_rows(
+                rows,
+                w.as_slice().unwrap(),
+                b.view(),
+                &mut picked.view_mut(),
+            );
+            let want_picked = chosen.dot(&w.t()) + &b;
+            let err = (&picked - &want_picked)
+                .mapv(f32::abs)
+                .fold(0.0f32, |a, &v| a.max(v));
+            assert!(err < 1e-3, "picked forward {m}×{k}×{d}: {err}");
+            let mut gathered = Array2::zeros((m, d));
+            rows.gather_into(&mut gathered.view_mut());
+            assert_eq!(gathered, chosen);
+
             let delta = filled(m, k, 0.23);
+            let mut gp = Array2::zeros((k, d));
+            weight_grad_rows(delta.view(), rows, gp.as_slice_mut().unwrap());
+            let want = delta.t().dot(&chosen);
+            let err = (&gp - &want).mapv(f32::abs).fold(0.0f32, |a, &v| a.max(v));
+            assert!(err < 1e-3, "picked grad {m}×{k}×{d}: {err}");
             let mut gw = Array2::zeros((k, d));
             weight_grad(delta.view(), x.view(), w.view(), 0.1, &mut gw, 512);
             let want = &w * 0.1 + delta.t().dot(&x);
