@@ -80,6 +80,14 @@ impl Standardizer {
         z
     }
 
+    /// Standardises every row of `x` in place (the same values as [`Standardizer::transform`],
+    /// without a second matrix).
+    pub fn transform_owned(&self, mut x: Array2<f32>) -> Array2<f32> {
+        x -= &self.mean.view().insert_axis(Axis(0));
+        x *= &self.inv_std.view().insert_axis(Axis(0));
+        x
+    }
+
     /// Standardises one vector into `out` (same length), allocating nothing.
     pub fn transform_into(&self, x: ArrayView1<f32>, mut out: ArrayViewMut1<f32>) {
         ndarray::Zip::from(&mut out)
@@ -120,5 +128,6 @@ mod tests {
         let mut one = Array1::zeros(4);
         s.transform_into(x.row(5), one.view_mut());
         assert_eq!(one, z.row(5));
+        assert_eq!(s.transform_owned(x.clone()), z);
     }
 }

@@ -208,6 +208,8 @@ fn train_head(
 
     // 1. Which rows fit the weights, which validate.
     let holdout;
+    // The hold-out's row indices, from which the refit takes all rows again.
+    let mut split = None;
     let (fit, val, source): (Cow<Dataset>, Option<Cow<Dataset>>, _) = match val {
         Some(v) => (
             Cow::Borrowed(train),
@@ -221,18 +223,20 @@ fn train_head(
         {
             let (rest, held) = train.stratified_split(hyper.validation_fraction(), &mut rng);
             holdout = held.len();
-            (
+            let parts = (
                 Cow::Owned(train.select(&rest)),
                 Some(Cow::Owned(train.select(&held))),
                 ValidationSource::HeldOut(holdout),
-            )
+            );
+            split = Some((rest, held));
+            parts
         }
         None => (Cow::Borrowed(train), None, ValidationSource::None),
     };
 
-    // 2. Standardise.
+    // 2. Standardise. The class-mean prior is made from the raw rows first, so that a copy of
+    // them (the hold-out case) can be standardised in place.
     let standardizer = Standardizer::fit(fit.features.view());
-    let z = standardizer.transform(fit.features.view());
     let zv = val
         .as_ref()
         .map(|v| standardizer.transform(v.features.view()));
@@ -240,8 +244,6 @@ fn train_head(
     let val_weights = val
         .as_ref()
         .map(|v| class_weights(&v.class_counts(), hyper.class_balanced()));
-
-    // 3 and 4. SGD from the class-mean prior, with early stopping on the validation data.
     let prior = class_mean_prior(
         kind,
         fit.features.view(),
@@ -250,10 +252,23 @@ fn train_head(
         &standardizer,
         &mut rng,
     );
+    let fit_len = fit.len();
+    let (z, fit_labels): (Array2<f32>, Cow<[usize]>) = match fit {
+        Cow::Owned(d) => (
+            standardizer.transform_owned(d.features),
+            Cow::Owned(d.labels),
+        ),
+        Cow::Borrowed(d) => (
+            standardizer.transform(d.features.view()),
+            Cow::Borrowed(&d.labels[..]),
+        ),
+    };
+
+    // 3 and 4. SGD from the class-mean prior, with early stopping on the validation data.
     let first = sgd_run(
         FitData {
             z: z.view(),
-            labels: &fit.labels,
+            labels: &fit_labels,
             weights: &weights,
         },
         val.as_ref()
@@ -295,7 +310,7 @@ fn train_head(
         params = p.clone();
     }
     // 5. Prototypes and calibration, measured on data these weights never saw.
-    let prototypes = Prototypes::fit(z.view(), &fit.labels, k);
+    let prototypes = Prototypes::fit(z.view(), &fit_labels, k);
     let calibration = match (&val, &zv) {
         (Some(v), Some(zv)) => {
             let logits = params.logits(zv.view());
@@ -309,7 +324,7 @@ fn train_head(
                 // prior's scale was already fitted on leave-one-out logits).
                 scores.extend(
                     z.axis_iter(Axis(0))
-                        .zip(&fit.labels)
+                        .zip(fit_labels.iter())
                         .map(|(r, &y)| prototypes.nearest_excluding(r, Some(y)).0),
                 );
                 let (unknown_threshold, accepted_fraction) =
@@ -327,7 +342,7 @@ fn train_head(
         _ => {
             let scores: Vec<f32> = z
                 .axis_iter(Axis(0))
-                .zip(&fit.labels)
+                .zip(fit_labels.iter())
                 .map(|(r, &y)| prototypes.nearest_excluding(r, Some(y)).0)
                 .collect();
             let (unknown_threshold, accepted_fraction) =
@@ -344,9 +359,16 @@ fn train_head(
     // 6. Refit on every sample for the epoch count the validation data chose.
     let (standardizer, params, prototypes, z, refit_samples) = match &val {
         Some(v) => {
-            let all = fit.concat(v);
+            // Every row: the fitting rows then the validation rows (the same rows in the same
+            // order as when the hold-out was made).
+            let all = match &split {
+                Some((rest, held)) => {
+                    let order: Vec<usize> = rest.iter().chain(held).copied().collect();
+                    train.select(&order)
+                }
+                None => train.concat(v),
+            };
             let standardizer = Standardizer::fit(all.features.view());
-            let z = standardizer.transform(all.features.view());
             let weights = class_weights(&all.class_counts(), hyper.class_balanced());
             let prior = class_mean_prior(
                 kind,
@@ -356,10 +378,14 @@ fn train_head(
                 &standardizer,
                 &mut rng,
             );
+            let Dataset {
+                features, labels, ..
+            } = all;
+            let z = standardizer.transform_owned(features);
             let refit = sgd_run(
                 FitData {
                     z: z.view(),
-                    labels: &all.labels,
+                    labels: &labels,
                     weights: &weights,
                 },
                 None,
@@ -372,8 +398,8 @@ fn train_head(
                 &mut rng,
                 &mut |_| {},
             )?;
-            let prototypes = Prototypes::fit(z.view(), &all.labels, k);
-            let n = all.len();
+            let prototypes = Prototypes::fit(z.view(), &labels, k);
+            let n = labels.len();
             (standardizer, refit.params, prototypes, z, Some(n))
         }
         None => (standardizer, params, prototypes, z, None),
@@ -404,7 +430,7 @@ fn train_head(
         best_val_loss,
         final_train_loss: first.final_train_loss,
         validation: source,
-        fit_samples: fit.len(),
+        fit_samples: fit_len,
         refit_samples,
         calibration,
     };
