@@ -9,6 +9,11 @@
 //! allocated. On x86-64 the same code is also compiled for AVX2 + FMA and chosen at run time when
 //! the processor has them; aarch64 fuses multiply-adds (NEON) everywhere; other targets take the
 //! portable build. Wider layers (the MLP's hidden layer) go to ndarray's `general_mat_mul`.
+//!
+//! A training step's batch is a list of row indices into the whole standardised training matrix
+//! ([`Rows`]): the narrow kernels read those rows where they lie (no copy of the batch), and on
+//! x86-64 fetch the next rows while multiplying the current ones; the wide products get them
+//! copied into one matrix ([`Rows::gather_into`]).
 
 use ndarray::{linalg::general_mat_mul, s, ArrayView1, ArrayView2, ArrayViewMut2};
 
