@@ -104,6 +104,10 @@ pub struct RawSource {
     /// frame counts as unchanged (default 3.0; no single thumbnail cell may differ by more than
     /// 8 times it either).
     pub skip_threshold: Option<f32>,
+    /// When the source is not there at start (a USB camera that enumerates late, a folder on a
+    /// drive not mounted yet), keep trying with back-off instead of failing (default true for a
+    /// camera, false for a folder; stdin is always there).
+    pub wait: Option<bool>,
 }
 
 /// `[model]`: the backbone.
@@ -269,6 +273,15 @@ pub enum CameraDevice {
     Path(PathBuf),
 }
 
+impl std::fmt::Display for CameraDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CameraDevice::Index(i) => write!(f, "/dev/video{i}"),
+            CameraDevice::Path(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
 /// Camera pixel formats fieldtune asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PixelFormat {
@@ -286,6 +299,8 @@ pub struct SourceConfig {
     pub repeat_each: u32,
     /// Skip the backbone on unchanged frames: `Some(threshold)` in grey levels, `None` = off.
     pub skip_unchanged: Option<f32>,
+    /// A source missing at start is waited for (retried with back-off) instead of failing.
+    pub wait: bool,
 }
 
 /// Default of `source.skip_threshold`: the mean absolute difference, in grey levels, of two 32 × 32
@@ -531,6 +546,15 @@ impl Board {
             ));
         }
         let skip_unchanged = s.skip_unchanged.unwrap_or(false).then_some(skip_threshold);
+        let wait = s
+            .wait
+            .unwrap_or(matches!(kind, SourceKind::Camera { .. }));
+        if wait && matches!(kind, SourceKind::Stdin) {
+            return Err(bad(
+                "source.wait",
+                "does not apply to kind = \"stdin\" (stdin is always there); remove it".into(),
+            ));
+        }
 
         let threads = match raw.model.threads {
             Some(0) => return Err(bad("model.threads", "is 0; use 1 or more".into())),
@@ -780,6 +804,7 @@ impl Board {
                 frame_interval,
                 repeat_each,
                 skip_unchanged,
+                wait,
             },
             model,
             head: HeadConfig { kind: head_kind },

@@ -251,6 +251,166 @@ fn systemd_sees_ready_watchdog_and_stopping_in_order() {
     assert!(ready < watchdog && watchdog < stopping, "{seen:?}");
 }
 
+/// Reads sd_notify datagrams until one contains `wanted`; returns it.
+fn notification_with(notify: &UnixDatagram, wanted: &str) -> String {
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = notify.recv(&mut buf).expect("a notification");
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        if text.contains(wanted) {
+            return text;
+        }
+    }
+}
+
+/// The status of a service, over its socket.
+fn status_at(socket: &Path) -> serde_json::Value {
+    let reply = device_support::connect(socket)
+        .request(&Request::Status)
+        .expect("status");
+    assert!(reply.ok, "{reply:?}");
+    reply.data.expect("status data")
+}
+
+#[test]
+fn a_source_missing_at_start_is_waited_for_and_frames_flow_when_it_appears() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let notify_path = dir.path().join("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
+    notify
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .expect("timeout");
+    // The folder stands in for a USB camera that enumerates late: it is not there at start.
+    let later = dir.path().join("later");
+    let board = dir.path().join("late.toml");
+    std::fs::write(
+        &board,
+        format!(
+            "[source]\nkind = \"folder\"\npath = {:?}\nwait = true\nfps = 0\n",
+            later.display()
+        ),
+    )
+    .expect("write board");
+    let socket = dir.path().join("control.sock");
+    let mut child = Command::new(BIN)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("run")
+        .arg("--board")
+        .arg(&board)
+        .arg("--state")
+        .arg(dir.path().join("state"))
+        .arg("--socket")
+        .arg(&socket)
+        .env("NOTIFY_SOCKET", &notify_path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start fieldtune run");
+    let lines = device_support::prediction_lines(&mut child);
+
+    // READY is sent although there is no source, and says what the service waits for.
+    let ready = notification_with(&notify, "READY=1");
+    assert!(
+        ready.contains("STATUS=waiting for folder") && ready.contains("later"),
+        "{ready}"
+    );
+    let status = status_at(&socket);
+    assert!(
+        status["source"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("waiting for folder")),
+        "{status}"
+    );
+    assert_eq!(status["frames"], 0, "{status}");
+    assert!(
+        lines.try_recv().is_err(),
+        "no prediction before the source is there"
+    );
+
+    // The source appears whole (a rename, as a mount would): frames flow.
+    let staging = dir.path().join("staging");
+    std::fs::create_dir(&staging).expect("mkdir");
+    for class in ["Blight", "Healthy"] {
+        std::fs::create_dir(staging.join(class)).expect("mkdir");
+        for entry in std::fs::read_dir(corn().join(class)).expect("class folder") {
+            let path = entry.expect("entry").path();
+            std::fs::copy(&path, staging.join(class).join(path.file_name().expect("name")))
+                .expect("copy");
+        }
+    }
+    std::fs::rename(&staging, &later).expect("rename into place");
+    let line = device_support::next_line(&lines);
+    assert!(
+        line["origin"]
+            .as_str()
+            .is_some_and(|o| o.contains("later")),
+        "{line}"
+    );
+    let classifying = notification_with(&notify, "STATUS=classifying");
+    assert!(classifying.contains("later"), "{classifying}");
+    let status = status_at(&socket);
+    assert!(
+        status["source"]
+            .as_str()
+            .is_some_and(|s| !s.contains("waiting")),
+        "{status}"
+    );
+    assert!(device_support::terminate(&mut child).success());
+}
+
+#[test]
+fn a_camera_missing_at_start_keeps_the_service_up_and_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let notify_path = dir.path().join("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
+    notify
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .expect("timeout");
+    // A camera board waits by default (`source.wait`); without a camera the service still starts.
+    let board = dir.path().join("camera.toml");
+    std::fs::write(
+        &board,
+        "[source]\nkind = \"camera\"\ndevice = \"/dev/v4l/by-id/usb-none-video-index0\"\n",
+    )
+    .expect("write board");
+    let socket = dir.path().join("control.sock");
+    let mut child = Command::new(BIN)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("run")
+        .arg("--board")
+        .arg(&board)
+        .arg("--state")
+        .arg(dir.path().join("state"))
+        .arg("--socket")
+        .arg(&socket)
+        .env("NOTIFY_SOCKET", &notify_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start fieldtune run");
+    let ready = notification_with(&notify, "READY=1");
+    assert!(
+        ready.contains("STATUS=waiting for camera /dev/v4l/by-id/usb-none-video-index0"),
+        "{ready}"
+    );
+    let status = status_at(&socket);
+    assert!(
+        status["source"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("waiting for camera")),
+        "{status}"
+    );
+    let label = device_support::connect(&socket)
+        .request(&Request::Label {
+            class: "Blight".into(),
+            frame: None,
+        })
+        .expect("label request");
+    assert!(!label.ok, "no frame to label yet: {label:?}");
+    let stopped = device_support::terminate(&mut child);
+    assert!(stopped.success(), "a clean stop while waiting: {stopped:?}");
+}
+
 fn run_fails(args: &[&str], dir: &Path) -> String {
     let output = Command::new(BIN)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -287,7 +447,8 @@ fn bad_board_missing_camera_or_gpio_chip_and_busy_socket_are_clear_errors() {
     let camera = dir.path().join("camera.toml");
     std::fs::write(
         &camera,
-        "[source]\nkind = \"camera\"\ndevice = \"/dev/video97\"\n[control]\nsocket = \"none\"\n",
+        "[source]\nkind = \"camera\"\ndevice = \"/dev/video97\"\nwait = false\n\
+         [control]\nsocket = \"none\"\n",
     )
     .expect("write");
     let err = run_fails(&["--board", camera.to_str().expect("utf-8")], dir.path());

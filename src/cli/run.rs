@@ -230,7 +230,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let holder = Holder::this_process(board.control_socket.as_deref());
     let lock = StateLock::acquire(&board.store.dir, &holder)?;
 
-    let source = crate::source::open(&board.source)
+    let source = crate::source::waiting::open_or_wait(&board.source)
         .with_context(|| format!("board {}: cannot open the frame source", board.name))?;
     let (commands_tx, commands_rx) = mpsc::channel::<Command>();
     let control = match &board.control_socket {

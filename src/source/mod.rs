@@ -7,6 +7,8 @@
 //! - [`camera::CameraSource`]: a V4L2 camera through nokhwa (cargo feature `camera`; without it the
 //!   same type exists and says how to rebuild).
 //! - [`fake::FlakySource`]: wraps any source and fails on a schedule, for tests of the retry path.
+//! - [`waiting::WaitingSource`]: a source that is not there yet at start (`source.wait`), opened
+//!   when it appears.
 //!
 //! A source never decides what a fault means for the service: it returns a [`SourceError`], and
 //! [`SourceError::is_transient`] tells the loop to log, back off ([`Backoff`]) and try again.
@@ -25,6 +27,7 @@ use crate::board::{SourceConfig, SourceKind};
 pub mod fake;
 pub mod folder;
 pub mod mjpeg;
+pub mod waiting;
 
 // The camera backend is picked here and only here; both twins have the same signatures.
 #[cfg(feature = "camera")]
@@ -93,6 +96,16 @@ pub enum SourceError {
         what: &'static str,
         feature: &'static str,
     },
+    /// The source is not there yet ([`waiting::WaitingSource`]): tried again with back-off.
+    #[error("waiting for {what}: {cause}")]
+    Waiting {
+        what: String,
+        #[source]
+        cause: Box<SourceError>,
+    },
+    /// `source.device` resolves to something that is not a V4L2 capture node `/dev/videoN`.
+    #[error("camera {path} resolves to {resolved}, which is not a video device /dev/videoN; set source.device to /dev/videoN, /dev/v4l/by-id/… or /dev/v4l/by-path/… (`v4l2-ctl --list-devices`)")]
+    NotAVideoDevice { path: PathBuf, resolved: PathBuf },
     /// A fault injected by [`fake::FlakySource`].
     #[error("injected fault at frame {index} (fake source)")]
     Injected { index: u64 },
@@ -106,8 +119,24 @@ impl SourceError {
             self,
             SourceError::ReadImage { .. }
                 | SourceError::Camera { .. }
+                | SourceError::Waiting { .. }
                 | SourceError::Injected { .. }
         )
+    }
+
+    /// Whether the source is not there (yet) rather than broken: a camera node that does not exist
+    /// or cannot be opened yet, a folder that is missing or still empty. A board with `source.wait`
+    /// waits for these at start ([`waiting::open_or_wait`]).
+    pub fn is_absent(&self) -> bool {
+        match self {
+            SourceError::CameraMissing { .. }
+            | SourceError::Camera { .. }
+            | SourceError::EmptyFolder { .. } => true,
+            SourceError::ListFolder { source, .. } => {
+                source.kind() == std::io::ErrorKind::NotFound
+            }
+            _ => false,
+        }
     }
 }
 
@@ -123,6 +152,12 @@ pub trait FrameSource {
 
     /// A short description for logs and status.
     fn describe(&self) -> String;
+
+    /// Whether the source is still waiting for its device or folder to appear
+    /// ([`waiting::WaitingSource`]); the service says so in its status.
+    fn waiting(&self) -> bool {
+        false
+    }
 }
 
 /// Opens the source a board asks for.
