@@ -86,7 +86,8 @@ pub struct RawSource {
     pub repeat: Option<bool>,
     /// Frames per second to pace the loop at; 0 = as fast as the backbone allows (default 0).
     pub fps: Option<f64>,
-    /// Camera: `/dev/videoN` or an index (default 0).
+    /// Camera: `/dev/videoN`, a stable link `/dev/v4l/by-id/…` or `/dev/v4l/by-path/…`, or an index
+    /// (default 0).
     pub device: Option<toml::Value>,
     /// Camera frame width and height (default 640 × 480).
     pub width: Option<u32>,
@@ -460,7 +461,9 @@ impl Board {
                     Some(toml::Value::Integer(i)) if (0..=u32::MAX as i64).contains(&i) => {
                         CameraDevice::Index(i as u32)
                     }
-                    Some(toml::Value::String(p)) => CameraDevice::Path(PathBuf::from(p)),
+                    Some(toml::Value::String(p)) => CameraDevice::Path(camera_path(&p).map_err(
+                        |problem| bad("source.device", format!("is {p:?}: {problem}")),
+                    )?),
                     Some(other) => {
                         return Err(bad(
                             "source.device",
@@ -816,6 +819,34 @@ impl Board {
             buttons,
             web,
         })
+    }
+}
+
+/// A camera's device path: `/dev/videoN`, or a stable udev link under `/dev` —
+/// `/dev/v4l/by-id/…` (the same camera whatever port it is in) or `/dev/v4l/by-path/…` (whatever
+/// camera is in that port). Links are followed when the camera is opened
+/// ([`crate::source::video_index`]), not here: the board file is checked without the device.
+fn camera_path(text: &str) -> std::result::Result<PathBuf, String> {
+    const USE: &str = "use /dev/videoN, /dev/v4l/by-id/NAME or /dev/v4l/by-path/NAME (`ls -l /dev/v4l/by-id`), or an index like 0";
+    let path = PathBuf::from(text);
+    let Ok(rest) = path.strip_prefix("/dev") else {
+        return Err(format!("not a device path under /dev; {USE}"));
+    };
+    let parts: Vec<_> = rest.components().collect();
+    let ok = match parts.as_slice() {
+        [std::path::Component::Normal(name)] => name
+            .to_str()
+            .and_then(|n| n.strip_prefix("video"))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())),
+        [std::path::Component::Normal(v4l), std::path::Component::Normal(kind), std::path::Component::Normal(_)] => {
+            *v4l == "v4l" && (*kind == "by-id" || *kind == "by-path")
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(path)
+    } else {
+        Err(format!("not a camera node or a stable camera link; {USE}"))
     }
 }
 

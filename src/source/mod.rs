@@ -19,7 +19,7 @@
 //! - A Pi 5 Camera Module 3 gives raw Bayer on /dev/video0: use the `stdin` source with rpicam-vid
 //!   (boards/rpi5.toml).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::board::{SourceConfig, SourceKind};
@@ -112,13 +112,15 @@ pub enum SourceError {
 }
 
 impl SourceError {
-    /// Whether the loop should log, back off and retry (a bad frame, an unplugged camera), as opposed
+    /// Whether the loop should log, back off and retry (a bad frame, an unplugged camera, whose node
+    /// or by-id link disappears until it is plugged back), as opposed
     /// to stopping (no such folder, the stream ended, a backend not built in).
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
             SourceError::ReadImage { .. }
                 | SourceError::Camera { .. }
+                | SourceError::CameraMissing { .. }
                 | SourceError::Waiting { .. }
                 | SourceError::Injected { .. }
         )
@@ -208,6 +210,30 @@ pub fn check_device_node(device: &crate::board::CameraDevice) -> Result<(), Sour
         }
         _ => Ok(()),
     }
+}
+
+/// The N of the V4L2 node `/dev/videoN` a camera path names, following symlinks: `/dev/videoN`
+/// itself, or a stable udev link such as `/dev/v4l/by-id/usb-…-video-index0` or
+/// `/dev/v4l/by-path/platform-…-video-index0` (which point at `../../videoN`). Resolved at each
+/// open, so a camera that comes back as another N after a replug is still found by its stable link.
+///
+/// # Errors
+/// [`SourceError::CameraMissing`] when the path (or the node a link points at) does not exist,
+/// [`SourceError::NotAVideoDevice`] when it resolves to something else than `videoN`.
+pub fn video_index(path: &Path) -> Result<u32, SourceError> {
+    let resolved = std::fs::canonicalize(path).map_err(|_| SourceError::CameraMissing {
+        path: path.to_path_buf(),
+    })?;
+    resolved
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("video"))
+        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|n| n.parse::<u32>().ok())
+        .ok_or_else(|| SourceError::NotAVideoDevice {
+            path: path.to_path_buf(),
+            resolved: resolved.clone(),
+        })
 }
 
 /// Retry delays after transient faults: doubles from `first` up to `max`, back to `first` after a
