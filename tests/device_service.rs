@@ -411,6 +411,62 @@ fn a_camera_missing_at_start_keeps_the_service_up_and_says_so() {
     assert!(stopped.success(), "a clean stop while waiting: {stopped:?}");
 }
 
+#[test]
+fn client_commands_find_the_installed_service_by_themselves() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The service listens where systemd's RuntimeDirectory= puts it (here, in the test's folder).
+    let device = Device::start(dir.path(), &[]);
+    device.client();
+    let elsewhere = tempfile::tempdir().expect("a folder with no fieldtune.sock");
+    let client = |runtime: &Path, args: &[&str]| {
+        Command::new(BIN)
+            .current_dir(elsewhere.path())
+            .args(args)
+            .env("FIELDTUNE_RUNTIME_DIR", runtime)
+            .output()
+            .expect("client")
+    };
+    let found = client(dir.path(), &["status", "--json"]);
+    assert!(
+        found.status.success(),
+        "{}",
+        String::from_utf8_lossy(&found.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&found.stdout).expect("status JSON");
+    assert_eq!(status["board"], "desktop", "{status}");
+
+    // --socket and --board still win over the runtime directory.
+    let bogus = elsewhere.path().join("nothing.sock");
+    let overridden = client(dir.path(), &["status", "--socket", bogus.to_str().expect("utf-8")]);
+    assert!(!overridden.status.success());
+    assert!(
+        String::from_utf8_lossy(&overridden.stderr).contains("nothing.sock"),
+        "{}",
+        String::from_utf8_lossy(&overridden.stderr)
+    );
+    let board = elsewhere.path().join("board.toml");
+    std::fs::write(&board, "[control]\nsocket = \"board.sock\"\n").expect("write");
+    let by_board = client(dir.path(), &["undo", "--board", board.to_str().expect("utf-8")]);
+    assert!(!by_board.status.success());
+    assert!(
+        String::from_utf8_lossy(&by_board.stderr).contains("board.sock"),
+        "{}",
+        String::from_utf8_lossy(&by_board.stderr)
+    );
+
+    // No service socket in the runtime directory: the desktop board's socket, as before, and the
+    // error names both places.
+    let empty = tempfile::tempdir().expect("empty runtime dir");
+    let missing = client(empty.path(), &["status"]);
+    assert!(!missing.status.success());
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        err.contains("control.sock") && err.contains("fieldtune.sock") && err.contains("--socket"),
+        "{err}"
+    );
+    assert!(device.terminate().success());
+}
+
 fn run_fails(args: &[&str], dir: &Path) -> String {
     let output = Command::new(BIN)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
