@@ -467,6 +467,88 @@ fn client_commands_find_the_installed_service_by_themselves() {
     assert!(device.terminate().success());
 }
 
+/// Runs `fieldtune run` with a board file holding `board`; returns its exit status and stderr.
+fn run_with_board(dir: &Path, name: &str, board: &str) -> (Option<i32>, String) {
+    let path = dir.join(name);
+    std::fs::write(&path, board).expect("write board");
+    let output = Command::new(BIN)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("run")
+        .arg("--board")
+        .arg(&path)
+        .arg("--state")
+        .arg(dir.join("state"))
+        .env_remove("NOTIFY_SOCKET")
+        .output()
+        .expect("run fieldtune");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
+
+#[test]
+fn errors_a_restart_cannot_fix_exit_with_the_statuses_the_unit_does_not_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let unit = std::fs::read_to_string(root.join("boards/fieldtune.service")).expect("unit");
+    let prevented: Vec<i32> = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("RestartPreventExitStatus="))
+        .expect("RestartPreventExitStatus= in the unit")
+        .split_whitespace()
+        .map(|n| n.parse().expect("a number"))
+        .collect();
+    let folder = format!(
+        "[source]\nkind = \"folder\"\npath = {:?}\n[control]\nsocket = \"none\"\n",
+        corn().display()
+    );
+
+    // A board file that is not valid: 78 (EX_CONFIG).
+    let (code, err) = run_with_board(dir.path(), "bad.toml", "[source]\norder = \"backwards\"\n");
+    assert_eq!(code, Some(78), "{err}");
+    assert!(err.contains("source.order"), "{err}");
+
+    // A model descriptor that is not there: 66 (wrong model).
+    let missing = format!("{folder}[model]\ndescriptor = \"/nonexistent/model.toml\"\n");
+    let (code, err) = run_with_board(dir.path(), "nomodel.toml", &missing);
+    assert_eq!(code, Some(66), "{err}");
+    assert!(err.contains("/nonexistent/model.toml"), "{err}");
+
+    // A model file that is not the one its descriptor describes: 66.
+    let descriptor = std::fs::read_to_string(root.join("models/efficientnet_lite0.toml"))
+        .expect("descriptor")
+        .replace(
+            "file = \"efficientnet_lite0_features.onnx\"",
+            &format!(
+                "file = {:?}",
+                root.join("models/efficientnet_lite0_features.onnx").display()
+            ),
+        )
+        .replace("sha256 = \"e3", "sha256 = \"00");
+    let wrong = dir.path().join("wrong.toml");
+    std::fs::write(&wrong, descriptor).expect("write descriptor");
+    let board = format!("{folder}[model]\ndescriptor = {:?}\n", wrong.display());
+    let (code, err) = run_with_board(dir.path(), "wrongmodel.toml", &board);
+    assert_eq!(code, Some(66), "{err}");
+    assert!(err.contains("sha256"), "{err}");
+
+    // A second service on a busy state directory may succeed after a restart: 1.
+    let device = Device::start(dir.path(), &[]);
+    device.client();
+    let (code, err) = run_with_board(dir.path(), "second.toml", &folder);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(device.terminate().success());
+
+    for status in [65, 66, 78] {
+        assert!(
+            prevented.contains(&status),
+            "the unit must not restart on {status}: {prevented:?}"
+        );
+    }
+    assert!(!prevented.contains(&1), "{prevented:?}");
+}
+
 fn run_fails(args: &[&str], dir: &Path) -> String {
     let output = Command::new(BIN)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
