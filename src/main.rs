@@ -99,7 +99,13 @@ fn main() -> ExitCode {
     match fieldtune::cli::run(fieldtune::cli::Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            let text = format!("error: {error:#}\n");
+            if fieldtune::cli::journal::stderr_is_journal() {
+                // Every line at priority err, so `journalctl -p err` shows why the service stopped.
+                eprint!("{}", fieldtune::cli::journal::prefix_lines(3, &text));
+            } else {
+                eprint!("{text}");
+            }
             ExitCode::from(exit_status(&error))
         }
     }

@@ -549,6 +549,114 @@ fn errors_a_restart_cannot_fix_exit_with_the_statuses_the_unit_does_not_restart(
     assert!(!prevented.contains(&1), "{prevented:?}");
 }
 
+/// `JOURNAL_STREAM`'s value for a file: its device and inode, as systemd gives them for the stream.
+fn journal_stream_of(file: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(file).expect("stat");
+    format!("{}:{}", meta.dev(), meta.ino())
+}
+
+#[test]
+fn under_journald_every_line_carries_its_priority() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A source that is not there: the service logs a warning and keeps running.
+    let board = dir.path().join("late.toml");
+    std::fs::write(
+        &board,
+        format!(
+            "[source]\nkind = \"folder\"\npath = {:?}\nwait = true\n[control]\nsocket = \"none\"\n",
+            dir.path().join("later").display()
+        ),
+    )
+    .expect("write board");
+    let log = dir.path().join("stderr.log");
+    let file = std::fs::File::create(&log).expect("log file");
+    let mut child = Command::new(BIN)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("run")
+        .arg("--board")
+        .arg(&board)
+        .arg("--state")
+        .arg(dir.path().join("state"))
+        .env_remove("NOTIFY_SOCKET")
+        .env("JOURNAL_STREAM", journal_stream_of(&log))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(file)
+        .spawn()
+        .expect("start fieldtune run");
+    let start = Instant::now();
+    while !std::fs::read_to_string(&log)
+        .expect("read log")
+        .contains("still waiting")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no waiting warning: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(device_support::terminate(&mut child).success());
+    let text = std::fs::read_to_string(&log).expect("read log");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() >= 3, "{text}");
+    for line in &lines {
+        assert!(
+            line.starts_with("<4>") || line.starts_with("<6>"),
+            "every line has its priority: {line:?}"
+        );
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("<4>") && l.contains("WARN") && l.contains("waiting for folder")),
+        "{text}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("<6>") && l.contains("model efficientnet_lite0 loaded")),
+        "{text}"
+    );
+    // What `journalctl -p warning` (priorities 0-4) would show: the warnings, and no info line.
+    let shown: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l[1..2].parse::<u8>().is_ok_and(|p| p <= 4))
+        .collect();
+    assert!(!shown.is_empty(), "{text}");
+    assert!(shown.iter().all(|l| l.contains("WARN")), "{shown:?}");
+
+    // The fatal error: every line at priority err (3).
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[source]\norder = \"backwards\"\n").expect("write");
+    let log = dir.path().join("error.log");
+    let file = std::fs::File::create(&log).expect("log file");
+    let status = Command::new(BIN)
+        .arg("run")
+        .arg("--board")
+        .arg(&bad)
+        .env("JOURNAL_STREAM", journal_stream_of(&log))
+        .stderr(file)
+        .status()
+        .expect("run");
+    assert!(!status.success());
+    let text = std::fs::read_to_string(&log).expect("read log");
+    assert!(text.starts_with("<3>error: board file"), "{text}");
+    assert!(text.lines().all(|l| l.starts_with("<3>")), "{text}");
+
+    // JOURNAL_STREAM inherited, but stderr is somewhere else: plain lines.
+    let plain = Command::new(BIN)
+        .arg("run")
+        .arg("--board")
+        .arg(&bad)
+        .env("JOURNAL_STREAM", journal_stream_of(&log))
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&plain.stderr);
+    assert!(err.starts_with("error: board file"), "{err}");
+}
+
 fn run_fails(args: &[&str], dir: &Path) -> String {
     let output = Command::new(BIN)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
