@@ -334,16 +334,17 @@ fn a_source_missing_at_start_is_waited_for_and_frames_flow_when_it_appears() {
         std::fs::create_dir(staging.join(class)).expect("mkdir");
         for entry in std::fs::read_dir(corn().join(class)).expect("class folder") {
             let path = entry.expect("entry").path();
-            std::fs::copy(&path, staging.join(class).join(path.file_name().expect("name")))
-                .expect("copy");
+            std::fs::copy(
+                &path,
+                staging.join(class).join(path.file_name().expect("name")),
+            )
+            .expect("copy");
         }
     }
     std::fs::rename(&staging, &later).expect("rename into place");
     let line = device_support::next_line(&lines);
     assert!(
-        line["origin"]
-            .as_str()
-            .is_some_and(|o| o.contains("later")),
+        line["origin"].as_str().is_some_and(|o| o.contains("later")),
         "{line}"
     );
     let classifying = notification_with(&notify, "STATUS=classifying");
@@ -437,7 +438,10 @@ fn client_commands_find_the_installed_service_by_themselves() {
 
     // --socket and --board still win over the runtime directory.
     let bogus = elsewhere.path().join("nothing.sock");
-    let overridden = client(dir.path(), &["status", "--socket", bogus.to_str().expect("utf-8")]);
+    let overridden = client(
+        dir.path(),
+        &["status", "--socket", bogus.to_str().expect("utf-8")],
+    );
     assert!(!overridden.status.success());
     assert!(
         String::from_utf8_lossy(&overridden.stderr).contains("nothing.sock"),
@@ -446,7 +450,10 @@ fn client_commands_find_the_installed_service_by_themselves() {
     );
     let board = elsewhere.path().join("board.toml");
     std::fs::write(&board, "[control]\nsocket = \"board.sock\"\n").expect("write");
-    let by_board = client(dir.path(), &["undo", "--board", board.to_str().expect("utf-8")]);
+    let by_board = client(
+        dir.path(),
+        &["undo", "--board", board.to_str().expect("utf-8")],
+    );
     assert!(!by_board.status.success());
     assert!(
         String::from_utf8_lossy(&by_board.stderr).contains("board.sock"),
@@ -522,7 +529,8 @@ fn errors_a_restart_cannot_fix_exit_with_the_statuses_the_unit_does_not_restart(
             "file = \"efficientnet_lite0_features.onnx\"",
             &format!(
                 "file = {:?}",
-                root.join("models/efficientnet_lite0_features.onnx").display()
+                root.join("models/efficientnet_lite0_features.onnx")
+                    .display()
             ),
         )
         .replace("sha256 = \"e3", "sha256 = \"00");
@@ -608,9 +616,9 @@ fn under_journald_every_line_carries_its_priority() {
         );
     }
     assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with("<4>") && l.contains("WARN") && l.contains("waiting for folder")),
+        lines.iter().any(|l| l.starts_with("<4>")
+            && l.contains("WARN")
+            && l.contains("waiting for folder")),
         "{text}"
     );
     assert!(

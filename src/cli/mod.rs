@@ -109,9 +109,7 @@ pub fn init_logging() {
     if journal::stderr_is_journal() {
         // journald stamps the time itself; the `<N>` prefix gives each line its priority.
         let format = tracing_subscriber::fmt::format().without_time();
-        builder
-            .event_format(journal::PriorityPrefix(format))
-            .init();
+        builder.event_format(journal::PriorityPrefix(format)).init();
     } else {
         builder.init();
     }

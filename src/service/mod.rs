@@ -1003,10 +1003,7 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
 pub fn learner_config(board: &Board) -> LearnerConfig {
     let (kind, hyper) = head_settings(board);
     LearnerConfig {
-        store: crate::store::StoreConfig {
-            max_samples_per_class: u32::try_from(board.store.max_per_class).unwrap_or(u32::MAX),
-            ..crate::store::StoreConfig::default()
-        },
+        store: board.store.limits.clone(),
         kind,
         hyper,
         retrain_every: board.learning.retrain_every,
@@ -1017,11 +1014,7 @@ pub fn learner_config(board: &Board) -> LearnerConfig {
 
 /// The head kind and hyper-parameters a board asks for.
 pub fn head_settings(board: &Board) -> (HeadKind, HyperParams) {
-    let kind = match board.head.kind {
-        crate::board::HeadChoice::Linear => HeadKind::Linear,
-        crate::board::HeadChoice::Mlp { hidden } => HeadKind::Mlp { hidden },
-    };
-    (kind, HyperParams::defaults_for(kind))
+    (board.head, HyperParams::defaults_for(board.head))
 }
 
 /// A shared stop flag, set by SIGTERM and SIGINT.

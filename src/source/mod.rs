@@ -134,9 +134,7 @@ impl SourceError {
             SourceError::CameraMissing { .. }
             | SourceError::Camera { .. }
             | SourceError::EmptyFolder { .. } => true,
-            SourceError::ListFolder { source, .. } => {
-                source.kind() == std::io::ErrorKind::NotFound
-            }
+            SourceError::ListFolder { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
             _ => false,
         }
     }
