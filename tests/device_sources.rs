@@ -276,3 +276,76 @@ fn folder_replay_shows_each_image_for_several_frames() {
     assert_ne!(origins[3], origins[6]);
     assert!(source.describe().contains("each shown for 3 frames"));
 }
+
+#[test]
+fn stable_camera_paths_are_accepted_and_followed_to_their_video_node() {
+    let parse = |device: &str| {
+        Board::parse(
+            &format!("[source]\nkind = \"camera\"\ndevice = {device:?}\n"),
+            Path::new("cam.toml"),
+        )
+    };
+    for good in [
+        "/dev/video0",
+        "/dev/video12",
+        "/dev/v4l/by-id/usb-046d_HD_Pro_Webcam_C920-video-index0",
+        "/dev/v4l/by-path/platform-fd500000.pcie-pci-0000:01:00.0-usb-0:1.2:1.0-video-index0",
+    ] {
+        let board = parse(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+        match board.source.kind {
+            fieldtune::board::SourceKind::Camera { device, .. } => {
+                assert_eq!(device.to_string(), good)
+            }
+            other => panic!("{good}: {other:?}"),
+        }
+    }
+    for bad in [
+        "video0",
+        "/home/pi/video0",
+        "/dev/sda",
+        "/dev/videoX",
+        "/dev/v4l/by-id",
+        "/dev/v4l/by-label/cam",
+        "/dev/v4l/by-id/../../sda",
+    ] {
+        let e = parse(bad).expect_err(bad).to_string();
+        assert!(
+            e.contains("source.device") && e.contains("/dev/v4l/by-id/NAME"),
+            "{bad}: {e}"
+        );
+    }
+
+    // The links as udev makes them: relative, two levels up to the node.
+    let dev = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dev.path().join("video7"), b"").expect("node");
+    std::fs::write(dev.path().join("sda"), b"").expect("disk");
+    let by_id = dev.path().join("v4l/by-id");
+    std::fs::create_dir_all(&by_id).expect("mkdir");
+    let link = |name: &str, target: &str| {
+        let path = by_id.join(name);
+        std::os::unix::fs::symlink(target, &path).expect("symlink");
+        path
+    };
+    let camera = link("usb-cam-video-index0", "../../video7");
+    assert_eq!(fieldtune::source::video_index(&camera).expect("follows"), 7);
+    assert_eq!(
+        fieldtune::source::video_index(&dev.path().join("video7")).expect("the node itself"),
+        7
+    );
+    let unplugged = link("usb-gone-video-index0", "../../video9");
+    assert!(matches!(
+        fieldtune::source::video_index(&unplugged),
+        Err(SourceError::CameraMissing { .. })
+    ));
+    assert!(
+        SourceError::CameraMissing { path: unplugged }.is_absent(),
+        "an unplugged camera is waited for"
+    );
+    let disk = link("not-a-camera", "../../sda");
+    let e = fieldtune::source::video_index(&disk).expect_err("not a video node");
+    assert!(
+        matches!(e, SourceError::NotAVideoDevice { .. }) && !e.is_absent() && !e.is_transient(),
+        "{e}"
+    );
+    assert!(e.to_string().contains("sda"), "{e}");
+}

@@ -406,32 +406,42 @@ fn config_head_and_state_files_that_are_devices_fifos_or_huge_are_refused_unread
     std::fs::write(&huge, vec![b'#'; 2 << 20]).expect("huge");
     let image = root().join("tests/data/progressive/leaf-420.jpg");
     let state = dir.path().join("st");
-    let cases: [(&[&str], &str); 6] = [
+    // Exit statuses as src/main.rs gives them: 78 for a board file, 66 for a model, 1 otherwise.
+    let cases: [(&[&str], &str, i32); 6] = [
         (
             &["run", "--board", "/dev/zero"],
             "a device, not a regular file",
+            78,
         ),
         (
             &["run", "--board", s(&fifo)],
             "a FIFO (named pipe), not a regular file",
+            78,
         ),
-        (&["run", "--board", s(&huge)], "more than the 1048576 bytes"),
+        (
+            &["run", "--board", s(&huge)],
+            "more than the 1048576 bytes",
+            78,
+        ),
         (
             &["predict", "--model", "/dev/zero", "--head", "x", s(&image)],
             "a device, not a regular file",
+            66,
         ),
         (
             &["predict", "--head", s(&fifo), s(&image)],
             "a FIFO (named pipe), not a regular file",
+            1,
         ),
         (
             &["state", "import", "/dev/zero", "--into", s(&state)],
             "a device, not a regular file",
+            1,
         ),
     ];
-    for (args, why) in cases {
+    for (args, why, status) in cases {
         let out = run_exactly(args);
-        assert_eq!(out.status, 1, "{args:?}: {}", out.stderr);
+        assert_eq!(out.status, status, "{args:?}: {}", out.stderr);
         assert!(out.stderr.contains(why), "{args:?}: {}", out.stderr);
         assert!(
             out.peak_kib < 100 * 1024,

@@ -10,25 +10,46 @@ use crate::board::Board;
 use crate::control::{ControlClient, Reply, Request};
 use crate::service::Status;
 
+/// The environment variable naming the service's runtime directory (default `/run/fieldtune`,
+/// systemd's `RuntimeDirectory=fieldtune`); the tests point it elsewhere.
+pub const RUNTIME_DIR_ENV: &str = "FIELDTUNE_RUNTIME_DIR";
+
+/// Where the systemd service's socket is, if it is there: `$FIELDTUNE_RUNTIME_DIR/control.sock`,
+/// by default `/run/fieldtune/control.sock`.
+pub fn service_socket() -> PathBuf {
+    std::env::var_os(RUNTIME_DIR_ENV)
+        .map_or_else(|| PathBuf::from("/run/fieldtune"), PathBuf::from)
+        .join("control.sock")
+}
+
 /// Where the service listens.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SocketArgs {
-    /// Control socket path [default: the board's control.socket].
+    /// Control socket path [default: /run/fieldtune/control.sock when it exists (the installed
+    /// service), else the desktop board's control.socket].
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
-    /// Board file whose control.socket to use [default: the desktop board].
+    /// Board file whose control.socket to use.
     #[arg(long, value_name = "FILE")]
     pub board: Option<PathBuf>,
 }
 
 impl SocketArgs {
+    /// `--socket`, else `--board`'s socket, else the installed service's socket when it exists,
+    /// else the desktop board's.
     fn path(&self) -> anyhow::Result<PathBuf> {
         if let Some(p) = &self.socket {
             return Ok(p.clone());
         }
         let board = match &self.board {
             Some(path) => Board::load(path)?,
-            None => Board::desktop()?,
+            None => {
+                let service = service_socket();
+                if service.exists() {
+                    return Ok(service);
+                }
+                Board::desktop()?
+            }
         };
         board.control_socket.with_context(|| {
             format!(
@@ -40,7 +61,17 @@ impl SocketArgs {
 
     fn ask(&self, request: &Request) -> anyhow::Result<serde_json::Value> {
         let path = self.path()?;
-        let mut client = ControlClient::connect(&path)?;
+        let mut client = ControlClient::connect(&path).with_context(|| {
+            if self.socket.is_none() && self.board.is_none() {
+                format!(
+                    "no service found: {} (the installed service's) does not exist and none listens at {} (the desktop board's); pass --socket PATH or --board FILE",
+                    service_socket().display(),
+                    path.display()
+                )
+            } else {
+                format!("no service at {}", path.display())
+            }
+        })?;
         let Reply { ok, error, data } = client.request(request)?;
         if !ok {
             anyhow::bail!("{}", error.unwrap_or_else(|| "the service refused".into()));

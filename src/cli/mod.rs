@@ -31,6 +31,7 @@ pub mod common;
 pub mod curve;
 pub mod embed;
 pub mod eval;
+pub mod journal;
 pub mod predict;
 pub mod run;
 pub mod state;
@@ -95,18 +96,20 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Logs through `tracing` to stderr as plain lines (journald adds its own timestamps under systemd).
+/// Logs through `tracing` to stderr as plain lines; under systemd without the time (journald adds
+/// its own) and with each line's priority as an sd-daemon `<N>` prefix ([`journal`]).
 /// `RUST_LOG` picks the level; the default is `info`.
 pub fn init_logging() {
-    let under_systemd = std::env::var_os("JOURNAL_STREAM").is_some();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(false);
-    if under_systemd {
-        builder.without_time().init();
+    if journal::stderr_is_journal() {
+        // journald stamps the time itself; the `<N>` prefix gives each line its priority.
+        let format = tracing_subscriber::fmt::format().without_time();
+        builder.event_format(journal::PriorityPrefix(format)).init();
     } else {
         builder.init();
     }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::board::{Board, PredictionSink, SourceKind};
+use crate::board::{Board, Overrides};
 use crate::button::{self, ButtonDriver};
 use crate::control::ControlServer;
 use crate::embedder::Embedder;
@@ -108,100 +108,20 @@ impl RssSampler {
     }
 }
 
+/// The board with the command line's overrides, validated once (src/board/overrides.rs).
 fn load_board(args: &Args) -> anyhow::Result<Board> {
-    let mut board = match &args.board {
-        Some(path) => Board::load(path)?,
-        None => Board::desktop()?,
+    let overrides = Overrides {
+        state: args.state.clone(),
+        socket: args.socket.clone(),
+        web: args.web.clone(),
+        folder: args.folder.clone(),
+        fps: args.fps,
+        predictions: args.predictions.clone(),
+        repeat_each: args.repeat_each,
+        skip_unchanged: args.skip_unchanged.as_deref().map(|s| s == "on"),
+        bench: args.bench_frames.is_some(),
     };
-    if let Some(dir) = &args.state {
-        board.store.dir = dir.clone();
-    }
-    if let Some(socket) = &args.socket {
-        board.control_socket = Some(socket.clone());
-    }
-    if let Some(folder) = &args.folder {
-        let (shuffled, seed, repeat) = match board.source.kind {
-            SourceKind::Folder {
-                shuffled,
-                seed,
-                repeat,
-                ..
-            } => (shuffled, seed, repeat),
-            _ => (false, 42, true),
-        };
-        board.source.kind = SourceKind::Folder {
-            path: folder.clone(),
-            shuffled,
-            seed,
-            repeat,
-        };
-    }
-    if let Some(n) = args.repeat_each {
-        anyhow::ensure!(
-            (1..=10_000).contains(&n),
-            "--repeat-each {n}: use 1 (every frame a new image) to 10000"
-        );
-        anyhow::ensure!(
-            matches!(board.source.kind, SourceKind::Folder { .. }),
-            "--repeat-each only applies to a folder replay: add --folder DIR"
-        );
-        board.source.repeat_each = n;
-    }
-    if let Some(skip) = &args.skip_unchanged {
-        board.source.skip_unchanged = (skip == "on").then_some(
-            board
-                .source
-                .skip_unchanged
-                .unwrap_or(crate::board::DEFAULT_SKIP_THRESHOLD),
-        );
-    }
-    if let Some(web) = &args.web {
-        if web == "none" {
-            board.web = None;
-        } else {
-            let address: std::net::SocketAddr = web.parse().with_context(|| {
-                format!("--web {web:?}: use IP:PORT, e.g. 127.0.0.1:8080, or none")
-            })?;
-            let mut config = board.web.clone().unwrap_or(crate::web::WebConfig {
-                address: address.ip(),
-                port: address.port(),
-                token: crate::web::TokenSource::None,
-                trust_localhost: true,
-                limits: crate::control::ControlLimits {
-                    max_request_bytes: 8192,
-                    ..crate::control::ControlLimits::DEFAULT
-                },
-            });
-            config.address = address.ip();
-            config.port = address.port();
-            anyhow::ensure!(
-                config.token != crate::web::TokenSource::None || address.ip().is_loopback(),
-                "--web {web}: reachable from other machines but the board sets no web token; set web.token_file in the board"
-            );
-            board.web = Some(config);
-        }
-    }
-    if let Some(fps) = args.fps {
-        anyhow::ensure!(
-            fps.is_finite() && (0.0..=1000.0).contains(&fps),
-            "--fps {fps}: use 0 (as fast as possible) or a rate up to 1000"
-        );
-        board.source.frame_interval = (fps > 0.0).then(|| Duration::from_secs_f64(1.0 / fps));
-    }
-    if let Some(sink) = &args.predictions {
-        board.output.predictions = match sink.as_str() {
-            "stdout" => PredictionSink::Stdout,
-            "none" => PredictionSink::Discard,
-            file => PredictionSink::File(PathBuf::from(file)),
-        };
-    }
-    if args.bench_frames.is_some() {
-        board.source.frame_interval = None;
-        if args.predictions.is_none() {
-            board.output.predictions = PredictionSink::Discard;
-        }
-    }
-    Ok(board)
+    Ok(Board::load_with(args.board.as_deref(), &overrides)?)
 }
 
 fn load_descriptor(path: &Path) -> anyhow::Result<ModelDescriptor> {
@@ -230,7 +150,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let holder = Holder::this_process(board.control_socket.as_deref());
     let lock = StateLock::acquire(&board.store.dir, &holder)?;
 
-    let source = crate::source::open(&board.source)
+    let source = crate::source::waiting::open_or_wait(&board.source)
         .with_context(|| format!("board {}: cannot open the frame source", board.name))?;
     let (commands_tx, commands_rx) = mpsc::channel::<Command>();
     let control = match &board.control_socket {

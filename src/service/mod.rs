@@ -290,11 +290,9 @@ impl Service {
     /// # Errors
     /// [`ServiceError::Source`] when the source fails for good.
     pub fn run(mut self, stop: &AtomicBool) -> Result<Status, ServiceError> {
-        self.notifier.ready(&format!(
-            "classifying {} with {} classes",
-            self.source.describe(),
-            self.learner.classes().len()
-        ));
+        // READY even while the camera is not there yet: the socket, the page and the watchdog
+        // work, and systemd must not time the start out waiting for a USB camera.
+        self.notifier.ready(&self.systemd_status());
         let classes = self.learner.classes();
         tracing::info!(
             "ready: board {}, source {}, {} classes, {} stored samples",
@@ -317,9 +315,25 @@ impl Service {
         result.map(|()| status)
     }
 
+    /// The line `systemctl status` shows.
+    fn systemd_status(&self) -> String {
+        if self.source.waiting() {
+            // "waiting for camera /dev/video0".
+            self.source.describe()
+        } else {
+            format!(
+                "classifying {} with {} classes",
+                self.source.describe(),
+                self.learner.classes().len()
+            )
+        }
+    }
+
     fn main_loop(&mut self, stop: &AtomicBool) -> Result<(), ServiceError> {
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         let mut next_due = Instant::now();
+        // The source answered "waiting" since the last frame.
+        let mut waited = false;
         while !stop.load(Ordering::Relaxed) {
             // Serve commands until the next frame is due.
             loop {
@@ -351,8 +365,31 @@ impl Service {
                     if failures > 0 {
                         tracing::info!("frame source back after {failures} failed attempts");
                     }
+                    if std::mem::take(&mut waited) {
+                        self.notifier.status(&self.systemd_status());
+                    }
                     self.process(frame, capture_start);
                     self.auto_label();
+                }
+                Err(SourceError::Waiting { what, cause }) => {
+                    // Not a fault: the source is not there yet. Said once at warn (and at start by
+                    // the waiting source), then at debug, so an hour without a camera is not
+                    // thousands of journal lines.
+                    let wait = backoff.failed();
+                    let line = format!(
+                        "still waiting for {what} ({}); next try in {} ms",
+                        crate::learner::names::escaped(&cause.to_string()),
+                        wait.as_millis()
+                    );
+                    if waited {
+                        tracing::debug!("{line}");
+                    } else {
+                        tracing::warn!("{line}");
+                        self.notifier.status(&self.systemd_status());
+                        waited = true;
+                    }
+                    next_due = Instant::now() + wait;
+                    continue;
                 }
                 Err(e) if e.is_transient() => {
                     self.stats.faults += 1;
@@ -966,10 +1003,7 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
 pub fn learner_config(board: &Board) -> LearnerConfig {
     let (kind, hyper) = head_settings(board);
     LearnerConfig {
-        store: crate::store::StoreConfig {
-            max_samples_per_class: u32::try_from(board.store.max_per_class).unwrap_or(u32::MAX),
-            ..crate::store::StoreConfig::default()
-        },
+        store: board.store.limits.clone(),
         kind,
         hyper,
         retrain_every: board.learning.retrain_every,
@@ -980,11 +1014,7 @@ pub fn learner_config(board: &Board) -> LearnerConfig {
 
 /// The head kind and hyper-parameters a board asks for.
 pub fn head_settings(board: &Board) -> (HeadKind, HyperParams) {
-    let kind = match board.head.kind {
-        crate::board::HeadChoice::Linear => HeadKind::Linear,
-        crate::board::HeadChoice::Mlp { hidden } => HeadKind::Mlp { hidden },
-    };
-    (kind, HyperParams::defaults_for(kind))
+    (board.head, HyperParams::defaults_for(board.head))
 }
 
 /// A shared stop flag, set by SIGTERM and SIGINT.

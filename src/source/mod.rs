@@ -7,6 +7,8 @@
 //! - [`camera::CameraSource`]: a V4L2 camera through nokhwa (cargo feature `camera`; without it the
 //!   same type exists and says how to rebuild).
 //! - [`fake::FlakySource`]: wraps any source and fails on a schedule, for tests of the retry path.
+//! - [`waiting::WaitingSource`]: a source that is not there yet at start (`source.wait`), opened
+//!   when it appears.
 //!
 //! A source never decides what a fault means for the service: it returns a [`SourceError`], and
 //! [`SourceError::is_transient`] tells the loop to log, back off ([`Backoff`]) and try again.
@@ -17,7 +19,7 @@
 //! - A Pi 5 Camera Module 3 gives raw Bayer on /dev/video0: use the `stdin` source with rpicam-vid
 //!   (boards/rpi5.toml).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::board::{SourceConfig, SourceKind};
@@ -25,6 +27,7 @@ use crate::board::{SourceConfig, SourceKind};
 pub mod fake;
 pub mod folder;
 pub mod mjpeg;
+pub mod waiting;
 
 // The camera backend is picked here and only here; both twins have the same signatures.
 #[cfg(feature = "camera")]
@@ -93,21 +96,47 @@ pub enum SourceError {
         what: &'static str,
         feature: &'static str,
     },
+    /// The source is not there yet ([`waiting::WaitingSource`]): tried again with back-off.
+    #[error("waiting for {what}: {cause}")]
+    Waiting {
+        what: String,
+        #[source]
+        cause: Box<SourceError>,
+    },
+    /// `source.device` resolves to something that is not a V4L2 capture node `/dev/videoN`.
+    #[error("camera {path} resolves to {resolved}, which is not a video device /dev/videoN; set source.device to /dev/videoN, /dev/v4l/by-id/… or /dev/v4l/by-path/… (`v4l2-ctl --list-devices`)")]
+    NotAVideoDevice { path: PathBuf, resolved: PathBuf },
     /// A fault injected by [`fake::FlakySource`].
     #[error("injected fault at frame {index} (fake source)")]
     Injected { index: u64 },
 }
 
 impl SourceError {
-    /// Whether the loop should log, back off and retry (a bad frame, an unplugged camera), as opposed
+    /// Whether the loop should log, back off and retry (a bad frame, an unplugged camera, whose node
+    /// or by-id link disappears until it is plugged back), as opposed
     /// to stopping (no such folder, the stream ended, a backend not built in).
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
             SourceError::ReadImage { .. }
                 | SourceError::Camera { .. }
+                | SourceError::CameraMissing { .. }
+                | SourceError::Waiting { .. }
                 | SourceError::Injected { .. }
         )
+    }
+
+    /// Whether the source is not there (yet) rather than broken: a camera node that does not exist
+    /// or cannot be opened yet, a folder that is missing or still empty. A board with `source.wait`
+    /// waits for these at start ([`waiting::open_or_wait`]).
+    pub fn is_absent(&self) -> bool {
+        match self {
+            SourceError::CameraMissing { .. }
+            | SourceError::Camera { .. }
+            | SourceError::EmptyFolder { .. } => true,
+            SourceError::ListFolder { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+            _ => false,
+        }
     }
 }
 
@@ -123,6 +152,12 @@ pub trait FrameSource {
 
     /// A short description for logs and status.
     fn describe(&self) -> String;
+
+    /// Whether the source is still waiting for its device or folder to appear
+    /// ([`waiting::WaitingSource`]); the service says so in its status.
+    fn waiting(&self) -> bool {
+        false
+    }
 }
 
 /// Opens the source a board asks for.
@@ -173,6 +208,30 @@ pub fn check_device_node(device: &crate::board::CameraDevice) -> Result<(), Sour
         }
         _ => Ok(()),
     }
+}
+
+/// The N of the V4L2 node `/dev/videoN` a camera path names, following symlinks: `/dev/videoN`
+/// itself, or a stable udev link such as `/dev/v4l/by-id/usb-…-video-index0` or
+/// `/dev/v4l/by-path/platform-…-video-index0` (which point at `../../videoN`). Resolved at each
+/// open, so a camera that comes back as another N after a replug is still found by its stable link.
+///
+/// # Errors
+/// [`SourceError::CameraMissing`] when the path (or the node a link points at) does not exist,
+/// [`SourceError::NotAVideoDevice`] when it resolves to something else than `videoN`.
+pub fn video_index(path: &Path) -> Result<u32, SourceError> {
+    let resolved = std::fs::canonicalize(path).map_err(|_| SourceError::CameraMissing {
+        path: path.to_path_buf(),
+    })?;
+    resolved
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("video"))
+        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|n| n.parse::<u32>().ok())
+        .ok_or_else(|| SourceError::NotAVideoDevice {
+            path: path.to_path_buf(),
+            resolved: resolved.clone(),
+        })
 }
 
 /// Retry delays after transient faults: doubles from `first` up to `max`, back to `first` after a

@@ -15,7 +15,7 @@ use crate::source::{Frame, FrameData, FrameSource, SourceError};
 
 /// A V4L2 camera.
 pub struct CameraSource {
-    index: CameraIndex,
+    device: CameraDevice,
     name: String,
     format: CameraFormat,
     camera: Option<nokhwa::Camera>,
@@ -24,19 +24,8 @@ pub struct CameraSource {
 fn index_of(device: &CameraDevice) -> Result<CameraIndex, SourceError> {
     match device {
         CameraDevice::Index(i) => Ok(CameraIndex::Index(*i)),
-        CameraDevice::Path(path) => {
-            // nokhwa's V4L2 backend takes the N of /dev/videoN.
-            let n = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_prefix("video"))
-                .and_then(|n| n.parse::<u32>().ok())
-                .ok_or_else(|| SourceError::Camera {
-                    device: path.display().to_string(),
-                    problem: "source.device must be /dev/videoN or an index".into(),
-                })?;
-            Ok(CameraIndex::Index(n))
-        }
+        // nokhwa's V4L2 backend takes the N of /dev/videoN; a by-id or by-path link is followed.
+        CameraDevice::Path(path) => Ok(CameraIndex::Index(crate::source::video_index(path)?)),
     }
 }
 
@@ -58,11 +47,8 @@ impl CameraSource {
             PixelFormat::Yuyv => FrameFormat::YUYV,
         };
         let mut source = CameraSource {
-            index: index_of(device)?,
-            name: match device {
-                CameraDevice::Index(i) => format!("/dev/video{i}"),
-                CameraDevice::Path(p) => p.display().to_string(),
-            },
+            device: device.clone(),
+            name: device.to_string(),
             format: CameraFormat::new(Resolution::new(width, height), frame_format, 30),
             camera: None,
         };
@@ -81,8 +67,9 @@ impl CameraSource {
         self.camera = None;
         let requested =
             RequestedFormat::new::<RgbFormat>(RequestedFormatType::Closest(self.format));
-        let mut camera =
-            nokhwa::Camera::new(self.index.clone(), requested).map_err(|e| self.fault(e))?;
+        // Resolved again at each open: after a replug a by-id link may point at another videoN.
+        let index = index_of(&self.device)?;
+        let mut camera = nokhwa::Camera::new(index, requested).map_err(|e| self.fault(e))?;
         camera.open_stream().map_err(|e| self.fault(e))?;
         self.camera = Some(camera);
         Ok(())
