@@ -67,6 +67,8 @@ pub struct RawBoard {
     pub buttons: RawButtons,
     /// Absent: no web page.
     pub web: Option<RawWeb>,
+    /// Absent: no MQTT (src/mqtt/config.rs).
+    pub mqtt: Option<crate::mqtt::config::RawMqtt>,
 }
 
 /// `[source]`: where frames come from.
@@ -242,6 +244,8 @@ pub struct Board {
     pub buttons: ButtonsConfig,
     /// `None` when the web page is turned off.
     pub web: Option<crate::web::WebConfig>,
+    /// `None` when MQTT is off (the default).
+    pub mqtt: Option<crate::mqtt::MqttConfig>,
 }
 
 /// Where frames come from.
@@ -701,6 +705,7 @@ impl Board {
             Some(web) => web_config(web, &bad)?,
             None => None,
         };
+        let mqtt = crate::mqtt::config::validate(raw.mqtt, path)?;
 
         let b = raw.buttons;
         let backend = match b.backend.as_deref().unwrap_or("none") {
@@ -790,6 +795,7 @@ impl Board {
             control_limits,
             buttons,
             web,
+            mqtt,
         })
     }
 }

@@ -262,6 +262,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         _ => None,
     };
+    // Connects in the background: a broker that is down is retried, never waited for.
+    let mqtt = match &board.mqtt {
+        Some(config) => Some(
+            crate::mqtt::MqttLink::start(config, &board.name, commands_tx.clone(), Command::control)
+                .with_context(|| format!("board {}: cannot start MQTT", board.name))?,
+        ),
+        None => None,
+    };
     let buttons = match button::open(&board.buttons)? {
         Some(panel) => {
             let driver = ButtonDriver::new(panel, board.buttons.class_pins.len(), &board.buttons);
@@ -306,6 +314,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         auto_label_every: bench.map(|_| 10),
         live,
     })?;
+    let service = match mqtt {
+        Some(link) => service.with_mqtt(link),
+        None => service,
+    };
     let started = Instant::now();
     let sampler = bench.map(|_| RssSampler::start(Duration::from_secs(30)));
     let status = service.run(&stop)?;
