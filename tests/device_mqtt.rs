@@ -45,7 +45,15 @@ impl Device {
         let socket = dir.join("control.sock");
         let mut child = Command::new(BIN)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["run", "--web", "none", "--predictions", "stdout", "--fps", fps])
+            .args([
+                "run",
+                "--web",
+                "none",
+                "--predictions",
+                "stdout",
+                "--fps",
+                fps,
+            ])
             .arg("--board")
             .arg(board)
             .arg("--folder")
@@ -128,7 +136,11 @@ fn check_discovery(message: &Message, prefix: &str) -> serde_json::Value {
     let parts: Vec<&str> = message.topic.split('/').collect();
     assert_eq!(parts.len(), 5, "discovery topic {}", message.topic);
     assert_eq!(parts[0], "homeassistant");
-    assert!(["sensor", "button"].contains(&parts[1]), "{}", message.topic);
+    assert!(
+        ["sensor", "button"].contains(&parts[1]),
+        "{}",
+        message.topic
+    );
     let id_ok = |s: &str| {
         !s.is_empty()
             && s.chars()
@@ -144,7 +156,10 @@ fn check_discovery(message: &Message, prefix: &str) -> serde_json::Value {
             .to_string()
     };
     let topic_ok = |t: &str, wildcards: bool| {
-        !t.is_empty() && t.len() < 65_536 && !t.contains('\0') && (wildcards || !t.contains(['+', '#']))
+        !t.is_empty()
+            && t.len() < 65_536
+            && !t.contains('\0')
+            && (wildcards || !t.contains(['+', '#']))
     };
     match parts[1] {
         "sensor" => {
@@ -209,7 +224,9 @@ fn predictions_events_commands_discovery_and_the_last_will() {
         .to_string();
 
     // No class yet: "unknown" goes out once as a change, then as heartbeats.
-    let first = sub.wait_for("a first prediction", |m| m.topic == format!("{prefix}/prediction"));
+    let first = sub.wait_for("a first prediction", |m| {
+        m.topic == format!("{prefix}/prediction")
+    });
     let first = first.json();
     assert_eq!(first["unknown"], true, "{first}");
     assert!(first["seq"].as_u64().is_some() && first["time_ms"].as_u64().is_some());
@@ -220,13 +237,17 @@ fn predictions_events_commands_discovery_and_the_last_will() {
     // A command labels the current frame: the reply, the event and the class's button.
     let cmd = format!("{prefix}/cmd");
     publish(broker.port, &cmd, br#"{"cmd":"label","class":"Blight"}"#);
-    let reply = sub.wait_for("the label's reply", |m| m.topic == format!("{prefix}/reply"));
+    let reply = sub.wait_for("the label's reply", |m| {
+        m.topic == format!("{prefix}/reply")
+    });
     assert_eq!(reply.json()["ok"], true, "{}", reply.payload);
-    let event = sub.wait_for("the label event", |m| m.topic == format!("{prefix}/event"));
-    assert_eq!(event.json()["event"], "label");
+    let event = sub.wait_for("the label event", |m| {
+        m.topic == format!("{prefix}/event") && m.json()["event"] == "label"
+    });
     assert_eq!(event.json()["class"], "Blight");
     let button = sub.wait_for("the Blight button", |m| {
-        m.topic.starts_with("homeassistant/button/cam-1/label_blight_")
+        m.topic
+            .starts_with("homeassistant/button/cam-1/label_blight_")
     });
     let press = check_discovery(&button, prefix)["payload_press"]
         .as_str()
@@ -241,7 +262,9 @@ fn predictions_events_commands_discovery_and_the_last_will() {
     assert_eq!(reply.json()["data"]["seq"], seq, "{}", reply.payload);
     // The button's own payload labels too (as pressing it in Home Assistant would).
     publish(broker.port, &cmd, press.as_bytes());
-    let reply = sub.wait_for("the button's reply", |m| m.topic == format!("{prefix}/reply"));
+    let reply = sub.wait_for("the button's reply", |m| {
+        m.topic == format!("{prefix}/reply")
+    });
     assert_eq!(reply.json()["data"]["class"], "Blight", "{}", reply.payload);
     // Two classes: a prediction naming one of them goes out as a change.
     let change = sub.wait_for("a class change", |m| {
@@ -268,7 +291,9 @@ fn predictions_events_commands_discovery_and_the_last_will() {
     device.wait_log("not a request");
     publish(broker.port, &cmd, br#"{"cmd":"label","class":""}"#);
     let reply = sub.wait_for("the empty name's reply", |m| {
-        m.topic == format!("{prefix}/reply") && m.json()["ok"] == false && m.payload.contains("empty")
+        m.topic == format!("{prefix}/reply")
+            && m.json()["ok"] == false
+            && m.payload.contains("empty")
     });
     println!("refused: {}", reply.payload);
     let status = device.status();
@@ -278,7 +303,10 @@ fn predictions_events_commands_discovery_and_the_last_will() {
         .iter()
         .map(|c| c["samples"].as_u64().unwrap())
         .sum();
-    assert_eq!(samples_after, samples_before, "a refused message stored nothing");
+    assert_eq!(
+        samples_after, samples_before,
+        "a refused message stored nothing"
+    );
     assert_eq!(status["mqtt"]["refused"], 3, "{}", status["mqtt"]);
     assert_eq!(status["mqtt"]["connected"], true);
 
@@ -351,7 +379,9 @@ fn a_broker_killed_and_restarted_never_stalls_predictions() {
     broker.restart();
     let mut sub2 = Subscriber::start(broker.port, &format!("{prefix}/#"));
     sub2.wait_for("online again", |m| m.payload == "online");
-    sub2.wait_for("predictions again", |m| m.topic == format!("{prefix}/prediction"));
+    sub2.wait_for("predictions again", |m| {
+        m.topic == format!("{prefix}/prediction")
+    });
     let status = device.status();
     println!("after the restart: {}", status["mqtt"]);
     assert!(status["mqtt"]["connects"].as_u64().unwrap() >= 2);
@@ -360,4 +390,3 @@ fn a_broker_killed_and_restarted_never_stalls_predictions() {
     device.wait_log("mqtt: connected to 127.0.0.1");
     drop(sub);
 }
-

@@ -265,8 +265,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // Connects in the background: a broker that is down is retried, never waited for.
     let mqtt = match &board.mqtt {
         Some(config) => Some(
-            crate::mqtt::MqttLink::start(config, &board.name, commands_tx.clone(), Command::control)
-                .with_context(|| format!("board {}: cannot start MQTT", board.name))?,
+            crate::mqtt::MqttLink::start(
+                config,
+                &board.name,
+                commands_tx.clone(),
+                Command::control,
+            )
+            .with_context(|| format!("board {}: cannot start MQTT", board.name))?,
         ),
         None => None,
     };

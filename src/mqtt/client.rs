@@ -114,7 +114,15 @@ pub(super) fn spawn<T: Send + 'static>(
         threads.push(spawn(
             "mqtt-publish",
             Box::new(move || {
-                publish_queued(&queue, &client, &config, &model, &counters, &discovered, &stop);
+                publish_queued(
+                    &queue,
+                    &client,
+                    &config,
+                    &model,
+                    &counters,
+                    &discovered,
+                    &stop,
+                );
                 let _ = done.send(());
             }),
         )?);
@@ -234,7 +242,9 @@ fn drive(
                 counters.connected.store(true, Ordering::Relaxed);
                 counters.connects.fetch_add(1, Ordering::Relaxed);
                 if failures > 0 {
-                    tracing::info!("mqtt: connected to {broker} again after {failures} failed attempts");
+                    tracing::info!(
+                        "mqtt: connected to {broker} again after {failures} failed attempts"
+                    );
                 } else {
                     tracing::info!("mqtt: connected to {broker} as {}", config.client_id);
                 }
@@ -264,7 +274,9 @@ fn drive(
                 if stop.load(Ordering::Relaxed) {
                     return;
                 }
-                counters.failed_connects.fetch_add(u64::from(!was_connected), Ordering::Relaxed);
+                counters
+                    .failed_connects
+                    .fetch_add(u64::from(!was_connected), Ordering::Relaxed);
                 failures += 1;
                 // Every attempt of the first few, then every 10th: a long outage stays readable.
                 if was_connected {
@@ -286,13 +298,7 @@ fn drive(
 
 /// Publishes the discovery configs: all of them when `full` (a new connection: the broker may
 /// have lost them), else only the buttons of classes that came or went.
-fn announce(
-    client: &Client,
-    config: &MqttConfig,
-    model: &str,
-    d: &mut Discovered,
-    full: bool,
-) {
+fn announce(client: &Client, config: &MqttConfig, model: &str, d: &mut Discovered, full: bool) {
     if config.discovery_prefix.is_none() {
         return;
     }
@@ -347,7 +353,9 @@ fn publish_queued(
                 }
                 continue;
             }
-            Outgoing::Prediction(p) => (&topics.prediction, QoS::AtMostOnce, serde_json::to_vec(&p)),
+            Outgoing::Prediction(p) => {
+                (&topics.prediction, QoS::AtMostOnce, serde_json::to_vec(&p))
+            }
             Outgoing::Event(e) => (&topics.event, QoS::AtLeastOnce, serde_json::to_vec(&e)),
         };
         let Ok(payload) = payload else { continue };
@@ -386,7 +394,10 @@ fn serve_commands<T>(
             Ok(request) => {
                 counters.commands.fetch_add(1, Ordering::Relaxed);
                 let (tx, rx) = mpsc::channel();
-                if to_service.send(wrap(Incoming { request, reply: tx })).is_err() {
+                if to_service
+                    .send(wrap(Incoming { request, reply: tx }))
+                    .is_err()
+                {
                     Reply::error("the service is shutting down")
                 } else {
                     rx.recv_timeout(REPLY_TIMEOUT)
@@ -408,11 +419,11 @@ fn check_command(payload: &[u8], max: usize) -> Result<control::Request, String>
             payload.len()
         ));
     }
-    let text = std::str::from_utf8(payload)
-        .map_err(|_| "not UTF-8 text; send one control request as JSON, e.g. {\"cmd\":\"status\"}".to_string())?;
-    control::parse_request(text.trim()).map_err(|reply| {
-        crate::learner::names::escaped(&reply.error.unwrap_or_default())
-    })
+    let text = std::str::from_utf8(payload).map_err(|_| {
+        "not UTF-8 text; send one control request as JSON, e.g. {\"cmd\":\"status\"}".to_string()
+    })?;
+    control::parse_request(text.trim())
+        .map_err(|reply| crate::learner::names::escaped(&reply.error.unwrap_or_default()))
 }
 
 #[cfg(test)]
@@ -431,7 +442,9 @@ mod tests {
         assert!(check_command(&[b' '; 5000], 4096)
             .unwrap_err()
             .contains("mqtt.max_message_bytes"));
-        assert!(check_command(&[0xff, 0xfe], 4096).unwrap_err().contains("UTF-8"));
+        assert!(check_command(&[0xff, 0xfe], 4096)
+            .unwrap_err()
+            .contains("UTF-8"));
         assert!(check_command(br#"{"cmd":"format_disk"}"#, 4096)
             .unwrap_err()
             .contains("not a request"));

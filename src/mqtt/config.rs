@@ -297,7 +297,13 @@ fn hostname() -> String {
     let clean: String = name
         .trim()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(40)
         .collect();
     if clean.is_empty() {
@@ -337,11 +343,23 @@ mod tests {
             ("broker = \"http://x\"", "mqtt.broker"),
             ("broker = \"mqtt://x:0\"", "mqtt.broker"),
             ("client_id = \"a\"", "mqtt.broker"),
-            ("broker = \"mqtt://x\"\nclient_id = \"a b\"", "mqtt.client_id"),
-            ("broker = \"mqtt://x\"\ntopic_prefix = \"a/#\"", "mqtt.topic_prefix"),
+            (
+                "broker = \"mqtt://x\"\nclient_id = \"a b\"",
+                "mqtt.client_id",
+            ),
+            (
+                "broker = \"mqtt://x\"\ntopic_prefix = \"a/#\"",
+                "mqtt.topic_prefix",
+            ),
             ("broker = \"mqtt://x\"\npassword = \"p\"", "mqtt.username"),
-            ("broker = \"mqtt://x\"\nca_file = \"ca.pem\"", "mqtt.ca_file"),
-            ("broker = \"mqtts://x\"\nclient_key_file = \"k\"", "mqtt.client_cert_file"),
+            (
+                "broker = \"mqtt://x\"\nca_file = \"ca.pem\"",
+                "mqtt.ca_file",
+            ),
+            (
+                "broker = \"mqtts://x\"\nclient_key_file = \"k\"",
+                "mqtt.client_cert_file",
+            ),
             ("broker = \"mqtt://x\"\nheartbeat_s = 0", "mqtt.heartbeat_s"),
             ("broker = \"mqtt://x\"\nqueue = 1", "mqtt.queue"),
         ] {

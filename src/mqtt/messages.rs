@@ -186,12 +186,7 @@ pub fn class_button(config: &MqttConfig, model: &str, class: &str) -> Option<Dis
 pub fn remove_class_button(config: &MqttConfig, class: &str) -> Option<Discovery> {
     let prefix = config.discovery_prefix.as_ref()?;
     Some(Discovery {
-        topic: discovery_topic(
-            prefix,
-            "button",
-            &node_id(config),
-            &class_object_id(class),
-        ),
+        topic: discovery_topic(prefix, "button", &node_id(config), &class_object_id(class)),
         payload: String::new(),
     })
 }
@@ -241,7 +236,12 @@ mod tests {
                 frame: None
             }
         );
-        assert!(b.topic.starts_with("homeassistant/button/cam-1/label_grayleafspot_"));
-        assert_eq!(remove_class_button(&c, "Gray \"leaf\" spot").unwrap().topic, b.topic);
+        assert!(b
+            .topic
+            .starts_with("homeassistant/button/cam-1/label_grayleafspot_"));
+        assert_eq!(
+            remove_class_button(&c, "Gray \"leaf\" spot").unwrap().topic,
+            b.topic
+        );
     }
 }

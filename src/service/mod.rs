@@ -1018,9 +1018,10 @@ fn event_of(request: &Request) -> Option<&'static str> {
         Request::NewClass { .. } => Some("new_class"),
         Request::MoveSample { .. } => Some("move_sample"),
         Request::DeleteSample { .. } => Some("delete_sample"),
-        Request::Status | Request::Current | Request::Samples { .. } | Request::Thumbnail { .. } => {
-            None
-        }
+        Request::Status
+        | Request::Current
+        | Request::Samples { .. }
+        | Request::Thumbnail { .. } => None,
     }
 }
 

@@ -2,6 +2,7 @@
 //! a configuration file of the test's own (never the system service), and its command-line
 //! clients (`mosquitto_sub`, `mosquitto_pub`) to watch and to send. `bash .ci/setup` installs them.
 
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -123,15 +124,25 @@ impl Message {
 pub struct Subscriber {
     child: Child,
     messages: Receiver<Message>,
-    /// Everything seen so far (what `wait_for` skipped included).
-    pub seen: Vec<Message>,
+    /// Messages that arrived and were not taken yet, oldest first.
+    pending: VecDeque<Message>,
 }
 
 impl Subscriber {
     /// Subscribes to `filter` (e.g. `#`) on the broker at `port`.
     pub fn start(port: u16, filter: &str) -> Subscriber {
         let mut child = Command::new(tool("mosquitto_sub"))
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-v", "-q", "1", "-t", filter])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-v",
+                "-q",
+                "1",
+                "-t",
+                filter,
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -139,9 +150,11 @@ impl Subscriber {
         let stdout = child.stdout.take().expect("piped");
         let (tx, messages) = mpsc::channel();
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
+            // Payloads need not be UTF-8 (the tests send some that are not on purpose).
+            for line in BufReader::new(stdout).split(b'\n') {
                 let Ok(line) = line else { return };
-                let (topic, payload) = line.split_once(' ').unwrap_or((&line, ""));
+                let line = String::from_utf8_lossy(&line);
+                let (topic, payload) = line.split_once(' ').unwrap_or((&*line, ""));
                 let message = Message {
                     topic: topic.to_string(),
                     payload: payload.to_string(),
@@ -154,12 +167,16 @@ impl Subscriber {
         Subscriber {
             child,
             messages,
-            seen: Vec::new(),
+            pending: VecDeque::new(),
         }
     }
 
-    /// The first message from now on that `matches`, waiting up to two minutes.
+    /// The oldest message not yet taken that `matches` (taking it), waiting up to two minutes
+    /// for it to arrive; messages that do not match stay for later calls.
     pub fn wait_for(&mut self, what: &str, matches: impl Fn(&Message) -> bool) -> Message {
+        if let Some(i) = self.pending.iter().position(&matches) {
+            return self.pending.remove(i).expect("found");
+        }
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -167,18 +184,11 @@ impl Subscriber {
                 .messages
                 .recv_timeout(left)
                 .unwrap_or_else(|_| panic!("no MQTT message {what} within two minutes"));
-            self.seen.push(message.clone());
             if matches(&message) {
                 return message;
             }
+            self.pending.push_back(message);
         }
-    }
-
-    /// The messages that arrived up to now, without waiting.
-    pub fn drain(&mut self) -> Vec<Message> {
-        let fresh: Vec<Message> = self.messages.try_iter().collect();
-        self.seen.extend(fresh.iter().cloned());
-        fresh
     }
 }
 
@@ -192,7 +202,17 @@ impl Drop for Subscriber {
 /// Publishes `payload` on `topic` with `mosquitto_pub` (QoS 1), waiting until it is sent.
 pub fn publish(port: u16, topic: &str, payload: &[u8]) {
     let mut child = Command::new(tool("mosquitto_pub"))
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-t", topic, "-s"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-q",
+            "1",
+            "-t",
+            topic,
+            "-s",
+        ])
         .stdin(Stdio::piped())
         .spawn()
         .expect("start mosquitto_pub");
