@@ -165,6 +165,8 @@ pub struct RawOutput {
     pub predictions: Option<String>,
     /// Smallest interval between two prediction lines in milliseconds (default 0).
     pub min_interval_ms: Option<u64>,
+    /// `[output.rotate]`: size and count of prediction files (src/service/rotate.rs).
+    pub rotate: Option<crate::service::rotate::RawRotate>,
 }
 
 /// `[control]`: the local control socket.
@@ -349,6 +351,8 @@ pub enum PredictionSink {
 pub struct OutputConfig {
     pub predictions: PredictionSink,
     pub min_interval: Duration,
+    /// How a prediction file is rotated.
+    pub rotate: crate::service::rotate::Rotation,
 }
 
 /// Button hardware backends.
@@ -651,6 +655,7 @@ impl Board {
                 file => PredictionSink::File(PathBuf::from(file)),
             },
             min_interval: Duration::from_millis(raw.output.min_interval_ms.unwrap_or(0)),
+            rotate: crate::service::rotate::validate(raw.output.rotate, path)?,
         };
 
         let control_socket = match raw.control.socket.as_deref().unwrap_or("fieldtune.sock") {

@@ -299,7 +299,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (learner, report) =
         Learner::open(&board.store.dir, embedder.backbone_id(), config, Some(lock))?;
     tracing::info!("state {}: {report}", board.store.dir.display());
-    let output = PredictionOutput::open(&board.output.predictions, board.output.min_interval)?;
+    let output = PredictionOutput::open_rotating(
+        &board.output.predictions,
+        board.output.min_interval,
+        board.output.rotate,
+    )?;
     // Loading and optimising the model freed far more than the loop will ever hold.
     crate::heap::release_free_memory();
     // So did its code: most of it never runs again (src/heap.rs).

@@ -42,6 +42,7 @@ use crate::web::{LiveFrame, LiveView};
 
 pub mod change;
 pub mod output;
+pub mod rotate;
 pub mod stats;
 
 use change::ChangeDetector;
