@@ -4,6 +4,8 @@
 //! commands that label (the current frame or one by `seq`) and undo, refused messages, the last
 //! will on SIGKILL, and a broker killed and restarted while the device keeps predicting.
 
+#![cfg(feature = "mqtt")]
+
 mod device_support;
 
 use std::io::{BufRead, BufReader};

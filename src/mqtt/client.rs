@@ -281,7 +281,7 @@ fn drive(
                 // Every attempt of the first few, then every 10th: a long outage stays readable.
                 if was_connected {
                     tracing::warn!("mqtt: lost the connection to {broker}: {e}; reconnecting");
-                } else if failures <= 3 || failures % 10 == 0 {
+                } else if failures <= 3 || failures.is_multiple_of(10) {
                     tracing::warn!(
                         "mqtt: cannot connect to {broker} (attempt {failures}): {e}; retrying in {:.1} s",
                         backoff.as_secs_f64()

@@ -124,7 +124,7 @@ impl MqttLink {
         to_service: Sender<T>,
         wrap: fn(Incoming) -> T,
     ) -> Result<MqttLink, MqttError> {
-        let (queue, _rx) = std::sync::mpsc::sync_channel(config.queue);
+        let (queue, _rx) = std::sync::mpsc::sync_channel::<Outgoing>(config.queue);
         let counters = Arc::new(Counters::default());
         #[cfg(feature = "mqtt")]
         {
