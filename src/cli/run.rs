@@ -358,6 +358,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "rss_kib_peak": rss_peak,
             "rss_kib_every_30_s": rss_series,
             "arena": crate::heap::ARENA.stats(),
+            "mqtt": status.mqtt,
         });
         outln!("{}", serde_json::to_string_pretty(&report)?);
     }
