@@ -91,7 +91,12 @@ pub(super) fn configure(options: &mut MqttOptions, security: &Security) -> Resul
                 .ok_or_else(|| bad(key, "holds no PEM private key".into()))?;
             builder
                 .with_client_auth_cert(chain, key)
-                .map_err(|e| bad(cert, format!("certificate and key do not go together: {e}")))?
+                .map_err(|e| {
+                    bad(
+                        cert,
+                        format!("client certificate or key not usable (an X.509 v3 certificate and its key are needed): {e}"),
+                    )
+                })?
         }
     };
     options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
