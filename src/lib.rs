@@ -17,6 +17,7 @@
 //!   of them.
 //! - [`store`]: the crash-safe on-flash state (snapshots + label journal).
 //! - [`source`], [`button`], [`board`], [`notify`], [`control`], [`service`]: the device.
+//! - [`mqtt`]: predictions, events and Home Assistant discovery to an MQTT broker; commands from it.
 //! - [`cli`]: the command-line front end used by the thin binary; [`bounded_file`]: reading a
 //!   file the operator names, within a bound.
 
@@ -39,6 +40,7 @@ pub mod heap;
 pub mod jpeg_check;
 pub mod learner;
 pub mod model;
+pub mod mqtt;
 pub mod notify;
 pub mod plot;
 pub mod preprocess;

@@ -124,6 +124,8 @@ pub struct RawBoard {
     pub buttons: buttons::RawButtons,
     /// Absent: no web page.
     pub web: Option<web::RawWeb>,
+    /// Absent: no MQTT (src/mqtt/config.rs).
+    pub mqtt: Option<crate::mqtt::config::RawMqtt>,
 }
 
 /// A validated board.
@@ -144,6 +146,8 @@ pub struct Board {
     pub buttons: ButtonsConfig,
     /// `None` when the web page is turned off.
     pub web: Option<crate::web::WebConfig>,
+    /// `None` when MQTT is off (the default).
+    pub mqtt: Option<crate::mqtt::MqttConfig>,
 }
 
 impl Board {
@@ -214,6 +218,7 @@ impl Board {
             store: store::validate(raw.store, &at)?,
             learning: learning::validate(raw.learning, &at)?,
             output: output::validate(raw.output, &at)?,
+            mqtt: crate::mqtt::config::validate(raw.mqtt, path)?,
             control_socket,
             control_limits,
             buttons: buttons::validate(raw.buttons, &at)?,

@@ -15,6 +15,8 @@ pub struct RawOutput {
     pub predictions: Option<String>,
     /// Smallest interval between two prediction lines in milliseconds (default 0).
     pub min_interval_ms: Option<u64>,
+    /// `[output.rotate]`: size and count of prediction files (src/service/rotate.rs).
+    pub rotate: Option<crate::service::rotate::RawRotate>,
 }
 
 /// Where prediction lines go.
@@ -30,6 +32,8 @@ pub enum PredictionSink {
 pub struct OutputConfig {
     pub predictions: PredictionSink,
     pub min_interval: Duration,
+    /// How a prediction file is rotated.
+    pub rotate: crate::service::rotate::Rotation,
 }
 
 /// Checks `[output]`.
@@ -51,5 +55,6 @@ pub fn validate(raw: RawOutput, at: &At) -> Result<OutputConfig> {
     Ok(OutputConfig {
         predictions,
         min_interval: Duration::from_millis(raw.min_interval_ms.unwrap_or(0)),
+        rotate: crate::service::rotate::validate(raw.rotate, at.path)?,
     })
 }

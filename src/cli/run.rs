@@ -182,6 +182,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         _ => None,
     };
+    // Connects in the background: a broker that is down is retried, never waited for.
+    let mqtt = match &board.mqtt {
+        Some(config) => Some(
+            crate::mqtt::MqttLink::start(
+                config,
+                &board.name,
+                commands_tx.clone(),
+                Command::control,
+            )
+            .with_context(|| format!("board {}: cannot start MQTT", board.name))?,
+        ),
+        None => None,
+    };
     let buttons = match button::open(&board.buttons)? {
         Some(panel) => {
             let driver = ButtonDriver::new(panel, board.buttons.class_pins.len(), &board.buttons);
@@ -206,7 +219,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (learner, report) =
         Learner::open(&board.store.dir, embedder.backbone_id(), config, Some(lock))?;
     tracing::info!("state {}: {report}", board.store.dir.display());
-    let output = PredictionOutput::open(&board.output.predictions, board.output.min_interval)?;
+    let output = PredictionOutput::open_rotating(
+        &board.output.predictions,
+        board.output.min_interval,
+        board.output.rotate,
+    )?;
     // Loading and optimising the model freed far more than the loop will ever hold.
     crate::heap::release_free_memory();
     // So did its code: most of it never runs again (src/heap.rs).
@@ -226,6 +243,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         auto_label_every: bench.map(|_| 10),
         live,
     })?;
+    let service = match mqtt {
+        Some(link) => service.with_mqtt(link),
+        None => service,
+    };
     let started = Instant::now();
     let sampler = bench.map(|_| RssSampler::start(Duration::from_secs(30)));
     let status = service.run(&stop)?;
@@ -257,6 +278,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "rss_kib_peak": rss_peak,
             "rss_kib_every_30_s": rss_series,
             "arena": crate::heap::ARENA.stats(),
+            "mqtt": status.mqtt,
         });
         outln!("{}", serde_json::to_string_pretty(&report)?);
     }

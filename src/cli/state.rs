@@ -1,5 +1,5 @@
 //! `fieldtune state …`: look into a device state directory (`inspect`), move a state between
-//! devices (`export`, `import`), and two tools for testing the store: a hidden `soak` labelling
+//! devices (`export`, `import`, `merge`), and two tools for testing the store: a hidden `soak` labelling
 //! loop (the kill test runs it and SIGKILLs it) and `bench` (flash bytes per label and per
 //! snapshot, commit latency, recovery time of 10,000 samples).
 
@@ -52,6 +52,19 @@ pub enum Command {
         /// The state directory to create (must not hold a state yet).
         #[arg(long)]
         into: PathBuf,
+    },
+    /// Merges exported file B's labels into exported file A, as a new exported file: classes
+    /// matched by name, B's samples added unless A labelled the same frame (A's label wins),
+    /// within the store's caps; the head is left out, so the device refits it on import. Both
+    /// must come from the same backbone.
+    Merge {
+        /// The exported file whose labels win.
+        a: PathBuf,
+        /// The exported file merged into it.
+        b: PathBuf,
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Re-embeds a state's samples from their thumbnails with another backbone into a new state
     /// directory (classes and samples kept; samples without a thumbnail, the undo history and the
@@ -111,6 +124,7 @@ pub enum Command {
 /// Whatever the store reports, with the file and the fix.
 pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Merge { a, b, out } => merge(&a, &b, &out),
         Command::Inspect { path } => inspect(&path),
         Command::Export {
             path,
@@ -419,6 +433,54 @@ fn export_images(dir: &Path, images: &Path) -> anyhow::Result<()> {
         } else {
             String::new()
         }
+    );
+    Ok(())
+}
+
+/// Reads an exported file: its backbone and its state.
+fn read_export(file: &Path) -> anyhow::Result<(BackboneId, store::data::StateData)> {
+    let bytes = crate::bounded_file::read(file, crate::bounded_file::MAX_STATE_FILE_BYTES)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let header = store::format::Header::decode(&bytes, file)?;
+    let decoded = store::snapshot::decode(
+        &bytes,
+        file,
+        store::format::FileKind::Export,
+        &header.backbone,
+    )?;
+    Ok((header.backbone, decoded.data))
+}
+
+fn merge(a: &Path, b: &Path, out: &Path) -> anyhow::Result<()> {
+    let (backbone, mut data) = read_export(a)?;
+    let (other_backbone, other) = read_export(b)?;
+    if other_backbone != backbone {
+        bail!(
+            "{} was made with backbone {} but {} with {}: features of two backbones cannot be mixed; `fieldtune state rebase` one of them to the other's model first",
+            a.display(),
+            store::format::describe_backbone(&backbone),
+            b.display(),
+            store::format::describe_backbone(&other_backbone)
+        );
+    }
+    let report = store::merge::merge(&mut data, &other, &store::StoreConfig::default());
+    let bytes = store::snapshot::encode(&data, store::format::FileKind::Export, &backbone, out)?;
+    store::fs::write_atomic(fs().as_ref(), out, &bytes)?;
+    outln!(
+        "merged {} samples of {} into {} (left out: {} of frames it had labelled itself, {} over the store's caps; new classes: {}) → {} ({} samples, {} bytes)",
+        report.added,
+        b.display(),
+        a.display(),
+        report.same_frame,
+        report.over_cap,
+        if report.new_classes.is_empty() {
+            "none".to_string()
+        } else {
+            report.new_classes.join(", ")
+        },
+        out.display(),
+        data.live_samples().count(),
+        bytes.len()
     );
     Ok(())
 }

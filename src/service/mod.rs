@@ -34,6 +34,7 @@ use crate::control::{Incoming, Reply, Request};
 use crate::embedder::Embedder;
 use crate::head::{HeadKind, HyperParams};
 use crate::learner::{Frame as LabelFrame, Learner, LearnerConfig, Polled};
+use crate::mqtt::MqttLink;
 use crate::notify::Notifier;
 use crate::source::{Backoff, Frame, FrameData, FrameSource, SourceError};
 use crate::store::FrameHash;
@@ -41,6 +42,7 @@ use crate::web::{LiveFrame, LiveView};
 
 pub mod change;
 pub mod output;
+pub mod rotate;
 pub mod stats;
 
 use change::ChangeDetector;
@@ -162,6 +164,9 @@ pub struct Status {
     /// Bytes of the state directory's files.
     #[serde(default)]
     pub store_bytes: u64,
+    /// The MQTT link's figures (`None` when `[mqtt]` is off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mqtt: Option<crate::mqtt::MqttStatus>,
 }
 
 /// One class in the status.
@@ -197,6 +202,9 @@ pub struct Service {
     change: Option<ChangeDetector>,
     /// Features of the last frame that ran the backbone (what an unchanged frame reuses).
     last_embedded: Option<Vec<f32>>,
+    /// The MQTT link (`[mqtt]`), and the class names it last heard of.
+    mqtt: Option<MqttLink>,
+    mqtt_classes: Vec<String>,
 }
 
 fn now_ms() -> u64 {
@@ -242,7 +250,16 @@ impl Service {
             last_snapshot: Instant::now(),
             change,
             last_embedded: None,
+            mqtt: None,
+            mqtt_classes: Vec::new(),
         })
+    }
+
+    /// Publishes predictions and events on `link`, which also feeds commands into this loop.
+    #[must_use]
+    pub fn with_mqtt(mut self, link: MqttLink) -> Self {
+        self.mqtt = Some(link);
+        self
     }
 
     /// The current figures.
@@ -282,6 +299,7 @@ impl Service {
             backbone_runs_per_minute: self.stats.backbone_runs as f64 * 60.0 / uptime_s.max(1e-9),
             predictions: self.predictions.clone(),
             store_bytes: dir_bytes(self.learner.store().dir()),
+            mqtt: self.mqtt.as_ref().map(MqttLink::status),
         }
     }
 
@@ -301,6 +319,7 @@ impl Service {
             classes.len(),
             classes.iter().map(|c| c.samples).sum::<usize>()
         );
+        self.mqtt_classes_changed();
         let result = self.main_loop(stop);
         self.notifier.stopping();
         tracing::info!("stopping after {} frames", self.stats.frames);
@@ -513,8 +532,12 @@ impl Service {
             }
         }
         let output_start = Instant::now();
+        let time_ms = now_ms();
+        if let Some(mqtt) = &mut self.mqtt {
+            mqtt.prediction(predicted.as_deref(), probability, self.seq, time_ms);
+        }
         self.output.write(&PredictionLine {
-            time_ms: now_ms(),
+            time_ms,
             seq: self.seq,
             origin: &frame.origin,
             class: predicted.as_deref(),
@@ -655,6 +678,7 @@ impl Service {
     fn handle(&mut self, command: Command) {
         match command {
             Command::Control(Incoming { request, reply }) => {
+                let event = event_of(&request);
                 let answer = match request {
                     Request::Label { class, frame } => self.label(&class, frame),
                     Request::Undo => self.undo(),
@@ -683,10 +707,18 @@ impl Service {
                     Request::Samples { class } => self.samples(&class),
                     Request::Thumbnail { sample } => self.thumbnail(sample),
                 };
+                if let Some(event) = event {
+                    self.announce(event, &answer);
+                }
                 // The client may have gone; nothing to do then.
                 let _ = reply.send(answer);
             }
             Command::Button(action) => {
+                let event = if matches!(action, Action::Undo) {
+                    "undo"
+                } else {
+                    "label"
+                };
                 let answer = match action {
                     Action::Label(i) => match self.learner.classes().get(i) {
                         Some(class) => {
@@ -704,10 +736,32 @@ impl Service {
                     }
                     Action::Undo => self.undo(),
                 };
+                self.announce(event, &answer);
                 if let Some(e) = answer.error {
                     tracing::warn!("button: {e}");
                 }
             }
+        }
+    }
+
+    /// Tells the MQTT link about a change the person made (`event`), when it was made.
+    fn announce(&mut self, event: &str, answer: &Reply) {
+        if !answer.ok || self.mqtt.is_none() {
+            return;
+        }
+        if let Some(mqtt) = &self.mqtt {
+            mqtt.event(event, answer.data.as_ref());
+        }
+        self.mqtt_classes_changed();
+    }
+
+    /// Sends the class names to the MQTT link when they changed (its Home Assistant buttons).
+    fn mqtt_classes_changed(&mut self) {
+        let Some(mqtt) = &self.mqtt else { return };
+        let names: Vec<String> = self.learner.classes().into_iter().map(|c| c.name).collect();
+        if names != self.mqtt_classes {
+            mqtt.classes(names.clone());
+            self.mqtt_classes = names;
         }
     }
 
@@ -954,6 +1008,10 @@ impl Service {
             Polled::Idle => {}
             Polled::Swapped => {
                 self.stats.retrains += 1;
+                if let Some(mqtt) = &self.mqtt {
+                    let retrains = serde_json::json!({ "retrains": self.learner.retrains() });
+                    mqtt.event("retrain", Some(&retrains));
+                }
                 tracing::debug!("swapped in a retrained head");
             }
             Polled::Dropped(why) => tracing::info!("dropped a retrain: {why}"),
@@ -985,6 +1043,23 @@ impl Service {
             }
         }
         self.last_snapshot = Instant::now();
+    }
+}
+
+/// The MQTT event a request makes when it succeeds (`None`: it changes nothing).
+fn event_of(request: &Request) -> Option<&'static str> {
+    match request {
+        Request::Label { .. } => Some("label"),
+        Request::Undo => Some("undo"),
+        Request::Rename { .. } => Some("rename"),
+        Request::Delete { .. } => Some("delete"),
+        Request::NewClass { .. } => Some("new_class"),
+        Request::MoveSample { .. } => Some("move_sample"),
+        Request::DeleteSample { .. } => Some("delete_sample"),
+        Request::Status
+        | Request::Current
+        | Request::Samples { .. }
+        | Request::Thumbnail { .. } => None,
     }
 }
 

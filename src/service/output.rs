@@ -1,12 +1,13 @@
-//! Prediction lines: one JSON object per prediction, to stdout or appended to a file, at most one
-//! per `output.min_interval_ms`. A write failure (full disk, closed pipe) is logged once and the
-//! service keeps classifying.
+//! Prediction lines: one JSON object per prediction, to stdout or appended to a file (rotated by
+//! size, [`super::rotate`]), at most one per `output.min_interval_ms`. A write failure (full disk,
+//! closed pipe) is logged once and the service keeps classifying.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::rotate::{RotatingFile, Rotation};
 use crate::board::PredictionSink;
 
 /// One prediction as written.
@@ -58,19 +59,27 @@ impl PredictionOutput {
     /// # Errors
     /// [`OutputError`] when the file cannot be opened for appending.
     pub fn open(sink: &PredictionSink, min_interval: Duration) -> Result<Self, OutputError> {
+        Self::open_rotating(sink, min_interval, Rotation::default())
+    }
+
+    /// Opens the sink; a file is rotated as `rotation` says.
+    ///
+    /// # Errors
+    /// [`OutputError`] when the file cannot be opened for appending.
+    pub fn open_rotating(
+        sink: &PredictionSink,
+        min_interval: Duration,
+        rotation: Rotation,
+    ) -> Result<Self, OutputError> {
         let writer: Option<Box<dyn Write + Send>> = match sink {
             PredictionSink::Stdout => Some(Box::new(std::io::stdout())),
             PredictionSink::Discard => None,
-            PredictionSink::File(path) => Some(Box::new(std::io::BufWriter::new(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|source| OutputError {
-                        path: path.clone(),
-                        source,
-                    })?,
-            ))),
+            PredictionSink::File(path) => Some(Box::new(
+                RotatingFile::open(path, rotation).map_err(|source| OutputError {
+                    path: path.clone(),
+                    source,
+                })?,
+            )),
         };
         Ok(PredictionOutput {
             writer,

@@ -25,6 +25,7 @@ pub mod fs;
 pub mod head_file;
 pub mod journal;
 pub mod lock;
+pub mod merge;
 pub mod migrate;
 pub mod recovery;
 pub mod snapshot;

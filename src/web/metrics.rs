@@ -1,5 +1,6 @@
 //! `/metrics`: the service's status in the Prometheus text format (version 0.0.4): frames,
-//! predictions per class, labels, retrains, stage latencies, stored samples and store bytes.
+//! predictions per class, labels, retrains, stage latencies, stored samples and store bytes, and
+//! the MQTT link's counters when `[mqtt]` is on.
 
 use std::fmt::Write;
 
@@ -101,6 +102,38 @@ pub fn render(status: &Status) -> String {
         "Mean time of each stage over recent frames.",
         &rows,
     );
+    if let Some(mqtt) = &status.mqtt {
+        metric(
+            "mqtt_connected",
+            "gauge",
+            "1 while connected to the MQTT broker.",
+            &one(f64::from(u8::from(mqtt.connected))),
+        );
+        metric(
+            "mqtt_published_total",
+            "counter",
+            "MQTT messages handed to the broker connection.",
+            &one(mqtt.published as f64),
+        );
+        metric(
+            "mqtt_dropped_total",
+            "counter",
+            "MQTT messages dropped (queue full or broker unreachable).",
+            &one(mqtt.dropped as f64),
+        );
+        metric(
+            "mqtt_connects_total",
+            "counter",
+            "Connections to the MQTT broker (the first and every reconnection).",
+            &one(mqtt.connects as f64),
+        );
+        metric(
+            "mqtt_refused_total",
+            "counter",
+            "MQTT command messages refused.",
+            &one(mqtt.refused as f64),
+        );
+    }
     if let Some(accuracy) = status.labelled_accuracy {
         metric(
             "labelled_accuracy",

@@ -1,8 +1,10 @@
 //! Shared pieces of the tests that run the real service (`fieldtune run`) as a child process:
 //! reading its prediction lines and connecting to its control socket. Each test file starts the
-//! service with its own board and arguments.
+//! service with its own board and arguments. [`broker`]: a real MQTT broker and its clients.
 
 #![allow(dead_code)]
+
+pub mod broker;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
