@@ -461,6 +461,8 @@ fn sgd_run(
 ) -> Result<SgdRun, HeadError> {
     let dim = data.z.ncols();
     let mut params = match prior {
+        // No epoch to run (the refit of a head that stayed the prior): the prior itself.
+        Some(p) if max_epochs == 0 => p.start.clone(),
         Some(p) => p.init.clone(),
         None => initial_params(kind, k, dim, rng),
     };
