@@ -18,9 +18,11 @@
 //!
 //! The prior's confidence fades with the number of samples a class ([`prior_weight`]).
 //! Training starts from the prior and its weight decay pulls toward it instead of toward zero
-//! (`weight_decay/2 · ‖W − W₀‖²`, see [`pull_toward`]); the prior itself is a candidate of early
-//! stopping (epoch 0), so when the validation data prefers the class means the head *is* the class
-//! means. Measured with `fieldtune curve` (README, "Learning from few labels").
+//! (`weight_decay/2 · ‖W − W₀‖²`, see [`pull_toward`]); with early stopping (`patience` > 0) the
+//! prior itself is a candidate (epoch 0), and with a single validation sample in some class the
+//! head stays the prior. By default the schedule runs to its end: the decay toward the prior,
+//! faded with the labels, is what keeps a few-shot head near the class means. Measured with
+//! `fieldtune curve` (README, "Learning from few labels").
 
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rand_chacha::ChaCha8Rng;
