@@ -18,9 +18,11 @@
 //!
 //! The prior's confidence fades with the number of samples a class ([`prior_weight`]).
 //! Training starts from the prior and its weight decay pulls toward it instead of toward zero
-//! (`weight_decay/2 · ‖W − W₀‖²`, see [`pull_toward`]); the prior itself is a candidate of early
-//! stopping (epoch 0), so when the validation data prefers the class means the head *is* the class
-//! means. Measured with `fieldtune curve` (README, "Learning from few labels").
+//! (`weight_decay/2 · ‖W − W₀‖²`, see [`pull_toward`]); with early stopping (`patience` > 0) the
+//! prior itself is a candidate (epoch 0), and with a single validation sample in some class the
+//! head stays the prior. By default the schedule runs to its end: the decay toward the prior,
+//! faded with the labels, is what keeps a few-shot head near the class means. Measured with
+//! `fieldtune curve` (README, "Learning from few labels").
 
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rand_chacha::ChaCha8Rng;
@@ -181,13 +183,20 @@ pub fn prototype_layer(
 }
 
 /// Where training starts and what its weight decay pulls toward. The same head for the linear
-/// kind; for the MLP the hidden units beyond the embedded prototypes start random (He) but decay
-/// toward zero, as a plain MLP's weights do (decay toward their random start cost the MLP a
-/// point at full corn4).
+/// kind; for the MLP the first-layer weights of the hidden units beyond the embedded prototypes
+/// start random (He) but decay toward zero, as a plain MLP's weights do (decay toward their random
+/// start cost the MLP a point at full corn4).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prior {
-    /// Initial weights; also epoch 0 of early stopping (it predicts the nearest class mean).
+    /// The prior itself: it predicts the nearest class mean (epoch 0 of early stopping, and the
+    /// head kept when validation is too small to move away from it).
     pub start: Params,
+    /// Where the SGD starts: `start`, except that an MLP's output weights start random (He)
+    /// scaled by `(1 − prior_weight)⁴` besides the embedded prototypes' ±1: near 0 with a few
+    /// labels a class (scaled by `1 − prior_weight` the noise cost the MLP up to 17 points at
+    /// one label), near 1 with hundreds, where the MLP then starts as a plain one (zero output
+    /// weights froze the other units' gradients at first and cost 0.4-1 point at full corn4).
+    pub init: Params,
     /// Target of the weight decay.
     pub target: Params,
 }
@@ -203,11 +212,26 @@ pub fn prior(
     rng: &mut ChaCha8Rng,
 ) -> Option<Prior> {
     let start = prior_params(kind, x, labels, classes, standardizer, rng)?;
-    let mut target = start.clone();
+    let mut init = start.clone();
+    if let (HeadKind::Mlp { hidden }, Some(out)) = (kind, init.layers.get_mut(1)) {
+        let per_class = labels.len() as f32 / classes.max(1) as f32;
+        let mut random = Layer::he(classes, hidden, rng);
+        random.w *= (1.0 - prior_weight(per_class)).powi(4);
+        for c in 0..classes {
+            random.w[[c, c]] = 1.0;
+            random.w[[c, classes + c]] = -1.0;
+        }
+        out.w = random.w;
+    }
+    let mut target = init.clone();
     if let (HeadKind::Mlp { .. }, Some(first)) = (kind, target.layers.first_mut()) {
         first.w.slice_mut(ndarray::s![2 * classes.., ..]).fill(0.0);
     }
-    Some(Prior { start, target })
+    Some(Prior {
+        start,
+        init,
+        target,
+    })
 }
 
 /// The prior head of `kind` for raw rows `x` standardised by `standardizer`: the prototype head

@@ -7,7 +7,9 @@
 //! 2. Standardisation fitted on the fitting set (shrunk, see `standardize`).
 //! 3. Mini-batch SGD (momentum, warm-up + cosine learning rate) on class-weighted cross-entropy + L2,
 //!    shuffled each epoch by a ChaCha generator seeded from `seed`: same inputs, same bits.
-//! 4. Early stopping: after each epoch the validation loss is measured; the epoch with the lowest one
+//! 4. Epochs: by default (`patience` 0) the schedule runs to its end and its end is kept (the fit
+//!    converges; the weight decay, not the stopping epoch, regularises). With `patience` > 0, early
+//!    stopping: after each epoch the validation loss is measured; the epoch with the lowest one
 //!    is the best, and training stops after `patience` epochs without improvement.
 //!    The SGD starts from the class-mean prior (`fewshot`: the imprinted prototype head) and its
 //!    weight decay pulls toward that prior, which is also epoch 0 of early stopping: with few
@@ -486,7 +488,9 @@ fn sgd_run(
 ) -> Result<SgdRun, HeadError> {
     let dim = data.z.ncols();
     let mut params = match prior {
-        Some(p) => p.start.clone(),
+        // No epoch to run (the refit of a head that stayed the prior): the prior itself.
+        Some(p) if max_epochs == 0 => p.start.clone(),
+        Some(p) => p.init.clone(),
         None => initial_params(kind, k, dim, rng),
     };
     let mut grad = params.zeros_like();
@@ -583,7 +587,8 @@ fn sgd_run(
             learning_rate: lr,
         });
         if let Some((vl, va)) = measured {
-            if best.as_ref().is_none_or(|b| vl < b.0) {
+            // Patience 0: the schedule runs to its end and its end is kept (see `HyperParams::patience`).
+            if best.as_ref().is_none_or(|b| vl < b.0) || hyper.patience() == 0 {
                 match &mut best {
                     // The kept copy's buffers are reused.
                     Some(b) => {
