@@ -56,7 +56,7 @@ pub fn weight_grad(delta: &[f32], x: Rows, beta: f32, gw: &mut [f32]) -> bool {
     if m == 0 {
         return false;
     }
-    assert!(delta.len() % m == 0, "delta is not m × k");
+    assert!(delta.len().is_multiple_of(m), "delta is not m × k");
     let k = delta.len() / m;
     assert_eq!(gw.len(), k * d, "gradient is not k × d");
     #[cfg(target_arch = "x86_64")]
