@@ -2,8 +2,8 @@
 //! written for that shape with AVX-512 and chosen at run time: `out = X · Wᵀ + b` and
 //! `∂W = beta · ∂W + Δᵀ · X`.
 //!
-//! Neither product copies an operand. The forward product is a block of dot products: four rows
-//! of `X` against four rows of `W` (both contiguous along the inputs), sixteen accumulators of
+//! Neither product copies an operand. The forward product is a block of dot products: six rows
+//! of `X` against four rows of `W` (both contiguous along the inputs), 24 accumulators of
 //! sixteen lanes, each summed across its lanes once at the end of the row. The gradient is a block
 //! of scaled row sums: six rows of `∂W` times sixty-four inputs (24 accumulators), each batch row
 //! adding `Δ[r, j] · X[r, c..c+64]`. The rows of `X` are read where they lie ([`Rows`]), so a
@@ -93,11 +93,13 @@ mod avx512 {
     pub(super) unsafe fn forward(x: Rows, w: &[f32], b: &[f32], out: &mut [f32]) {
         let m = x.len();
         let mut r = 0;
-        while r + 4 <= m {
-            forward_rows::<4>(x, r, w, b, out);
-            r += 4;
+        while r + 6 <= m {
+            forward_rows::<6>(x, r, w, b, out);
+            r += 6;
         }
         match m - r {
+            5 => forward_rows::<5>(x, r, w, b, out),
+            4 => forward_rows::<4>(x, r, w, b, out),
             3 => forward_rows::<3>(x, r, w, b, out),
             2 => forward_rows::<2>(x, r, w, b, out),
             1 => forward_rows::<1>(x, r, w, b, out),
@@ -280,6 +282,7 @@ mod tests {
             (3, 16, 1),
             (9, 64, 6),
             (66, 257, 19),
+            (8, 1280, 128),
         ];
         for &(m, d, k) in &shapes {
             let all = random(&mut rng, m + 11, d);
