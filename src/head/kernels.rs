@@ -8,7 +8,8 @@
 //! output row at once (four at a time, eight lanes each), with nothing copied and nothing
 //! allocated. On x86-64 the same code is also compiled for AVX2 + FMA and chosen at run time when
 //! the processor has them; aarch64 fuses multiply-adds (NEON) everywhere; other targets take the
-//! portable build. Wider layers (the MLP's hidden layer) go to ndarray's `general_mat_mul`.
+//! portable build. Wider layers (the MLP's hidden layer) go to the AVX-512 kernels of [`super::wide`]
+//! when the processor has them, else to ndarray's `general_mat_mul`.
 //!
 //! A training step's batch is a list of row indices into the whole standardised training matrix
 //! ([`Rows`]): the narrow kernels read those rows where they lie (no copy of the batch), and on
@@ -142,6 +143,13 @@ pub fn forward(
             return;
         }
     }
+    if let (Some(rows), Some(ws), Some(bs)) = (Rows::all(x), w.as_slice(), b.as_slice()) {
+        if let Some(os) = out.as_slice_mut() {
+            if super::wide::forward(rows, ws, bs, os) {
+                return;
+            }
+        }
+    }
     out.assign(&b.insert_axis(ndarray::Axis(0)));
     general_mat_mul(1.0, &x, &w.t(), 1.0, out);
 }
@@ -178,6 +186,11 @@ pub fn weight_grad(
         }
     }
     gw.assign(&w);
+    if let (Some(rows), Some(ds), Some(gs)) = (Rows::all(x), delta.as_slice(), gw.as_slice_mut()) {
+        if super::wide::weight_grad(ds, rows, decay, gs) {
+            return;
+        }
+    }
     wide_grad(delta, x, decay, gw, block);
 }
 

@@ -48,6 +48,7 @@ pub mod prototypes;
 pub mod sgd;
 pub mod standardize;
 pub mod train;
+pub mod wide;
 
 use serde::{Deserialize, Serialize};
 

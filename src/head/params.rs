@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::batch::{Workspace, GRAD_BLOCK_COLUMNS};
 use super::kernels;
 use super::loss::{cross_entropy_grad_rows, softmax_in_place};
+use super::wide;
 
 /// One dense layer: `y = W x + b`, `W` is `out × in`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,6 +73,15 @@ impl Layer {
         for row in delta.rows() {
             grad.b += &row;
         }
+    }
+}
+
+/// `out = X · Wᵀ + b` for a wide layer by [`wide::forward`], its rows read where they are; `false`
+/// (nothing written) when the processor lacks AVX-512 or a matrix is not contiguous.
+fn wide_forward(layer: &Layer, x: kernels::Rows, out: &mut ArrayViewMut2<f32>) -> bool {
+    match (layer.w.as_slice(), layer.b.as_slice(), out.as_slice_mut()) {
+        (Some(w), Some(b), Some(o)) => wide::forward(x, w, b, o),
+        _ => false,
     }
 }
 
@@ -299,12 +309,13 @@ impl Params {
     /// `x` (returned) and its gradient, written into `grad`, **without** the weight decay (the
     /// training loop folds it into the update, [`super::sgd::Sgd::step_decayed`]). The rows are
     /// read where they are (`x` may pick rows of the whole training matrix) when the first layer
-    /// is narrow (the linear head); a wide first layer (the MLP's hidden layer) needs `x` to be
-    /// a plain matrix ([`kernels::Rows::all`]), which its matrix product packs anyway.
+    /// is narrow (the linear head), or wide (the MLP's hidden layer) on a processor with AVX-512
+    /// ([`wide::available`]); otherwise a wide first layer needs `x` to be a plain matrix
+    /// ([`kernels::Rows::all`]), which ndarray's matrix product packs anyway.
     /// Allocates nothing once `ws` has held a batch as large.
     ///
     /// # Panics
-    /// When the first layer is wide and `x` picks rows.
+    /// When the first layer is wide, `x` picks rows and the processor lacks AVX-512.
     pub fn train_grad_in(
         &self,
         x: kernels::Rows,
@@ -324,7 +335,7 @@ impl Params {
             let w = first.w.as_standard_layout();
             let w = w.as_slice().expect("standard layout");
             kernels::forward_rows(x, w, first.b.view(), &mut ws.output_mut(0, m));
-        } else {
+        } else if !wide_forward(first, x, &mut ws.output_mut(0, m)) {
             first.forward(wide_input(), &mut ws.output_mut(0, m));
         }
         for (i, layer) in self.layers.iter().enumerate().skip(1) {
@@ -352,7 +363,13 @@ impl Params {
                     None => unreachable!("a gradient buffer made by zeros_like is contiguous"),
                 },
                 (None, false) => {
-                    kernels::wide_grad(delta, wide_input(), 0.0, &mut g.w, GRAD_BLOCK_COLUMNS)
+                    let done = match (delta.as_slice(), g.w.as_slice_mut()) {
+                        (Some(ds), Some(gs)) => wide::weight_grad(ds, x, 0.0, gs),
+                        _ => false,
+                    };
+                    if !done {
+                        kernels::wide_grad(delta, wide_input(), 0.0, &mut g.w, GRAD_BLOCK_COLUMNS)
+                    }
                 }
             }
             g.b.fill(0.0);

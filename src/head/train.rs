@@ -51,6 +51,7 @@ use super::params::{Layer, Params};
 use super::prototypes::Prototypes;
 use super::sgd::{learning_rate_at, Sgd};
 use super::standardize::Standardizer;
+use super::wide;
 use super::HeadKind;
 
 /// A hold-out is only carved from `train` when every class has at least this many samples.
@@ -501,7 +502,7 @@ fn sgd_run(
     let mut order: Vec<usize> = (0..n).collect();
     // Every buffer of a step is made here once and reused: the batch's rows and labels, the
     // layers' outputs and deltas (`ws`), the gradient and the momentum.
-    let gather = params.layers[0].w.nrows() > MAX_NARROW_OUTPUTS;
+    let gather = params.layers[0].w.nrows() > MAX_NARROW_OUTPUTS && !wide::available();
     let mut xb = Array2::<f32>::zeros((if gather { bs } else { 0 }, dim));
     let mut yb = vec![0usize; bs];
     let mut ws = Workspace::new();
@@ -528,8 +529,9 @@ fn sgd_run(
             for (r, &i) in chunk.iter().enumerate() {
                 yb[r] = data.labels[i];
             }
-            // A narrow first layer (the linear head) reads the batch's rows where they are; a
-            // wide one (the MLP) gets them copied into one matrix for its matrix product.
+            // A narrow first layer (the linear head) reads the batch's rows where they are, and so
+            // does a wide one (the MLP) with AVX-512; otherwise the MLP gets them copied into one
+            // matrix for ndarray's matrix product.
             let picked = Rows::picked(data.z, chunk);
             let rows = match (gather, picked) {
                 (false, Some(rows)) => rows,
