@@ -40,6 +40,7 @@ pub mod classifier;
 pub mod dataset;
 pub mod error;
 pub mod fewshot;
+pub mod finetune;
 pub mod hyper;
 pub mod kernels;
 pub mod loss;
