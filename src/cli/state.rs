@@ -571,9 +571,13 @@ fn import_head(
             if earlier { "; the earlier imported head is replaced" } else { "" }
         );
     }
-    let imported = learner
-        .import_head(head)
-        .with_context(|| format!("cannot import {} into {}", head_path.display(), into.display()))?;
+    let imported = learner.import_head(head).with_context(|| {
+        format!(
+            "cannot import {} into {}",
+            head_path.display(),
+            into.display()
+        )
+    })?;
     outln!(
         "imported the head {} ({} classes: {}) into {}{}{}",
         head_path.display(),
@@ -589,10 +593,15 @@ fn import_head(
             String::new()
         },
         match (imported.samples, imported.replaced) {
-            (0, false) => "; the device predicts as this head until its labels fine-tune it".to_string(),
+            (0, false) =>
+                "; the device predicts as this head until its labels fine-tune it".to_string(),
             (n, replaced) => format!(
                 "; fine-tuned on the {n} stored samples{}",
-                if replaced { ", replacing the earlier imported head" } else { "" }
+                if replaced {
+                    ", replacing the earlier imported head"
+                } else {
+                    ""
+                }
             ),
         }
     );

@@ -7,9 +7,15 @@
 //! - A class the device has and the imported head lacks is imprinted into it
 //!   ([`Head::add_class`]), so a device can add classes to an imported head.
 //! - The output layer is then trained on the device's samples (the class-weighted cross-entropy
-//!   of `Head::train`, the same learning-rate schedule and momentum) with its weight decay pulling
-//!   toward the starting weights, `weight_decay/2 · ‖W − W₀‖²` (as [`super::fewshot`] pulls a
-//!   fresh head toward its class-mean prior): with few labels the head stays near the imported one.
+//!   of `Head::train`, the same learning-rate schedule and momentum) together with the imported
+//!   head's own evidence, and pulled toward the starting weights:
+//!   - each imported class's mean (its prototype, kept in the head) joins the rows as
+//!     [`PRIOR_SAMPLES`] samples of that class, so what the imported head was trained to say
+//!     stays in the loss: a class the device never labels is not swallowed by those it does;
+//!   - the pull `λ/2 · (‖W − W₀‖² + ‖b − b₀‖²)` (as [`super::fewshot`] pulls a fresh head toward
+//!     its class-mean prior, and on the biases too) has `λ = weight_decay · (1 + P / n)` for `n`
+//!     device samples and `P` = [`PRIOR_SAMPLES`] per imported class: the imported head counts
+//!     as `P` samples, so a handful of labels moves it a little and hundreds move it freely.
 //! - A class without a single device sample keeps its imported row exactly (its weights and bias
 //!   are not trained): the device has no evidence about it, only against it.
 //! - With no device samples at all the result is the imported head itself (restricted to the
@@ -24,7 +30,7 @@ use super::batch::Workspace;
 use super::classifier::Head;
 use super::dataset::Dataset;
 use super::error::HeadError;
-use super::fewshot::pull_toward;
+use super::fewshot::{pull_toward, PRIOR_SAMPLES};
 use super::hyper::HyperParams;
 use super::loss::class_weights;
 use super::params::Layer;
@@ -117,18 +123,39 @@ impl Head {
             })
             .collect();
         let k = head.classes.len();
-        let z = head.standardizer.transform(train.features.view());
-        for (row, &y) in z.axis_iter(Axis(0)).zip(&labels) {
-            let h = head.params.penultimate(row.insert_axis(Axis(0)));
-            head.absorb_center(h.view());
-            head.prototypes.add(row, y);
-        }
+        let device = head.standardizer.transform(train.features.view());
         let mut counts = vec![0usize; k];
         for &y in &labels {
             counts[y] += 1;
         }
-        let weights = class_weights(&counts, hyper.class_balanced());
         let trained_rows: Vec<bool> = counts.iter().map(|&c| c > 0).collect();
+        // The imported classes' means, each as PRIOR_SAMPLES rows (before the device's samples
+        // join the prototypes).
+        let imported = self.classes.len();
+        let repeats = PRIOR_SAMPLES as usize;
+        let anchors: Vec<usize> = (0..imported)
+            .filter(|&c| head.prototypes.counts()[c] > 0)
+            .collect();
+        let n_device = device.nrows();
+        let mut z = Array2::<f32>::zeros((n_device + anchors.len() * repeats, self.dim));
+        z.slice_mut(s![..n_device, ..]).assign(&device);
+        let mut labels = labels;
+        for (i, &c) in anchors.iter().enumerate() {
+            let mean = head.prototypes.mean(c);
+            for r in 0..repeats {
+                z.row_mut(n_device + i * repeats + r).assign(&mean);
+                labels.push(c);
+                counts[c] += 1;
+            }
+        }
+        for (row, &y) in device.axis_iter(Axis(0)).zip(&labels) {
+            let h = head.params.penultimate(row.insert_axis(Axis(0)));
+            head.absorb_center(h.view());
+            head.prototypes.add(row, y);
+        }
+        let weights = class_weights(&counts, hyper.class_balanced());
+        let pull = hyper.weight_decay()
+            * (1.0 + (PRIOR_SAMPLES * imported as f32) / n_device.max(1) as f32);
         let last = head.params.layers.len() - 1;
 
         let start = head.params.clone();
@@ -162,13 +189,18 @@ impl Head {
                     &mut ws,
                 );
                 pull_toward(&mut grad, &start, hyper.weight_decay());
-                // Only the output rows of classes with device samples learn.
+                // Only the output rows of classes with device samples learn, pulled by `pull`.
                 for (i, layer) in grad.layers.iter_mut().enumerate() {
                     if i != last {
                         layer.w.fill(0.0);
                         layer.b.fill(0.0);
                         continue;
                     }
+                    let (now, from) = (&params.layers[i], &start.layers[i]);
+                    layer.w.scaled_add(pull - hyper.weight_decay(), &now.w);
+                    layer.w.scaled_add(-(pull - hyper.weight_decay()), &from.w);
+                    layer.b.scaled_add(pull, &now.b);
+                    layer.b.scaled_add(-pull, &from.b);
                     for (c, trained) in trained_rows.iter().enumerate() {
                         if !trained {
                             layer.w.row_mut(c).fill(0.0);

@@ -123,7 +123,9 @@ impl Prior {
         match self.imported.head.select_classes(&keep, &names) {
             Ok(head) => Some((head, classes)),
             Err(e) => {
-                tracing::warn!("the imported head cannot serve the live classes ({e}); ignoring it");
+                tracing::warn!(
+                    "the imported head cannot serve the live classes ({e}); ignoring it"
+                );
                 None
             }
         }
