@@ -790,3 +790,175 @@ fn a_frame_shown_long_ago_is_still_the_one_labelled() {
     assert_eq!(device.status()["labels"], 1);
     device.terminate();
 }
+
+/// A client of `GET /stream`: reads the multipart stream part by part.
+struct StreamClient {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl StreamClient {
+    /// Connects and sends the request; with `receive_buffer`, the socket's receive buffer is
+    /// pinned that small (a phone on a slow link).
+    fn open(port: u16, receive_buffer: Option<usize>) -> StreamClient {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        if let Some(bytes) = receive_buffer {
+            use std::os::fd::AsRawFd;
+            let size = libc::c_int::try_from(bytes).expect("size");
+            // SAFETY: a valid socket, a c_int living across the call and its length.
+            let status = unsafe {
+                libc::setsockopt(
+                    stream.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVBUF,
+                    std::ptr::from_ref(&size).cast::<libc::c_void>(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            assert_eq!(status, 0, "SO_RCVBUF");
+        }
+        stream
+            .set_read_timeout(Some(Duration::from_secs(120)))
+            .expect("timeout");
+        stream
+            .write_all(
+                format!(
+                    "GET /stream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .expect("request");
+        let mut client = StreamClient {
+            stream,
+            buf: Vec::new(),
+        };
+        let head = client.head();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(
+            head.contains("multipart/x-mixed-replace; boundary=fieldtune-frame"),
+            "{head}"
+        );
+        client
+    }
+
+    fn fill(&mut self) {
+        let mut chunk = [0u8; 16 << 10];
+        let n = self.stream.read(&mut chunk).expect("stream read");
+        assert!(n > 0, "the stream ended");
+        self.buf.extend_from_slice(&chunk[..n]);
+    }
+
+    /// Text up to the next blank line.
+    fn head(&mut self) -> String {
+        loop {
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+                self.buf.drain(..end + 4);
+                return head;
+            }
+            self.fill();
+        }
+    }
+
+    /// The next part: its seq and image bytes.
+    fn part(&mut self) -> (u64, Vec<u8>) {
+        let head = self.head();
+        let mut lines = head.lines();
+        assert_eq!(lines.next(), Some("--fieldtune-frame"), "{head}");
+        let fields: HashMap<String, String> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let len: usize = fields["content-length"].parse().expect("length");
+        while self.buf.len() < len + 2 {
+            self.fill();
+        }
+        let body = self.buf[..len].to_vec();
+        assert_eq!(&self.buf[len..len + 2], b"\r\n");
+        self.buf.drain(..len + 2);
+        (fields["x-frame-seq"].parse().expect("seq"), body)
+    }
+}
+
+#[test]
+fn a_slow_stream_client_costs_only_its_own_frames() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let device = Device::start(dir.path(), &board(dir.path(), 10.0, ""));
+    device.frame();
+
+    // A phone that opens the stream and then does not read: a small receive buffer, nothing read.
+    let mut slow = StreamClient::open(device.port, Some(8 << 10));
+    // A second client that reads every part as it comes.
+    let mut fast = StreamClient::open(device.port, None);
+    let (fast_tx, fast_rx) = mpsc::channel();
+    std::thread::spawn(move || loop {
+        let (seq, jpeg) = fast.part();
+        assert!(jpeg.starts_with(&[0xFF, 0xD8]), "a JPEG part");
+        if fast_tx.send(seq).is_err() {
+            return;
+        }
+    });
+
+    // While the slow client reads nothing, the frame loop goes on, the fast client gets frame
+    // after frame, and the API answers.
+    let stall = 30;
+    let _ = device.lines.try_iter().count();
+    let mut last_line = 0;
+    for _ in 0..stall {
+        last_line = device
+            .lines
+            .recv_timeout(Duration::from_secs(120))
+            .expect("frames keep flowing while a stream client stalls")["seq"]
+            .as_u64()
+            .expect("seq");
+    }
+    let fast_seqs: Vec<u64> = fast_rx.try_iter().collect();
+    assert!(
+        fast_seqs.len() >= 10,
+        "the fast client got only {} frames while {stall} went by",
+        fast_seqs.len()
+    );
+    assert!(fast_seqs.windows(2).all(|w| w[0] < w[1]), "{fast_seqs:?}");
+    device.ok(device.get("/api/status"));
+    let metrics = String::from_utf8(device.get("/metrics").body).expect("text");
+    assert!(
+        metrics.contains("fieldtune_web_streams_open 2"),
+        "{metrics}"
+    );
+
+    // The slow client reads again: what waited for it is a few frames, not all it missed, and
+    // then it is at the live frame.
+    let mut got = Vec::new();
+    loop {
+        let (seq, jpeg) = slow.part();
+        assert!(jpeg.starts_with(&[0xFF, 0xD8]), "a JPEG part");
+        got.push(seq);
+        if seq > last_line {
+            break;
+        }
+    }
+    assert!(got.windows(2).all(|w| w[0] < w[1]), "{got:?}");
+    let backlog = got.iter().filter(|&&s| s <= last_line).count();
+    eprintln!(
+        "slow client: {} parts after resuming ({backlog} published before it resumed): {got:?}",
+        got.len()
+    );
+    assert!(
+        backlog < stall / 2,
+        "{backlog} frames waited for the slow client: frames were queued, not dropped ({got:?})"
+    );
+    assert!(
+        got.windows(2).any(|w| w[1] > w[0] + 1),
+        "no frame was dropped for the slow client: {got:?}"
+    );
+    let metrics = String::from_utf8(device.get("/metrics").body).expect("text");
+    let skipped: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("fieldtune_web_stream_skipped_frames_total "))
+        .and_then(|v| v.parse().ok())
+        .expect("skipped frames in /metrics");
+    assert!(skipped > 0, "{metrics}");
+    drop(slow);
+    drop(fast_rx);
+    device.terminate();
+}
