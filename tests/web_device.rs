@@ -962,3 +962,122 @@ fn a_slow_stream_client_costs_only_its_own_frames() {
     drop(fast_rx);
     device.terminate();
 }
+
+/// Waits until the head is exactly the fit of the stored samples.
+fn wait_settled(device: &Device) {
+    let start = Instant::now();
+    loop {
+        let status = device.status();
+        if status["settled"].as_bool() == Some(true) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "the head never settles: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// One pass over the 24 test images after the lines queued so far: origin → (class, probability).
+fn pass(device: &Device) -> std::collections::BTreeMap<String, (Option<String>, f64)> {
+    let _ = device.lines.try_iter().count();
+    let mut seen = std::collections::BTreeMap::new();
+    while seen.len() < 24 {
+        let line = device
+            .lines
+            .recv_timeout(Duration::from_secs(120))
+            .expect("a prediction line");
+        seen.insert(
+            line["origin"].as_str().expect("origin").to_string(),
+            (
+                line["class"].as_str().map(str::to_string),
+                line["probability"].as_f64().expect("probability"),
+            ),
+        );
+    }
+    seen
+}
+
+#[test]
+fn moving_samples_through_the_api_retrains_the_head() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let device = Device::start(dir.path(), &board(dir.path(), 8.0, ""));
+    device.frame();
+    // Two frames of Blight and two of Common_Rust, labelled with their true class by seq.
+    let mut given: HashMap<String, usize> = HashMap::new();
+    while given.get("Blight") != Some(&2) || given.get("Common_Rust") != Some(&2) {
+        let line = device
+            .lines
+            .recv_timeout(Duration::from_secs(120))
+            .expect("a prediction line");
+        let truth = line["truth"].as_str().expect("truth").to_string();
+        if !["Blight", "Common_Rust"].contains(&truth.as_str()) || given.get(&truth) == Some(&2) {
+            continue;
+        }
+        device.ok(device.post(
+            "/api/label",
+            serde_json::json!({"class": truth, "frame": line["seq"]}),
+        ));
+        *given.entry(truth).or_default() += 1;
+    }
+    wait_settled(&device);
+    let before = pass(&device);
+    let retrains = device.status()["retrains"].as_u64().expect("retrains");
+    assert!(
+        before.values().any(|(c, _)| c.as_deref() == Some("Blight")),
+        "{before:?}"
+    );
+
+    // One Blight sample moved to Common_Rust: a retrain, and the head changes.
+    let blight = samples_of(&device, "Blight");
+    assert_eq!(blight.len(), 2);
+    device.ok(device.post(
+        "/api/move_sample",
+        serde_json::json!({"sample": blight[0], "to": "Common_Rust"}),
+    ));
+    assert_eq!(samples_of(&device, "Blight"), [blight[1]]);
+    wait_settled(&device);
+    let moved = pass(&device);
+    assert!(
+        device.status()["retrains"].as_u64().expect("retrains") > retrains,
+        "the move triggered no retrain"
+    );
+    let changed = before
+        .iter()
+        .filter(|(origin, (c, p))| {
+            let (c2, p2) = &moved[*origin];
+            c != c2 || (p - p2).abs() > 1e-6
+        })
+        .count();
+    assert!(changed > 0, "moving a sample changed no prediction");
+    eprintln!("one sample moved: {changed} of 24 predictions changed");
+
+    // Undo puts it back: the head is again the fit of the same samples, predicting as before.
+    device.ok(device.post("/api/undo", serde_json::json!({})));
+    wait_settled(&device);
+    let undone = pass(&device);
+    for (origin, (class, p)) in &before {
+        let (c2, p2) = &undone[origin];
+        assert_eq!(class, c2, "{origin} after the undo");
+        assert!((p - p2).abs() < 1e-5, "{origin}: {p} against {p2}");
+    }
+
+    // Both Blight samples moved: Blight has none left and is never predicted.
+    for sample in &blight {
+        device.ok(device.post(
+            "/api/move_sample",
+            serde_json::json!({"sample": sample, "to": "Common_Rust"}),
+        ));
+    }
+    wait_settled(&device);
+    let emptied = pass(&device);
+    assert!(
+        emptied
+            .values()
+            .all(|(c, _)| c.as_deref() != Some("Blight")),
+        "{emptied:?}"
+    );
+    assert_eq!(samples_of(&device, "Common_Rust").len(), 4);
+    device.terminate();
+}

@@ -645,11 +645,7 @@ fn rebase(dir: &Path, model: &Path, into: &Path) -> anyhow::Result<()> {
         sample.views.clear();
     }
     data.head = None;
-    data.feature_bytes = data
-        .samples
-        .iter()
-        .map(|s| s.feature.byte_len() as u64)
-        .sum();
+    data.feature_bytes = data.samples.iter().map(|s| s.stored_bytes()).sum();
     fs.create_dir_all(into)
         .with_context(|| format!("cannot create {}", into.display()))?;
     let path = into.join(store::snapshot::snapshot_name(data.seq));
