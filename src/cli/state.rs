@@ -229,7 +229,7 @@ fn inspect(path: &Path) -> anyhow::Result<()> {
     );
     outln!("last event        {}", data.seq);
     outln!(
-        "classes           {} ({} stored samples, {} KiB of features{})",
+        "classes           {} ({} stored samples, {} KiB of features and thumbnails{})",
         data.classes.len(),
         data.samples.len(),
         data.feature_bytes / 1024,

@@ -231,3 +231,133 @@ impl Head {
         Ok(head)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array1;
+    use rand::Rng;
+
+    /// `n` samples a class around well-separated centres in 16-d.
+    fn blobs(classes: &[&str], n: usize, seed: u64) -> Dataset {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let dim = 16;
+        let mut features = Array2::zeros((classes.len() * n, dim));
+        let mut labels = Vec::new();
+        for c in 0..classes.len() {
+            for i in 0..n {
+                let mut row = features.row_mut(c * n + i);
+                for (d, v) in row.iter_mut().enumerate() {
+                    let centre = if d % classes.len().max(1) == c {
+                        3.0
+                    } else {
+                        0.0
+                    };
+                    *v = centre + rng.gen_range(-1.0f32..1.0);
+                }
+                labels.push(c);
+            }
+        }
+        Dataset::new(
+            features,
+            labels,
+            classes.iter().map(|c| c.to_string()).collect(),
+        )
+        .expect("valid")
+    }
+
+    fn trained(kind: HeadKind) -> Head {
+        let data = blobs(&["a", "b", "c"], 20, 1);
+        let hyper = HyperParams::defaults_for(kind);
+        Head::train(&data, None, kind, &hyper, &mut |_| {})
+            .expect("train")
+            .0
+    }
+
+    #[test]
+    fn without_samples_the_fine_tuned_head_is_the_imported_one() {
+        for kind in [HeadKind::Linear, HeadKind::Mlp { hidden: 16 }] {
+            let head = trained(kind);
+            let empty = Dataset {
+                features: Array2::zeros((0, 16)),
+                labels: Vec::new(),
+                classes: Vec::new(),
+            };
+            assert_eq!(
+                head.fine_tune(&empty, head.hyper()).expect("fine-tune"),
+                head
+            );
+        }
+    }
+
+    #[test]
+    fn a_class_without_samples_keeps_its_imported_weights() {
+        for kind in [HeadKind::Linear, HeadKind::Mlp { hidden: 16 }] {
+            let head = trained(kind);
+            // Device samples of "a" only, from elsewhere.
+            let full = blobs(&["a", "b", "c"], 5, 9);
+            let rows: Vec<usize> = (0..5).collect();
+            let mut only_a = full.select(&rows);
+            only_a.classes = vec!["a".into()];
+            let tuned = head.fine_tune(&only_a, head.hyper()).expect("fine-tune");
+            assert_eq!(tuned.classes(), head.classes());
+            let (before, after) = (head.params.output(), tuned.params.output());
+            assert_ne!(before.w.row(0), after.w.row(0), "{kind:?}: a learned");
+            for c in 1..3 {
+                assert_eq!(before.w.row(c), after.w.row(c), "{kind:?}: class {c}");
+                assert_eq!(before.b[c], after.b[c], "{kind:?}: class {c}");
+            }
+            if let HeadKind::Mlp { .. } = kind {
+                assert_eq!(head.params.layers[0], tuned.params.layers[0]);
+            }
+            assert_eq!(tuned.standardizer, head.standardizer);
+            assert_eq!(tuned.calibration, head.calibration);
+        }
+    }
+
+    #[test]
+    fn a_new_class_is_added_and_the_old_ones_are_kept() {
+        let head = trained(HeadKind::Linear);
+        let test = blobs(&["a", "b", "c", "d"], 10, 5);
+        let device = blobs(&["a", "b", "c", "d"], 3, 7);
+        let rows: Vec<usize> = (9..12).collect();
+        let mut only_d = device.select(&rows);
+        only_d.labels = vec![0; 3];
+        only_d.classes = vec!["d".into()];
+        let tuned = head.fine_tune(&only_d, head.hyper()).expect("fine-tune");
+        assert_eq!(tuned.classes(), ["a", "b", "c", "d"]);
+        let right = |h: &Head, range: std::ops::Range<usize>| {
+            range
+                .filter(|&i| {
+                    let p = h.predict(test.features.row(i));
+                    p.top.first().map(|t| t.0) == Some(test.labels[i])
+                })
+                .count()
+        };
+        assert!(right(&tuned, 30..40) >= 8, "d is learned from 3 samples");
+        assert!(
+            right(&tuned, 0..30) >= right(&head, 0..30).saturating_sub(3),
+            "the imported classes are kept"
+        );
+    }
+
+    #[test]
+    fn selecting_classes_keeps_their_logits() {
+        let head = trained(HeadKind::Linear);
+        let picked = head
+            .select_classes(&[2, 0], &["C".into(), "A".into()])
+            .expect("select");
+        assert_eq!(picked.classes(), ["C", "A"]);
+        let x = Array1::from_elem(16, 0.5);
+        let all = head.logits(x.view().insert_axis(Axis(0))).expect("logits");
+        let some = picked
+            .logits(x.view().insert_axis(Axis(0)))
+            .expect("logits");
+        assert_eq!(some[[0, 0]], all[[0, 2]]);
+        assert_eq!(some[[0, 1]], all[[0, 0]]);
+        assert!(head
+            .select_classes(&[0, 0], &["x".into(), "y".into()])
+            .is_err());
+        assert!(head.select_classes(&[5], &["x".into()]).is_err());
+    }
+}
