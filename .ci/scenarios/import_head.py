@@ -2,12 +2,15 @@
 """A device started from a laptop's head, measured by hand against the release binary on corn4
 (README, "A device started from a head trained on a laptop"):
 
-1. `fieldtune train` on corn4 train (+ val), `fieldtune predict --json` of every test image;
+1. `fieldtune train` on the lab pictures of corn4 train (+ val) -- the 256x256 PlantVillage ones,
+   without the field photos (PlantDoc) -- as a laptop would, and `fieldtune predict --json` of every
+   test image with that head;
 2. `fieldtune state import --head` into a new state; the service replays corn4 test with the page's
    MJPEG stream open the whole time: every test image is predicted exactly as `predict` does;
-3. the device is taught the field photos of corn4 val (the PlantDoc pictures, unlike the 256x256
-   lab pictures the head was mostly trained on) by seq over the control socket, then restarted and
-   replays corn4 test again: accuracy on all of test and on its field photos, before and after;
+3. the device is taught the field photos of corn4 train and val (what a device in a field sees and
+   the laptop's head never saw) by seq over the control socket, then restarted and replays corn4
+   test again: accuracy on all of test and on its 57 field photos, before and after (as the
+   service says it: "unknown" counts as wrong), and `fieldtune eval` of both heads (closed-set);
 4. the service's peak RSS (VmHWM) with the stream open, and the stream's frame counters.
 
 Usage: .ci/scenarios/import_head.py [CORN4_DIR] [WORK_DIR]  (defaults: /work/shared/data/corn4,
@@ -129,10 +132,30 @@ def accuracy(seen, names=None):
 
 def main():
     os.makedirs(WORK, exist_ok=True)
-    head = os.path.join(WORK, "corn4.fth")
+    field = {"test": set(), "train": [], "val": []}
+    with open(os.path.join(CORN, "MANIFEST.tsv")) as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            if (row["orig_w"], row["orig_h"]) != ("256", "256"):
+                if row["split"] == "test":
+                    field["test"].add(os.path.basename(row["file"]))
+                else:
+                    field[row["split"]].append(row["file"])
+    # The laptop's data: the lab pictures of train and val (symlinks).
+    lab = os.path.join(WORK, "lab")
+    shutil.rmtree(lab, ignore_errors=True)
+    skip = set(field["train"] + field["val"])
+    for split in ("train", "val"):
+        for path in images(os.path.join(CORN, split)):
+            rel = os.path.relpath(path, CORN)
+            if rel in skip:
+                continue
+            os.makedirs(os.path.join(lab, os.path.dirname(rel)), exist_ok=True)
+            os.symlink(path, os.path.join(lab, rel))
+    head = os.path.join(WORK, "lab.fth")
     t = time.time()
-    run("train", "--data", os.path.join(CORN, "train"), "--val", os.path.join(CORN, "val"), "--out", head)
-    print(f"train: {time.time() - t:.1f} s")
+    run("train", "--data", os.path.join(lab, "train"), "--val", os.path.join(lab, "val"), "--out", head)
+    print(f"train on {len(images(os.path.join(lab, 'train')))} + {len(images(os.path.join(lab, 'val')))} "
+          f"lab pictures: {time.time() - t:.1f} s")
     test = images(os.path.join(CORN, "test"))
     reference = {}
     for line in run("predict", "--json", "--head", head, *test).splitlines():
@@ -140,15 +163,6 @@ def main():
         p = 0.0 if v["unknown"] else v["top"][0]["probability"]
         reference[os.path.basename(v["image"])] = (None if v["unknown"] else v["class"], p)
     print(run("state", "import", "--head", head, "--into", os.path.join(WORK, "state")).strip())
-
-    field = {"test": set(), "val": []}
-    with open(os.path.join(CORN, "MANIFEST.tsv")) as f:
-        for row in csv.DictReader(f, delimiter="\t"):
-            if (row["orig_w"], row["orig_h"]) != ("256", "256"):
-                if row["split"] == "test":
-                    field["test"].add(os.path.basename(row["file"]))
-                elif row["split"] == "val":
-                    field["val"].append(row["file"])
 
     # 2. The imported head, as the service serves it, with the page's stream open.
     device = Device(os.path.join(CORN, "test"), 0, web=True)
@@ -170,15 +184,17 @@ def main():
     print(f"peak RSS of the service with the stream open: {rss} KiB; stream parts read: "
           f"{stats['parts']} ({stats['bytes']} bytes); {'; '.join(skipped)}")
 
-    # 3. Teach it the field photos of val, by seq, as they go by.
-    folder = os.path.join(WORK, "val-field")
+    # 3. Teach it the field photos of train and val, by seq, as they go by.
+    folder = os.path.join(WORK, "field")
     shutil.rmtree(folder, ignore_errors=True)
-    for rel in field["val"]:
-        os.makedirs(os.path.join(folder, os.path.dirname(os.path.relpath(rel, "val"))), exist_ok=True)
-        shutil.copy(os.path.join(CORN, rel), os.path.join(folder, os.path.relpath(rel, "val")))
+    for rel in field["train"] + field["val"]:
+        to = os.path.join(folder, os.path.basename(os.path.dirname(rel)), os.path.basename(rel))
+        os.makedirs(os.path.dirname(to), exist_ok=True)
+        shutil.copy(os.path.join(CORN, rel), to)
+    taught = len(images(folder))
     device = Device(folder, 5)
     labelled = set()
-    while len(labelled) < len(field["val"]):
+    while len(labelled) < taught:
         l = device.line()
         name = os.path.basename(l["origin"])
         if name in labelled:
@@ -196,6 +212,20 @@ def main():
         r, n = accuracy(seen)
         rf, nf = accuracy(seen, field["test"])
         print(f"{what}: test {100 * r / n:.2f} % ({r}/{n}), field photos {100 * rf / nf:.2f} % ({rf}/{nf})")
+    device_head = os.path.join(WORK, "device.fth")
+    run("state", "export", os.path.join(WORK, "state"), "--head", device_head)
+    test_field = os.path.join(WORK, "test-field")
+    shutil.rmtree(test_field, ignore_errors=True)
+    for path in test:
+        if os.path.basename(path) in field["test"]:
+            to = os.path.join(test_field, os.path.basename(os.path.dirname(path)))
+            os.makedirs(to, exist_ok=True)
+            shutil.copy(path, to)
+    for what, h in (("imported head", head), ("device head", device_head)):
+        for data in (os.path.join(CORN, "test"), test_field):
+            v = json.loads(run("eval", "--data", data, "--head", h, "--json"))
+            print(f"eval {what} on {data}: closed-set {100 * v['accuracy']:.2f} %, "
+                  f"accepted {100 * v['accepted_accuracy']:.2f} %, unknown {100 * v['unknown_rate']:.2f} %")
     print(f"work directory: {WORK}")
 
 

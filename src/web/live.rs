@@ -35,13 +35,16 @@ pub struct LiveFrame {
     pub features: Arc<Vec<f32>>,
     /// The frame as a browser shows it, made by the first client that asks (see
     /// [`LiveFrame::image`]).
-    pub image: OnceLock<Option<(&'static str, Arc<Vec<u8>>)>>,
+    pub image: OnceLock<Option<Image>>,
 }
+
+/// An image a browser shows: its content type and bytes.
+pub type Image = (&'static str, Arc<Vec<u8>>);
 
 impl LiveFrame {
     /// The frame as an image a browser shows (content type and bytes), encoded at most once
     /// however many clients ask; None for a format a browser cannot show.
-    pub fn image(&self) -> Option<(&'static str, Arc<Vec<u8>>)> {
+    pub fn image(&self) -> Option<Image> {
         self.image
             .get_or_init(|| as_image(&self.data).map(|(kind, bytes)| (kind, Arc::new(bytes))))
             .clone()
