@@ -18,6 +18,10 @@
 //!     as `P` samples, so a handful of labels moves it a little and hundreds move it freely.
 //! - A class without a single device sample keeps its imported row exactly (its weights and bias
 //!   are not trained): the device has no evidence about it, only against it.
+//! - The unknown threshold is raised, when needed, to accept `target_acceptance` of the device's
+//!   own samples (scored leave-one-out against the class means, which absorb them): what the
+//!   device was taught is known by definition, even when it looks unlike anything the imported
+//!   head was trained on (a field photo against lab pictures). It is never lowered.
 //! - With no device samples at all the result is the imported head itself (restricted to the
 //!   classes kept), so it predicts exactly as `fieldtune predict` with that head file.
 
@@ -27,6 +31,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::batch::Workspace;
+use super::calibration::acceptance_threshold;
 use super::classifier::Head;
 use super::dataset::Dataset;
 use super::error::HeadError;
@@ -225,6 +230,18 @@ impl Head {
             }
         }
         head.params = params;
+        let scores: Vec<f32> = device
+            .axis_iter(Axis(0))
+            .zip(&labels)
+            .map(|(row, &y)| head.prototypes.nearest_excluding(row, Some(y)).0)
+            .filter(|s| s.is_finite())
+            .collect();
+        if !scores.is_empty() {
+            let (threshold, _) = acceptance_threshold(&scores, hyper.target_acceptance());
+            if threshold.is_finite() && threshold > head.calibration.unknown_threshold {
+                head.calibration.unknown_threshold = threshold;
+            }
+        }
         if let HeadKind::Mlp { .. } = head.kind {
             debug_assert_eq!(head.params.layers[0], start.layers[0]);
         }
@@ -311,7 +328,13 @@ mod tests {
                 assert_eq!(head.params.layers[0], tuned.params.layers[0]);
             }
             assert_eq!(tuned.standardizer, head.standardizer);
-            assert_eq!(tuned.calibration, head.calibration);
+            assert_eq!(
+                tuned.calibration.temperature,
+                head.calibration.temperature
+            );
+            assert!(
+                tuned.calibration.unknown_threshold >= head.calibration.unknown_threshold
+            );
         }
     }
 
