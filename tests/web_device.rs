@@ -2,7 +2,9 @@
 //! real HTTP on loopback: every API operation; a label by `frame` labels the frame that was shown
 //! (its origin and its thumbnail); wrong or missing tokens get 401 and change nothing; cross-site,
 //! oversized and stalled requests are refused while frames keep flowing; thumbnails survive a
-//! SIGKILL; `state export --images` → `train` → `eval` round trip.
+//! SIGKILL; `state export --images` → `train` → `eval` round trip; a slow client of the MJPEG
+//! stream gets frames dropped, not queued, while the loop and other clients go on; samples moved
+//! through the API retrain the head (and an undo brings the same head back).
 
 mod device_support;
 

@@ -697,8 +697,14 @@ fn label_random(
     let class = format!("class-{}", rng.gen_range(0..classes));
     let hash = store::FrameHash(rng.gen());
     let id = learner.data().next_sample_id;
-    let mut thumbnail = soak_thumbnail(&hash);
-    thumbnail.truncate(thumbnail_bytes);
+    // The stand-in, repeated or cut to the size asked for.
+    let stand_in = soak_thumbnail(&hash);
+    let thumbnail: Vec<u8> = stand_in
+        .iter()
+        .copied()
+        .cycle()
+        .take(thumbnail_bytes)
+        .collect();
     let frame = Frame {
         features: feature.as_slice().unwrap_or_default(),
         hash,

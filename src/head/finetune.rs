@@ -328,13 +328,8 @@ mod tests {
                 assert_eq!(head.params.layers[0], tuned.params.layers[0]);
             }
             assert_eq!(tuned.standardizer, head.standardizer);
-            assert_eq!(
-                tuned.calibration.temperature,
-                head.calibration.temperature
-            );
-            assert!(
-                tuned.calibration.unknown_threshold >= head.calibration.unknown_threshold
-            );
+            assert_eq!(tuned.calibration.temperature, head.calibration.temperature);
+            assert!(tuned.calibration.unknown_threshold >= head.calibration.unknown_threshold);
         }
     }
 
