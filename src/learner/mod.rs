@@ -24,6 +24,10 @@
 //! at once after anything removed samples (undo, delete); labels given while it runs are taught
 //! to its result online before it is swapped in.
 //!
+//! A device started from a head trained elsewhere (`fieldtune state import --head`,
+//! [`Learner::import_head`]) fits differently: its head is that imported head fine-tuned on the
+//! stored samples ([`prior`]), so the imported head is the prior every retrain starts from.
+//!
 //! # What survives a restart
 //! Every action is journalled as one event before it is applied or acknowledged. A snapshot
 //! stores the head only when it is exactly the fit of the stored samples (its fingerprint says
