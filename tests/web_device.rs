@@ -590,6 +590,9 @@ fn thumbnails_survive_sigkill_and_export_to_train_and_eval() {
     // Label frames as their folder says, each by its seq, until every class has 4 samples.
     let mut counts: HashMap<String, usize> = HashMap::new();
     while counts.len() < 4 || counts.values().any(|&n| n < 4) {
+        // The freshest line: unpaced on a busy machine, lines queued meanwhile name frames that
+        // have left the ring, and answering them one by one never catches up.
+        let _ = device.lines.try_iter().count();
         let line = device
             .lines
             .recv_timeout(Duration::from_secs(120))
