@@ -1,6 +1,6 @@
 //! The web page in a real browser: Debian's headless Chromium driven through chromedriver's
 //! WebDriver HTTP protocol (a minimal client below, no async crates) against `fieldtune run`.
-//! The page shows frames that change; clicking a class button labels the frame on screen; a rename
+//! The page shows frames that change (the MJPEG stream); clicking a class button labels the frame on screen; a rename
 //! through the page's prompt and a move in the gallery reach the service's state; a screenshot is
 //! saved for the README (`$CARGO_TARGET_TMPDIR/web-page.png`).
 //!
@@ -387,6 +387,17 @@ impl Device {
             .collect()
     }
 
+    /// `GET /metrics` over loopback (no token needed there).
+    fn metrics(&self) -> String {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .expect("request");
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw).expect("response");
+        raw
+    }
+
     /// The origin of frame `seq` from the prediction lines.
     fn origin_of(&self, seq: u64) -> String {
         loop {
@@ -426,6 +437,13 @@ fn a_person_in_a_browser_labels_what_they_see() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+
+    // The page shows the MJPEG stream (GET /stream), not polled frames.
+    let metrics = device.metrics();
+    assert!(
+        metrics.contains("fieldtune_web_streams_open 1"),
+        "the page keeps one stream open: {metrics}"
+    );
 
     // A new class from the name box labels the frame on screen.
     let name = browser.find("#newname");

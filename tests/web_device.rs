@@ -2,7 +2,9 @@
 //! real HTTP on loopback: every API operation; a label by `frame` labels the frame that was shown
 //! (its origin and its thumbnail); wrong or missing tokens get 401 and change nothing; cross-site,
 //! oversized and stalled requests are refused while frames keep flowing; thumbnails survive a
-//! SIGKILL; `state export --images` → `train` → `eval` round trip.
+//! SIGKILL; `state export --images` → `train` → `eval` round trip; a slow client of the MJPEG
+//! stream gets frames dropped, not queued, while the loop and other clients go on; samples moved
+//! through the API retrain the head (and an undo brings the same head back).
 
 mod device_support;
 
@@ -588,6 +590,9 @@ fn thumbnails_survive_sigkill_and_export_to_train_and_eval() {
     // Label frames as their folder says, each by its seq, until every class has 4 samples.
     let mut counts: HashMap<String, usize> = HashMap::new();
     while counts.len() < 4 || counts.values().any(|&n| n < 4) {
+        // The freshest line: unpaced on a busy machine, lines queued meanwhile name frames that
+        // have left the ring, and answering them one by one never catches up.
+        let _ = device.lines.try_iter().count();
         let line = device
             .lines
             .recv_timeout(Duration::from_secs(120))
@@ -788,5 +793,296 @@ fn a_frame_shown_long_ago_is_still_the_one_labelled() {
         String::from_utf8_lossy(&gone.body)
     );
     assert_eq!(device.status()["labels"], 1);
+    device.terminate();
+}
+
+/// A client of `GET /stream`: reads the multipart stream part by part.
+struct StreamClient {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl StreamClient {
+    /// Connects and sends the request; with `receive_buffer`, the socket's receive buffer is
+    /// pinned that small (a phone on a slow link).
+    fn open(port: u16, receive_buffer: Option<usize>) -> StreamClient {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        if let Some(bytes) = receive_buffer {
+            use std::os::fd::AsRawFd;
+            let size = libc::c_int::try_from(bytes).expect("size");
+            // SAFETY: a valid socket, a c_int living across the call and its length.
+            let status = unsafe {
+                libc::setsockopt(
+                    stream.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVBUF,
+                    std::ptr::from_ref(&size).cast::<libc::c_void>(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            assert_eq!(status, 0, "SO_RCVBUF");
+        }
+        stream
+            .set_read_timeout(Some(Duration::from_secs(120)))
+            .expect("timeout");
+        stream
+            .write_all(
+                format!(
+                    "GET /stream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .expect("request");
+        let mut client = StreamClient {
+            stream,
+            buf: Vec::new(),
+        };
+        let head = client.head();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(
+            head.contains("multipart/x-mixed-replace; boundary=fieldtune-frame"),
+            "{head}"
+        );
+        client
+    }
+
+    fn fill(&mut self) {
+        let mut chunk = [0u8; 16 << 10];
+        let n = self.stream.read(&mut chunk).expect("stream read");
+        assert!(n > 0, "the stream ended");
+        self.buf.extend_from_slice(&chunk[..n]);
+    }
+
+    /// Text up to the next blank line.
+    fn head(&mut self) -> String {
+        loop {
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+                self.buf.drain(..end + 4);
+                return head;
+            }
+            self.fill();
+        }
+    }
+
+    /// The next part: its seq and image bytes.
+    fn part(&mut self) -> (u64, Vec<u8>) {
+        let head = self.head();
+        let mut lines = head.lines();
+        assert_eq!(lines.next(), Some("--fieldtune-frame"), "{head}");
+        let fields: HashMap<String, String> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let len: usize = fields["content-length"].parse().expect("length");
+        while self.buf.len() < len + 2 {
+            self.fill();
+        }
+        let body = self.buf[..len].to_vec();
+        assert_eq!(&self.buf[len..len + 2], b"\r\n");
+        self.buf.drain(..len + 2);
+        (fields["x-frame-seq"].parse().expect("seq"), body)
+    }
+}
+
+#[test]
+fn a_slow_stream_client_costs_only_its_own_frames() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let device = Device::start(dir.path(), &board(dir.path(), 10.0, ""));
+    device.frame();
+
+    // A phone that opens the stream and then does not read: a small receive buffer, nothing read.
+    let mut slow = StreamClient::open(device.port, Some(8 << 10));
+    // A second client that reads every part as it comes.
+    let mut fast = StreamClient::open(device.port, None);
+    let (fast_tx, fast_rx) = mpsc::channel();
+    std::thread::spawn(move || loop {
+        let (seq, jpeg) = fast.part();
+        assert!(jpeg.starts_with(&[0xFF, 0xD8]), "a JPEG part");
+        if fast_tx.send(seq).is_err() {
+            return;
+        }
+    });
+
+    // While the slow client reads nothing, the frame loop goes on, the fast client gets frame
+    // after frame, and the API answers.
+    let stall = 30;
+    let _ = device.lines.try_iter().count();
+    let mut last_line = 0;
+    for _ in 0..stall {
+        last_line = device
+            .lines
+            .recv_timeout(Duration::from_secs(120))
+            .expect("frames keep flowing while a stream client stalls")["seq"]
+            .as_u64()
+            .expect("seq");
+    }
+    let fast_seqs: Vec<u64> = fast_rx.try_iter().collect();
+    assert!(
+        fast_seqs.len() >= 10,
+        "the fast client got only {} frames while {stall} went by",
+        fast_seqs.len()
+    );
+    assert!(fast_seqs.windows(2).all(|w| w[0] < w[1]), "{fast_seqs:?}");
+    device.ok(device.get("/api/status"));
+    let metrics = String::from_utf8(device.get("/metrics").body).expect("text");
+    assert!(
+        metrics.contains("fieldtune_web_streams_open 2"),
+        "{metrics}"
+    );
+
+    // The slow client reads again: what waited for it is a few frames, not all it missed, and
+    // then it is at the live frame.
+    let mut got = Vec::new();
+    loop {
+        let (seq, jpeg) = slow.part();
+        assert!(jpeg.starts_with(&[0xFF, 0xD8]), "a JPEG part");
+        got.push(seq);
+        if seq > last_line {
+            break;
+        }
+    }
+    assert!(got.windows(2).all(|w| w[0] < w[1]), "{got:?}");
+    let backlog = got.iter().filter(|&&s| s <= last_line).count();
+    eprintln!(
+        "slow client: {} parts after resuming ({backlog} published before it resumed): {got:?}",
+        got.len()
+    );
+    assert!(
+        backlog < stall / 2,
+        "{backlog} frames waited for the slow client: frames were queued, not dropped ({got:?})"
+    );
+    assert!(
+        got.windows(2).any(|w| w[1] > w[0] + 1),
+        "no frame was dropped for the slow client: {got:?}"
+    );
+    let metrics = String::from_utf8(device.get("/metrics").body).expect("text");
+    let skipped: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("fieldtune_web_stream_skipped_frames_total "))
+        .and_then(|v| v.parse().ok())
+        .expect("skipped frames in /metrics");
+    assert!(skipped > 0, "{metrics}");
+    drop(slow);
+    drop(fast_rx);
+    device.terminate();
+}
+
+/// Waits until the head is exactly the fit of the stored samples.
+fn wait_settled(device: &Device) {
+    let start = Instant::now();
+    loop {
+        let status = device.status();
+        if status["settled"].as_bool() == Some(true) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "the head never settles: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// One pass over the 24 test images after the lines queued so far: origin → (class, probability).
+fn pass(device: &Device) -> std::collections::BTreeMap<String, (Option<String>, f64)> {
+    let _ = device.lines.try_iter().count();
+    let mut seen = std::collections::BTreeMap::new();
+    while seen.len() < 24 {
+        let line = device
+            .lines
+            .recv_timeout(Duration::from_secs(120))
+            .expect("a prediction line");
+        seen.insert(
+            line["origin"].as_str().expect("origin").to_string(),
+            (
+                line["class"].as_str().map(str::to_string),
+                line["probability"].as_f64().expect("probability"),
+            ),
+        );
+    }
+    seen
+}
+
+#[test]
+fn moving_samples_through_the_api_retrains_the_head() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let device = Device::start(dir.path(), &board(dir.path(), 8.0, ""));
+    device.frame();
+    // Two frames of Blight and two of Common_Rust, labelled with their true class by seq.
+    let mut given: HashMap<String, usize> = HashMap::new();
+    while given.get("Blight") != Some(&2) || given.get("Common_Rust") != Some(&2) {
+        let line = device
+            .lines
+            .recv_timeout(Duration::from_secs(120))
+            .expect("a prediction line");
+        let truth = line["truth"].as_str().expect("truth").to_string();
+        if !["Blight", "Common_Rust"].contains(&truth.as_str()) || given.get(&truth) == Some(&2) {
+            continue;
+        }
+        device.ok(device.post(
+            "/api/label",
+            serde_json::json!({"class": truth, "frame": line["seq"]}),
+        ));
+        *given.entry(truth).or_default() += 1;
+    }
+    wait_settled(&device);
+    let before = pass(&device);
+    let retrains = device.status()["retrains"].as_u64().expect("retrains");
+    assert!(
+        before.values().any(|(c, _)| c.as_deref() == Some("Blight")),
+        "{before:?}"
+    );
+
+    // One Blight sample moved to Common_Rust: a retrain, and the head changes.
+    let blight = samples_of(&device, "Blight");
+    assert_eq!(blight.len(), 2);
+    device.ok(device.post(
+        "/api/move_sample",
+        serde_json::json!({"sample": blight[0], "to": "Common_Rust"}),
+    ));
+    assert_eq!(samples_of(&device, "Blight"), [blight[1]]);
+    wait_settled(&device);
+    let moved = pass(&device);
+    assert!(
+        device.status()["retrains"].as_u64().expect("retrains") > retrains,
+        "the move triggered no retrain"
+    );
+    let changed = before
+        .iter()
+        .filter(|(origin, (c, p))| {
+            let (c2, p2) = &moved[*origin];
+            c != c2 || (p - p2).abs() > 1e-6
+        })
+        .count();
+    assert!(changed > 0, "moving a sample changed no prediction");
+    eprintln!("one sample moved: {changed} of 24 predictions changed");
+
+    // Undo puts it back: the head is again the fit of the same samples, predicting as before.
+    device.ok(device.post("/api/undo", serde_json::json!({})));
+    wait_settled(&device);
+    let undone = pass(&device);
+    for (origin, (class, p)) in &before {
+        let (c2, p2) = &undone[origin];
+        assert_eq!(class, c2, "{origin} after the undo");
+        assert!((p - p2).abs() < 1e-5, "{origin}: {p} against {p2}");
+    }
+
+    // Both Blight samples moved: Blight has none left and is never predicted.
+    for sample in &blight {
+        device.ok(device.post(
+            "/api/move_sample",
+            serde_json::json!({"sample": sample, "to": "Common_Rust"}),
+        ));
+    }
+    wait_settled(&device);
+    let emptied = pass(&device);
+    assert!(
+        emptied
+            .values()
+            .all(|(c, _)| c.as_deref() != Some("Blight")),
+        "{emptied:?}"
+    );
+    assert_eq!(samples_of(&device, "Common_Rust").len(), 4);
     device.terminate();
 }

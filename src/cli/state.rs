@@ -1,5 +1,6 @@
 //! `fieldtune state …`: look into a device state directory (`inspect`), move a state between
-//! devices (`export`, `import`, `merge`), and two tools for testing the store: a hidden `soak` labelling
+//! devices (`export`, `import`, `merge`), start a device from a head trained by `fieldtune train`
+//! (`import --head`), and two tools for testing the store: a hidden `soak` labelling
 //! loop (the kill test runs it and SIGKILLs it) and `bench` (flash bytes per label and per
 //! snapshot, commit latency, recovery time of 10,000 samples).
 
@@ -45,13 +46,29 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         head: Option<PathBuf>,
     },
-    /// Unpacks an exported file into a new state directory.
+    /// Unpacks an exported file into a new state directory, or (`--head`) starts a device state
+    /// from a head trained by `fieldtune train`: its classes become the device's and the device's
+    /// labels then fine-tune it (it stays the prior of every retrain).
     Import {
-        /// The exported file.
-        file: PathBuf,
-        /// The state directory to create (must not hold a state yet).
+        /// The exported file (`fieldtune state export --out`).
+        #[arg(required_unless_present = "head", conflicts_with = "head")]
+        file: Option<PathBuf>,
+        /// A head file written by `fieldtune train` (or `state export --head`).
+        #[arg(long, value_name = "FILE")]
+        head: Option<PathBuf>,
+        /// The state directory (for `--head`: new, or one whose service is stopped).
         #[arg(long)]
         into: PathBuf,
+        /// With `--head`: import into a state that already has labelled samples or an imported
+        /// head. The samples are kept and fine-tune the new head; a class of the head whose name
+        /// the state has is that class, the others are added; an earlier imported head is
+        /// replaced.
+        #[arg(long, requires = "head")]
+        force: bool,
+        /// With `--head`: the model descriptor of the device's backbone (default: the shipped
+        /// one); the head must have been trained with it.
+        #[arg(long, value_name = "FILE", requires = "head")]
+        model: Option<PathBuf>,
     },
     /// Merges exported file B's labels into exported file A, as a new exported file: classes
     /// matched by name, B's samples added unless A labelled the same frame (A's label wins),
@@ -143,7 +160,17 @@ pub fn run(command: Command) -> anyhow::Result<()> {
                 None => Ok(()),
             }
         }
-        Command::Import { file, into } => import(&file, &into),
+        Command::Import {
+            file,
+            head,
+            into,
+            force,
+            model,
+        } => match (file, head) {
+            (_, Some(head)) => import_head(&head, &into, force, model.as_deref()),
+            (Some(file), None) => import(&file, &into),
+            (None, None) => bail!("give an exported file or --head FILE"),
+        },
         Command::Rebase { path, model, into } => rebase(&path, &model, &into),
         Command::Soak {
             dir,
@@ -216,7 +243,7 @@ fn inspect(path: &Path) -> anyhow::Result<()> {
     );
     outln!("last event        {}", data.seq);
     outln!(
-        "classes           {} ({} stored samples, {} KiB of features{})",
+        "classes           {} ({} stored samples, {} KiB of features and thumbnails{})",
         data.classes.len(),
         data.samples.len(),
         data.feature_bytes / 1024,
@@ -234,6 +261,19 @@ fn inspect(path: &Path) -> anyhow::Result<()> {
         );
     }
     outln!("undo history      {} actions", data.undo.len());
+    match crate::learner::prior::Prior::load(path, &backbone) {
+        Ok(None) => {}
+        Ok(Some(prior)) => outln!(
+            "imported head     {} classes ({}), the prior every retrain fine-tunes ({})",
+            prior.imported().head.classes().len(),
+            prior.live_classes(data).len().to_string() + " live",
+            crate::learner::prior::IMPORTED_HEAD_FILE
+        ),
+        Err(e) => outln!("imported head     DAMAGED, ignored by the device: {e}"),
+    }
+    let prior = crate::learner::prior::Prior::load(path, &backbone)
+        .ok()
+        .flatten();
     outln!(
         "head              {}",
         data.head.as_ref().map_or(
@@ -241,7 +281,7 @@ fn inspect(path: &Path) -> anyhow::Result<()> {
             |h| format!(
                 "{} bytes in the snapshot{}",
                 h.bytes.0.len(),
-                if h.basis == data.basis() {
+                if h.basis == crate::learner::prior::head_basis(data, prior.as_ref()) {
                     ", fitted to exactly these samples"
                 } else {
                     " (predates the last labels: refitted on start)"
@@ -530,6 +570,106 @@ fn import(file: &Path, into: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `state import --head`: see [`Learner::import_head`] for what it does and in which order.
+fn import_head(
+    head_path: &Path,
+    into: &Path,
+    force: bool,
+    model: Option<&Path>,
+) -> anyhow::Result<()> {
+    let descriptor = match model {
+        Some(path) => crate::model::ModelDescriptor::load(path)
+            .with_context(|| format!("loading model descriptor {}", path.display()))?,
+        None => crate::model::ModelDescriptor::load_default()?,
+    };
+    let backbone = descriptor.backbone_id();
+    let head = crate::cli::common::load_head_file(head_path, &descriptor).with_context(|| {
+        format!(
+            "{} cannot start a device of backbone {} ({}); train the head with that model (`fieldtune train --model {}`)",
+            head_path.display(),
+            descriptor.name,
+            store::format::describe_backbone(&backbone),
+            model.map_or_else(|| "…".to_string(), |m| m.display().to_string()),
+        )
+    })?;
+    let fs = fs();
+    if let Some(existing) = store::recovery::detect_backbone(fs.as_ref(), into) {
+        if existing != backbone {
+            bail!(
+                "{} holds a state of backbone {}, the head was trained with {} ({}); give that state's model with --model, or import into a new directory",
+                into.display(),
+                store::format::describe_backbone(&existing),
+                descriptor.name,
+                store::format::describe_backbone(&backbone)
+            );
+        }
+    }
+    let lock = store::lock::StateLock::acquire(into, &store::lock::Holder::this_process(None))
+        .with_context(|| {
+            format!(
+                "stop the service that uses {} before importing a head into it",
+                into.display()
+            )
+        })?;
+    let (mut learner, _) = Learner::open(into, backbone, LearnerConfig::default(), Some(lock))
+        .with_context(|| format!("cannot open the state in {}", into.display()))?;
+    let samples = learner.data().live_samples().count();
+    let earlier = learner.imported_head().is_some();
+    if !force && (samples > 0 || earlier) {
+        let classes: Vec<String> = learner
+            .classes()
+            .into_iter()
+            .filter(|c| c.samples > 0)
+            .map(|c| format!("{} ({})", c.name, c.samples))
+            .collect();
+        bail!(
+            "{} already {}; nothing changed. With --force the samples are kept and fine-tune the imported head (a class of the head with a name the state has is that class, the others are added{}); or import into a new directory",
+            into.display(),
+            match (samples > 0, earlier) {
+                (true, true) => format!("holds an imported head and {samples} labelled samples: {}", classes.join(", ")),
+                (true, false) => format!("holds {samples} labelled samples: {}", classes.join(", ")),
+                _ => "holds an imported head".to_string(),
+            },
+            if earlier { "; the earlier imported head is replaced" } else { "" }
+        );
+    }
+    let imported = learner.import_head(head).with_context(|| {
+        format!(
+            "cannot import {} into {}",
+            head_path.display(),
+            into.display()
+        )
+    })?;
+    outln!(
+        "imported the head {} ({} classes: {}) into {}{}{}",
+        head_path.display(),
+        imported.classes.len(),
+        imported.classes.join(", "),
+        into.display(),
+        if imported.created.len() < imported.classes.len() {
+            format!(
+                "; {} of its classes existed and keep their samples",
+                imported.classes.len() - imported.created.len()
+            )
+        } else {
+            String::new()
+        },
+        match (imported.samples, imported.replaced) {
+            (0, false) =>
+                "; the device predicts as this head until its labels fine-tune it".to_string(),
+            (n, replaced) => format!(
+                "; fine-tuned on the {n} stored samples{}",
+                if replaced {
+                    ", replacing the earlier imported head"
+                } else {
+                    ""
+                }
+            ),
+        }
+    );
+    Ok(())
+}
+
 fn rebase(dir: &Path, model: &Path, into: &Path) -> anyhow::Result<()> {
     let fs = fs();
     let backbone = store::recovery::detect_backbone(fs.as_ref(), dir)
@@ -567,11 +707,7 @@ fn rebase(dir: &Path, model: &Path, into: &Path) -> anyhow::Result<()> {
         sample.views.clear();
     }
     data.head = None;
-    data.feature_bytes = data
-        .samples
-        .iter()
-        .map(|s| s.feature.byte_len() as u64)
-        .sum();
+    data.feature_bytes = data.samples.iter().map(|s| s.stored_bytes()).sum();
     fs.create_dir_all(into)
         .with_context(|| format!("cannot create {}", into.display()))?;
     let path = into.join(store::snapshot::snapshot_name(data.seq));
@@ -623,8 +759,14 @@ fn label_random(
     let class = format!("class-{}", rng.gen_range(0..classes));
     let hash = store::FrameHash(rng.gen());
     let id = learner.data().next_sample_id;
-    let mut thumbnail = soak_thumbnail(&hash);
-    thumbnail.truncate(thumbnail_bytes);
+    // The stand-in, repeated or cut to the size asked for.
+    let stand_in = soak_thumbnail(&hash);
+    let thumbnail: Vec<u8> = stand_in
+        .iter()
+        .copied()
+        .cycle()
+        .take(thumbnail_bytes)
+        .collect();
     let frame = Frame {
         features: feature.as_slice().unwrap_or_default(),
         hash,

@@ -18,7 +18,8 @@
 //!
 //! Files: [`hyper`] (validated hyper-parameters), [`dataset`] (labelled features), [`standardize`],
 //! [`params`] (weights, forward/backward, one-sample step, bounded batch step), [`batch`] (the reused buffers of a training step), [`kernels`] (the products of the output layer), [`loss`], [`sgd`] (momentum + schedule),
-//! [`train`] (the training procedure, `Head::train` / `Head::retrain`), [`prototypes`] (the unknown
+//! [`train`] (the training procedure, `Head::train` / `Head::retrain`), [`finetune`] (a head
+//! trained elsewhere fine-tuned on a device's samples, `Head::fine_tune`), [`prototypes`] (the unknown
 //! score), [`calibration`] (temperature + threshold), [`classifier`] (the [`Head`] and everything
 //! done to it between trainings), [`baseline`] (nearest class mean). Imports run one way:
 //! `train` uses `classifier`, never the reverse.
@@ -40,6 +41,7 @@ pub mod classifier;
 pub mod dataset;
 pub mod error;
 pub mod fewshot;
+pub mod finetune;
 pub mod hyper;
 pub mod kernels;
 pub mod loss;

@@ -70,6 +70,22 @@ impl Prototypes {
         }
     }
 
+    /// Only the classes `keep` (indices, in the order given); an index past the classes gives an
+    /// empty class.
+    pub fn select(&self, keep: &[usize]) -> Prototypes {
+        let mut p = Prototypes {
+            sums: Array2::zeros((keep.len(), self.sums.ncols())),
+            counts: vec![0; keep.len()],
+        };
+        for (row, &c) in keep.iter().enumerate() {
+            if c < self.counts.len() {
+                p.sums.row_mut(row).assign(&self.sums.row(c));
+                p.counts[row] = self.counts[c];
+            }
+        }
+        p
+    }
+
     /// Appends an empty class.
     pub fn push_class(&mut self) {
         let (k, d) = self.sums.dim();

@@ -24,6 +24,10 @@
 //! at once after anything removed samples (undo, delete); labels given while it runs are taught
 //! to its result online before it is swapped in.
 //!
+//! A device started from a head trained elsewhere (`fieldtune state import --head`,
+//! [`Learner::import_head`]) fits differently: its head is that imported head fine-tuned on the
+//! stored samples ([`prior`]), so the imported head is the prior every retrain starts from.
+//!
 //! # What survives a restart
 //! Every action is journalled as one event before it is applied or acknowledged. A snapshot
 //! stores the head only when it is exactly the fit of the stored samples (its fingerprint says
@@ -49,14 +53,17 @@ use crate::store::{FrameHash, IfLost, RecoveryReport, Store, StoreConfig};
 
 pub mod error;
 pub mod fit;
+mod import;
 pub mod names;
 mod online;
+pub mod prior;
 pub mod retrain;
 mod schedule;
 
 pub use error::LearnerError;
+pub use import::HeadImported;
+use prior::Prior;
 use retrain::Retrainer;
-use schedule::trained_classes;
 
 /// Exit status of `fieldtune run` when the saved state cannot be recovered (the unit's
 /// `RestartPreventExitStatus=`): restarting would not help, a person must decide.
@@ -187,6 +194,10 @@ pub struct Learner {
     failed_basis: Option<u64>,
     retrains: u64,
     names: NameRules,
+    /// The head the device was started from (`fieldtune state import --head`), if any: the prior
+    /// every refit fine-tunes.
+    prior: Option<Prior>,
+    fs: Arc<dyn Fs>,
     _lock: Option<StateLock>,
 }
 
@@ -229,8 +240,20 @@ impl Learner {
         config: LearnerConfig,
         lock: Option<StateLock>,
     ) -> Result<(Self, RecoveryReport), LearnerError> {
-        let (store, opened) =
-            Store::open_with(fs, dir, backbone, config.store.clone(), config.if_lost)?;
+        let (store, opened) = Store::open_with(
+            Arc::clone(&fs),
+            dir,
+            backbone,
+            config.store.clone(),
+            config.if_lost,
+        )?;
+        let prior = match Prior::load(dir, &backbone) {
+            Ok(prior) => prior,
+            Err(e) => {
+                warn!("{e}; going on without the imported head (its classes keep their samples; import it again with `fieldtune state import --head FILE --force`)");
+                None
+            }
+        };
         let kind = config
             .kind
             .check()
@@ -251,13 +274,15 @@ impl Learner {
             failed_basis: None,
             retrains: 0,
             names: config.names,
+            prior,
+            fs,
             _lock: lock,
         };
         if !learner.adopt_saved_head() {
             if let Err(e) = learner.refit_now() {
                 // Never a reason not to start: the samples are safe, labels still teach the head.
                 warn!("{e}; starting with an empty head");
-                learner.failed_basis = Some(learner.store.data().basis());
+                learner.failed_basis = Some(learner.basis());
             }
         }
         if learner.store.snapshot_due() {
@@ -279,7 +304,7 @@ impl Learner {
         let Some(blob) = &data.head else {
             return false;
         };
-        if blob.basis != data.basis() {
+        if blob.basis != self.basis() {
             info!("the saved head predates the last labels; refitting it");
             return false;
         }
@@ -292,7 +317,7 @@ impl Learner {
         };
         // The head's classes by name (it was renamed with the state, so the names are current).
         let mapped: Option<Vec<u32>> = head.classes().iter().map(|n| data.live_class(n)).collect();
-        let mut expected = trained_classes(data);
+        let mut expected = self.head_class_set();
         let fits = mapped.as_ref().is_some_and(|m| {
             let mut m = m.clone();
             m.sort_unstable();
@@ -311,8 +336,8 @@ impl Learner {
 
     /// Fits the head to the stored samples on this thread.
     fn refit_now(&mut self) -> Result<(), LearnerError> {
-        let (data, job) = self.training_set();
-        let head = fit::fit_head(&data, self.kind, &self.hyper)
+        let (data, job, prior) = self.training_set();
+        let head = fit::fit_head(&data, self.kind, &self.hyper, prior.as_ref())
             .map_err(|e| LearnerError::Head(e.to_string()))?;
         self.head = head;
         self.head_classes = job.classes;
@@ -349,7 +374,7 @@ impl Learner {
 
     /// Whether the head is exactly the fit of the stored samples (no retrain due or running).
     pub fn is_settled(&self) -> bool {
-        self.head_basis == Some(self.store.data().basis()) && !self.retrainer.busy()
+        self.head_basis == Some(self.basis()) && !self.retrainer.busy()
     }
 
     /// Whether a retrain is running.
@@ -599,7 +624,7 @@ impl Learner {
             if let Some(done) = self.retrainer.poll(true) {
                 self.take_retrained(done);
             }
-            if self.is_settled() || self.failed_basis == Some(self.store.data().basis()) {
+            if self.is_settled() || self.failed_basis == Some(self.basis()) {
                 return;
             }
             self.start_retrain();
@@ -623,7 +648,7 @@ impl Learner {
     /// # Errors
     /// The storage failure (everything acknowledged is still in the journal).
     pub fn snapshot(&mut self) -> Result<(), LearnerError> {
-        let basis = self.store.data().basis();
+        let basis = self.basis();
         let head = (self.head_basis == Some(basis))
             .then(|| postcard::to_allocvec(&self.head))
             .and_then(|bytes| match bytes {

@@ -40,13 +40,21 @@ impl Retrainer {
     }
 
     /// Starts fitting a head to `data` unless one is running; returns whether it started.
-    pub fn start(&mut self, data: Dataset, kind: HeadKind, hyper: HyperParams, job: Job) -> bool {
+    /// With `prior` (an imported head), the fit fine-tunes it instead of training from scratch.
+    pub fn start(
+        &mut self,
+        data: Dataset,
+        kind: HeadKind,
+        hyper: HyperParams,
+        prior: Option<Head>,
+        job: Job,
+    ) -> bool {
         if self.running.is_some() {
             return false;
         }
         let handle = std::thread::Builder::new()
             .name("fieldtune-retrain".into())
-            .spawn(move || super::fit::fit_head(&data, kind, &hyper));
+            .spawn(move || super::fit::fit_head(&data, kind, &hyper, prior.as_ref()));
         match handle {
             Ok(handle) => {
                 self.running = Some((handle, job));

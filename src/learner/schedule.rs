@@ -9,7 +9,7 @@ use tracing::warn;
 
 use super::retrain::{Job, Retrained};
 use super::{Learner, Polled};
-use crate::head::Dataset;
+use crate::head::{Dataset, Head};
 use crate::store::data::StateData;
 use crate::store::events::Sample;
 
@@ -31,7 +31,7 @@ impl Learner {
         if self.retrainer.busy() || self.is_settled() {
             return false;
         }
-        let basis = self.store.data().basis();
+        let basis = self.basis();
         if self.failed_basis == Some(basis) {
             return false;
         }
@@ -39,10 +39,34 @@ impl Learner {
             || self.last_change.elapsed() >= self.settle_after
     }
 
+    /// The fingerprint of what the fitted head depends on: the training set (see
+    /// [`StateData::basis`]) and, with an imported head, that head and which of its classes are
+    /// live.
+    pub(super) fn basis(&self) -> u64 {
+        super::prior::head_basis(self.store.data(), self.prior.as_ref())
+    }
+
+    /// The state classes a fitted head has: live classes with samples, and the live classes of
+    /// the imported head.
+    pub(super) fn head_class_set(&self) -> Vec<u32> {
+        let data = self.store.data();
+        let mut classes = trained_classes(data);
+        if let Some(prior) = &self.prior {
+            for c in prior.live_classes(data) {
+                if !classes.contains(&c) {
+                    classes.push(c);
+                }
+            }
+        }
+        classes
+    }
+
     /// The training set (live classes with samples) in canonical order (see
-    /// [`Dataset::canonical`]: the head is the one `fieldtune train` fits to the same images) and
-    /// the job describing it.
-    pub(super) fn training_set(&self) -> (Dataset, Job) {
+    /// [`Dataset::canonical`]: the head is the one `fieldtune train` fits to the same images),
+    /// the job describing it, and the imported head to fine-tune (restricted to its live classes)
+    /// when the device has one. The job's classes are in the order of the head the fit makes: the
+    /// imported head's live classes, then the others by name.
+    pub(super) fn training_set(&self) -> (Dataset, Job, Option<Head>) {
         let data = self.store.data();
         let mut classes = trained_classes(data);
         classes.sort_by(|&a, &b| {
@@ -72,20 +96,29 @@ impl Learner {
             classes: names,
         }
         .canonical();
+        let prior = self.prior.as_ref().and_then(|p| p.live(data));
+        let classes = match &prior {
+            Some((_, imported)) => imported
+                .iter()
+                .copied()
+                .chain(classes.into_iter().filter(|c| !imported.contains(c)))
+                .collect(),
+            None => classes,
+        };
         let job = Job {
             generation: self.generation,
             last_sample: samples.iter().map(|s| s.id).max(),
-            basis: data.basis(),
+            basis: self.basis(),
             classes,
         };
-        (dataset, job)
+        (dataset, job, prior.map(|(head, _)| head))
     }
 
     pub(super) fn start_retrain(&mut self) {
-        let (data, job) = self.training_set();
+        let (data, job, prior) = self.training_set();
         if self
             .retrainer
-            .start(data, self.kind, self.hyper.clone(), job)
+            .start(data, self.kind, self.hyper.clone(), prior, job)
         {
             self.labels_since_retrain = 0;
         }

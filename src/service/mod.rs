@@ -580,6 +580,7 @@ impl Service {
                 origin: frame.origin.clone(),
                 hash,
                 features: Arc::clone(&features),
+                image: Default::default(),
             });
         }
         self.recent.push_back(Recent {

@@ -14,8 +14,9 @@ pub struct StoreConfig {
     /// Stored samples per class at most (default 200). Beyond it, a class-balanced reservoir
     /// decides which sample goes (see [`super::data`]).
     pub max_samples_per_class: u32,
-    /// Bytes of stored features at most over all classes (default 32 MiB). Beyond it, a sample of
-    /// the class holding the most samples goes.
+    /// Bytes of stored samples at most over all classes, counting each sample's features, its
+    /// views' features and its thumbnail (default 32 MiB). Beyond it, a sample of the class
+    /// holding the most samples goes.
     pub max_feature_bytes: u64,
     /// How features are stored (default f16: half the bytes, no measurable accuracy cost).
     pub feature_encoding: FeatureEncoding,

@@ -17,9 +17,10 @@
 //!   sample of everything it was ever taught: the n-th label of the class is stored with
 //!   probability cap/n, replacing a random stored one, so old and new views of the class stay
 //!   represented instead of only the latest ones.
-//! - All classes together keep at most `max_feature_bytes` of features. Beyond it, a hidden
-//!   sample of a deleted class goes first, else a random sample of the live class with the most
-//!   stored samples, so small classes are never starved by a big one.
+//! - All classes together keep at most `max_feature_bytes` of samples (features, views and
+//!   thumbnails: [`Sample::stored_bytes`]). Beyond it, a hidden sample of a deleted class goes
+//!   first, else a random sample of the live class with the most stored samples, so small classes
+//!   are never starved by a big one.
 //! - "Random" is a hash of the sample id, not a generator: replaying the journal after a power cut
 //!   makes exactly the same choices as the live run did.
 
@@ -69,7 +70,8 @@ pub struct StateData {
     pub undo: Vec<Action>,
     /// The head, as of the last snapshot (None: retrain from the samples).
     pub head: Option<HeadBlob>,
-    /// Bytes of stored features (kept in step with `samples`).
+    /// Bytes of stored samples: features, views and thumbnails (kept in step with `samples`;
+    /// see [`Sample::stored_bytes`]).
     pub feature_bytes: u64,
 }
 
@@ -480,7 +482,7 @@ impl StateData {
                 self.remove_at(i);
             }
         }
-        let size = sample.feature.byte_len() as u64;
+        let size = sample.stored_bytes();
         if size > config.max_feature_bytes {
             return;
         }
@@ -532,17 +534,11 @@ impl StateData {
 
     fn remove_at(&mut self, i: usize) {
         let removed = self.samples.remove(i);
-        self.feature_bytes = self
-            .feature_bytes
-            .saturating_sub(removed.feature.byte_len() as u64);
+        self.feature_bytes = self.feature_bytes.saturating_sub(removed.stored_bytes());
     }
 
     fn recount(&mut self) {
-        self.feature_bytes = self
-            .samples
-            .iter()
-            .map(|s| s.feature.byte_len() as u64)
-            .sum();
+        self.feature_bytes = self.samples.iter().map(|s| s.stored_bytes()).sum();
     }
 }
 
@@ -557,6 +553,8 @@ mod tests {
     struct Run {
         data: StateData,
         config: StoreConfig,
+        /// Bytes of the thumbnail each labelled frame carries.
+        thumbnail_bytes: usize,
     }
 
     impl Run {
@@ -564,6 +562,7 @@ mod tests {
             Self {
                 data: StateData::default(),
                 config,
+                thumbnail_bytes: 0,
             }
         }
 
@@ -596,7 +595,7 @@ mod tests {
                         &[id as f32; DIM as usize],
                         FeatureEncoding::F32,
                     ),
-                    thumbnail: crate::store::features::Blob::default(),
+                    thumbnail: crate::store::features::Blob(vec![0xD8; self.thumbnail_bytes]),
                     views: Vec::new(),
                 })
                 .collect();
@@ -665,6 +664,26 @@ mod tests {
         assert_eq!(run.ids_of("small").len(), 2);
         assert_eq!(run.ids_of("big").len(), 3);
         assert_eq!(run.ids_of("other").len(), 5);
+    }
+
+    #[test]
+    fn thumbnails_count_in_the_byte_cap() {
+        let one = StoredFeature::encode(&[0.0; DIM as usize], FeatureEncoding::F32).byte_len();
+        // Room for 10 bare samples: with a thumbnail as large as the features, for 5.
+        let config = StoreConfig {
+            max_feature_bytes: (10 * one) as u64,
+            ..StoreConfig::default()
+        };
+        let mut run = Run::new(config);
+        run.thumbnail_bytes = one;
+        for _ in 0..12 {
+            run.label("a", 1);
+        }
+        let with_thumbnails =
+            |data: &StateData| data.samples.iter().map(Sample::stored_bytes).sum::<u64>();
+        assert_eq!(run.data.feature_bytes, with_thumbnails(&run.data));
+        assert!(run.data.feature_bytes <= (10 * one) as u64);
+        assert_eq!(run.data.samples.len(), 5);
     }
 
     #[test]

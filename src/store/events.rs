@@ -42,6 +42,15 @@ pub struct Sample {
     pub views: Vec<StoredFeature>,
 }
 
+impl Sample {
+    /// The bytes it takes in the store's budget (`max_feature_bytes`): its features, the views'
+    /// features and its thumbnail.
+    pub fn stored_bytes(&self) -> u64 {
+        let views: usize = self.views.iter().map(StoredFeature::byte_len).sum();
+        (self.feature.byte_len() + views + self.thumbnail.0.len()) as u64
+    }
+}
+
 /// Which class a label names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClassTarget {

@@ -97,7 +97,7 @@ pub fn decode_v1(records: &[&[u8]], path: &Path, backbone: &BackboneId) -> Resul
         };
         validate_sample(&sample, classes.len(), backbone, path, i + 1)?;
         classes[sample.class as usize].seen += 1;
-        feature_bytes += sample.feature.byte_len() as u64;
+        feature_bytes += sample.stored_bytes();
         samples.push(sample);
     }
     Ok(StateData {
@@ -169,7 +169,7 @@ pub fn decode_v2(records: &[&[u8]], path: &Path, backbone: &BackboneId) -> Resul
             created: None,
         })
         .collect();
-    let feature_bytes = samples.iter().map(|s| s.feature.byte_len() as u64).sum();
+    let feature_bytes = samples.iter().map(|s| s.stored_bytes()).sum();
     Ok(StateData {
         seq: meta.seq,
         classes,
@@ -289,7 +289,7 @@ pub fn decode_v3(records: &[&[u8]], path: &Path, backbone: &BackboneId) -> Resul
         .ok_or_else(|| corrupt(path, "no snapshot header record".into()))?;
     let meta: super::snapshot::SnapshotMeta = format::decode_record(first, path, 0)?;
     let samples = decode_samples(rest, meta.samples, &meta.classes, backbone, path, sample_v3)?;
-    let feature_bytes = samples.iter().map(|s| s.feature.byte_len() as u64).sum();
+    let feature_bytes = samples.iter().map(|s| s.stored_bytes()).sum();
     Ok(StateData {
         seq: meta.seq,
         classes: meta.classes,

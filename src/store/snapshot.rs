@@ -76,7 +76,7 @@ pub fn encode(
     let per_sample = data
         .samples
         .first()
-        .map_or(0, |s| s.feature.byte_len() + 64);
+        .map_or(0, |s| s.stored_bytes() as usize + 64);
     let mut bytes = Vec::with_capacity(1024 + per_sample * data.samples.len());
     bytes.extend_from_slice(&Header::new(kind, *backbone).encode());
     format::push_record(&mut bytes, &meta, "the snapshot header", path)?;
@@ -124,7 +124,7 @@ fn decode_current(records: &[&[u8]], path: &Path, backbone: &BackboneId) -> Resu
         path,
         format::decode_record,
     )?;
-    let feature_bytes = samples.iter().map(|s| s.feature.byte_len() as u64).sum();
+    let feature_bytes = samples.iter().map(|s| s.stored_bytes()).sum();
     Ok(StateData {
         seq: meta.seq,
         classes: meta.classes,

@@ -1,10 +1,13 @@
 //! The latest frame, shared between the service loop (which publishes each processed frame) and
-//! the web threads (which serve it as an image). The loop only swaps an `Arc` under a mutex that
-//! no one holds for longer than a clone: it never waits on a client. Encoding happens on the web
-//! thread, and only when someone asks.
+//! the web threads (which serve it as an image or stream it). The loop only swaps an `Arc` under a
+//! mutex that no one holds for longer than a clone, and wakes the stream threads (a condition
+//! variable's notify, which never blocks): it never waits on a client. Encoding happens on a web
+//! thread, once per frame whoever asks first ([`LiveFrame::image`]), and only when someone asks.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::Duration;
 
 use crate::source::FrameData;
 use crate::store::FrameHash;
@@ -30,14 +33,45 @@ pub struct LiveFrame {
     pub hash: FrameHash,
     /// Its features (shared with the service's ring of recent frames).
     pub features: Arc<Vec<f32>>,
+    /// The frame as a browser shows it, made by the first client that asks (see
+    /// [`LiveFrame::image`]).
+    pub image: OnceLock<Option<Image>>,
+}
+
+/// An image a browser shows: its content type and bytes.
+pub type Image = (&'static str, Arc<Vec<u8>>);
+
+impl LiveFrame {
+    /// The frame as an image a browser shows (content type and bytes), encoded at most once
+    /// however many clients ask; None for a format a browser cannot show.
+    pub fn image(&self) -> Option<Image> {
+        self.image
+            .get_or_init(|| as_image(&self.data).map(|(kind, bytes)| (kind, Arc::new(bytes))))
+            .clone()
+    }
+}
+
+/// What the live streams did, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct StreamCounters {
+    /// Streams open now.
+    pub open: AtomicU64,
+    /// Frames written to stream clients.
+    pub sent: AtomicU64,
+    /// Frames a stream client never got because it was still reading an earlier one.
+    pub skipped: AtomicU64,
 }
 
 /// The slot the loop publishes into.
 #[derive(Debug, Default)]
 pub struct LiveView {
     latest: Mutex<Option<Arc<LiveFrame>>>,
+    /// Notified on every publish (stream threads wait on it with `latest`'s mutex).
+    published: Condvar,
     /// The last frames a client was sent, oldest first.
     served: Mutex<VecDeque<Arc<LiveFrame>>>,
+    /// What the live streams did.
+    pub streams: StreamCounters,
 }
 
 impl LiveView {
@@ -52,13 +86,27 @@ impl LiveView {
         // A poisoned lock only means a web thread panicked mid-clone: the slot is still fine.
         let mut slot = self.latest.lock().unwrap_or_else(|e| e.into_inner());
         *slot = Some(frame);
+        drop(slot);
+        self.published.notify_all();
+    }
+
+    /// The latest frame once it is newer than `after` (a sequence number), waiting up to
+    /// `timeout` for one; None when none came.
+    pub fn wait_newer(&self, after: u64, timeout: Duration) -> Option<Arc<LiveFrame>> {
+        let slot = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+        let (slot, _) = self
+            .published
+            .wait_timeout_while(slot, timeout, |f| f.as_ref().is_none_or(|f| f.seq <= after))
+            .unwrap_or_else(|e| e.into_inner());
+        slot.as_ref().filter(|f| f.seq > after).cloned()
     }
 
     /// Keeps `frame` as one a client was shown, so a label naming its `seq` finds it even after
     /// the service's ring of recent frames has moved on.
     pub fn mark_served(&self, frame: &Arc<LiveFrame>) {
         let mut served = self.served.lock().unwrap_or_else(|e| e.into_inner());
-        if served.back().is_some_and(|f| f.seq == frame.seq) {
+        // Several clients are shown the same frames: each is kept once.
+        if served.iter().rev().any(|f| f.seq == frame.seq) {
             return;
         }
         if served.len() == SERVED_FRAMES {

@@ -1,10 +1,42 @@
 //! `/metrics`: the service's status in the Prometheus text format (version 0.0.4): frames,
-//! predictions per class, labels, retrains, stage latencies, stored samples and store bytes, and
-//! the MQTT link's counters when `[mqtt]` is on.
+//! predictions per class, labels, retrains, stage latencies, stored samples and store bytes, the
+//! web server's live streams (open, frames sent, frames skipped for slow clients), and the MQTT
+//! link's counters when `[mqtt]` is on.
 
 use std::fmt::Write;
 
 use crate::service::Status;
+
+/// Renders the live streams' counters as Prometheus text.
+pub fn render_streams(streams: &crate::web::live::StreamCounters) -> String {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut out = String::with_capacity(512);
+    for (name, kind, help, value) in [
+        (
+            "web_streams_open",
+            "gauge",
+            "Live streams (GET /stream) open now.",
+            streams.open.load(Relaxed),
+        ),
+        (
+            "web_stream_frames_total",
+            "counter",
+            "Frames written to live stream clients.",
+            streams.sent.load(Relaxed),
+        ),
+        (
+            "web_stream_skipped_frames_total",
+            "counter",
+            "Frames a live stream client did not get because it was still reading an earlier one.",
+            streams.skipped.load(Relaxed),
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP fieldtune_{name} {help}");
+        let _ = writeln!(out, "# TYPE fieldtune_{name} {kind}");
+        let _ = writeln!(out, "fieldtune_{name} {value}");
+    }
+    out
+}
 
 /// Renders `status` as Prometheus text.
 pub fn render(status: &Status) -> String {

@@ -10,6 +10,7 @@
 //! ```text
 //! GET  /                      the page (HTML, JS and CSS built into the binary)
 //! GET  /frame                 the latest frame (JPEG or PNG), its sequence number in X-Frame-Seq
+//! GET  /stream                the live view as MJPEG (multipart/x-mixed-replace), see [`stream`]
 //! GET  /api/status            status (same as `{"cmd":"status"}` on the socket)
 //! GET  /api/current           the latest frame's prediction and the last few
 //! GET  /api/samples?class=C   class C's stored samples, newest first
@@ -32,6 +33,7 @@ pub mod http;
 pub mod live;
 pub mod metrics;
 mod routes;
+pub mod stream;
 
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -247,7 +249,27 @@ fn serve<T>(stream: TcpStream, peer: SocketAddr, shared: &Shared<T>) {
         &mut set_timeout,
     );
     let response = match request {
-        Ok(request) => routes::answer(&request, peer.ip(), shared),
+        Ok(request) => match routes::answer(&request, peer.ip(), shared) {
+            routes::Answer::Full(response) => response,
+            routes::Answer::Stream => {
+                let _ = stream.set_read_timeout(None);
+                let counters = &shared.live.streams;
+                let max = stream::max_streams(shared.limits.max_connections) as u64;
+                if counters.open.fetch_add(1, Ordering::AcqRel) >= max {
+                    counters.open.fetch_sub(1, Ordering::AcqRel);
+                    http::Response::json(
+                        503,
+                        &crate::control::Reply::error(format!(
+                            "{max} live streams are open already (a quarter of web.max_connections); close one, or use GET /frame"
+                        )),
+                    )
+                } else {
+                    stream::serve(&stream, &shared.live);
+                    counters.open.fetch_sub(1, Ordering::AcqRel);
+                    return;
+                }
+            }
+        },
         Err(http::ReadError::Closed) => return,
         Err(http::ReadError::Idle) => http::Response::text(
             408,

@@ -12,14 +12,36 @@ use crate::control::{Incoming, Reply, Request};
 /// The page: one file of HTML, CSS and JS, built into the binary.
 const PAGE: &str = include_str!("page.html");
 
+/// What a request gets.
+pub(super) enum Answer {
+    /// One response.
+    Full(Response),
+    /// The live stream (the client may have it).
+    Stream,
+}
+
 /// Answers one request.
-pub(super) fn answer<T>(request: &HttpRequest, peer: IpAddr, shared: &Shared<T>) -> Response {
+pub(super) fn answer<T>(request: &HttpRequest, peer: IpAddr, shared: &Shared<T>) -> Answer {
+    if request.method == "GET" && request.path == "/stream" {
+        return match respond(request, peer, shared) {
+            Some(refused) => Answer::Full(refused),
+            None => Answer::Stream,
+        };
+    }
+    Answer::Full(
+        respond(request, peer, shared)
+            .unwrap_or_else(|| Response::json(404, &Reply::error("nothing at /stream"))),
+    )
+}
+
+/// The response to one request; None for the stream when the client may have it.
+fn respond<T>(request: &HttpRequest, peer: IpAddr, shared: &Shared<T>) -> Option<Response> {
     let method = request.method.as_str();
     let path = request.path.as_str();
     // The page holds no data: it asks for the token itself when the API says 401.
     if method == "GET" && (path == "/" || path == "/index.html") {
-        return Response::bytes(200, "text/html; charset=utf-8", PAGE.as_bytes().to_vec())
-            .with("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; img-src 'self' blob:; frame-ancestors 'none'");
+        return Some(Response::bytes(200, "text/html; charset=utf-8", PAGE.as_bytes().to_vec())
+            .with("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; img-src 'self' blob:; frame-ancestors 'none'"));
     }
     if method == "POST" && !auth::same_origin(request) {
         tracing::warn!(
@@ -28,13 +50,13 @@ pub(super) fn answer<T>(request: &HttpRequest, peer: IpAddr, shared: &Shared<T>)
                 .header("origin")
                 .unwrap_or("Sec-Fetch-Site: cross-site")
         );
-        return Response::json(
+        return Some(Response::json(
             403,
             &Reply::error("refused: this request came from a page of another site"),
-        );
+        ));
     }
     if method == "POST" && path == "/login" {
-        return login(request, peer, shared);
+        return Some(login(request, peer, shared));
     }
     match auth::check(
         request,
@@ -44,19 +66,22 @@ pub(super) fn answer<T>(request: &HttpRequest, peer: IpAddr, shared: &Shared<T>)
     ) {
         Access::Allowed => {}
         Access::Missing => {
-            return Response::json(
+            return Some(Response::json(
                 401,
                 &Reply::error("this device needs its token: send `Authorization: Bearer TOKEN` or log in on the page"),
             )
-            .with("WWW-Authenticate", "Bearer")
+            .with("WWW-Authenticate", "Bearer"))
         }
         Access::Wrong => {
             tracing::warn!("web: wrong token from {peer} for {method} {path}");
-            return Response::json(401, &Reply::error("wrong token"))
-                .with("WWW-Authenticate", "Bearer");
+            return Some(
+                Response::json(401, &Reply::error("wrong token"))
+                    .with("WWW-Authenticate", "Bearer"),
+            );
         }
     }
-    match (method, path) {
+    Some(match (method, path) {
+        ("GET", "/stream") => return None,
         ("GET", "/frame") => frame(shared),
         ("GET", "/metrics") => match ask(shared, Request::Status) {
             Reply {
@@ -67,7 +92,9 @@ pub(super) fn answer<T>(request: &HttpRequest, peer: IpAddr, shared: &Shared<T>)
                 Ok(status) => Response::bytes(
                     200,
                     "text/plain; version=0.0.4; charset=utf-8",
-                    super::metrics::render(&status).into_bytes(),
+                    (super::metrics::render(&status)
+                        + &super::metrics::render_streams(&shared.live.streams))
+                        .into_bytes(),
                 ),
                 Err(e) => Response::text(500, format!("status does not decode: {e}\n")),
             },
@@ -84,11 +111,11 @@ pub(super) fn answer<T>(request: &HttpRequest, peer: IpAddr, shared: &Shared<T>)
         },
         ("GET", p) if p.starts_with("/api/thumb/") => thumbnail(shared, &p["/api/thumb/".len()..]),
         ("POST", p) if p.starts_with("/api/") => post(shared, &p["/api/".len()..], &request.body),
-        (_, p) if p.starts_with("/api/") || p == "/frame" || p == "/metrics" => {
+        (_, p) if p.starts_with("/api/") || p == "/frame" || p == "/metrics" || p == "/stream" => {
             Response::json(405, &Reply::error(format!("{method} is not served on {p}")))
         }
         _ => Response::json(404, &Reply::error(format!("nothing at {path}"))),
-    }
+    })
 }
 
 /// The login form: a right token sets the cookie and goes back to the page.
@@ -148,8 +175,8 @@ fn frame<T>(shared: &Shared<T>) -> Response {
         return Response::json(503, &Reply::error("no frame processed yet"));
     };
     shared.live.mark_served(&latest);
-    match super::live::as_image(&latest.data) {
-        Some((kind, bytes)) => Response::bytes(200, kind, bytes)
+    match latest.image() {
+        Some((kind, bytes)) => Response::bytes(200, kind, bytes.to_vec())
             .with("X-Frame-Seq", latest.seq.to_string())
             .with(
                 "X-Frame-Class",
