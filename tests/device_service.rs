@@ -5,6 +5,7 @@
 mod device_support;
 
 use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsStr;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -27,13 +28,29 @@ struct Device {
 }
 
 impl Device {
+    /// The corn-mini replay, unpaced.
     fn start(dir: &Path, extra_env: &[(&str, String)]) -> Device {
+        let corn = corn();
+        Device::start_with(
+            dir,
+            &[
+                "--fps".as_ref(),
+                "0".as_ref(),
+                "--folder".as_ref(),
+                corn.as_os_str(),
+            ],
+            extra_env,
+        )
+    }
+
+    /// `fieldtune run SOURCE_ARGS` with its state and socket in `dir`.
+    fn start_with(dir: &Path, source_args: &[&OsStr], extra_env: &[(&str, String)]) -> Device {
         let socket = dir.join("control.sock");
         let mut command = Command::new(BIN);
         command
             .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["run", "--fps", "0", "--folder"])
-            .arg(corn())
+            .arg("run")
+            .args(source_args)
             .arg("--state")
             .arg(dir.join("state"))
             .arg("--socket")
@@ -291,22 +308,12 @@ fn a_source_missing_at_start_is_waited_for_and_frames_flow_when_it_appears() {
         ),
     )
     .expect("write board");
-    let socket = dir.path().join("control.sock");
-    let mut child = Command::new(BIN)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .arg("run")
-        .arg("--board")
-        .arg(&board)
-        .arg("--state")
-        .arg(dir.path().join("state"))
-        .arg("--socket")
-        .arg(&socket)
-        .env("NOTIFY_SOCKET", &notify_path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start fieldtune run");
-    let lines = device_support::prediction_lines(&mut child);
+    let device = Device::start_with(
+        dir.path(),
+        &["--board".as_ref(), board.as_os_str()],
+        &[("NOTIFY_SOCKET", notify_path.display().to_string())],
+    );
+    let (socket, lines) = (&device.socket, &device.lines);
 
     // READY is sent although there is no source, and says what the service waits for.
     let ready = notification_with(&notify, "READY=1");
@@ -314,7 +321,7 @@ fn a_source_missing_at_start_is_waited_for_and_frames_flow_when_it_appears() {
         ready.contains("STATUS=waiting for folder") && ready.contains("later"),
         "{ready}"
     );
-    let status = status_at(&socket);
+    let status = status_at(socket);
     assert!(
         status["source"]
             .as_str()
@@ -342,21 +349,21 @@ fn a_source_missing_at_start_is_waited_for_and_frames_flow_when_it_appears() {
         }
     }
     std::fs::rename(&staging, &later).expect("rename into place");
-    let line = device_support::next_line(&lines);
+    let line = device_support::next_line(lines);
     assert!(
         line["origin"].as_str().is_some_and(|o| o.contains("later")),
         "{line}"
     );
     let classifying = notification_with(&notify, "STATUS=classifying");
     assert!(classifying.contains("later"), "{classifying}");
-    let status = status_at(&socket);
+    let status = status_at(socket);
     assert!(
         status["source"]
             .as_str()
             .is_some_and(|s| !s.contains("waiting")),
         "{status}"
     );
-    assert!(device_support::terminate(&mut child).success());
+    assert!(device.terminate().success());
 }
 
 #[test]
@@ -374,41 +381,32 @@ fn a_camera_missing_at_start_keeps_the_service_up_and_says_so() {
         "[source]\nkind = \"camera\"\ndevice = \"/dev/v4l/by-id/usb-none-video-index0\"\n",
     )
     .expect("write board");
-    let socket = dir.path().join("control.sock");
-    let mut child = Command::new(BIN)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .arg("run")
-        .arg("--board")
-        .arg(&board)
-        .arg("--state")
-        .arg(dir.path().join("state"))
-        .arg("--socket")
-        .arg(&socket)
-        .env("NOTIFY_SOCKET", &notify_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start fieldtune run");
+    let device = Device::start_with(
+        dir.path(),
+        &["--board".as_ref(), board.as_os_str()],
+        &[("NOTIFY_SOCKET", notify_path.display().to_string())],
+    );
+    let socket = &device.socket;
     let ready = notification_with(&notify, "READY=1");
     assert!(
         ready.contains("STATUS=waiting for camera /dev/v4l/by-id/usb-none-video-index0"),
         "{ready}"
     );
-    let status = status_at(&socket);
+    let status = status_at(socket);
     assert!(
         status["source"]
             .as_str()
             .is_some_and(|s| s.starts_with("waiting for camera")),
         "{status}"
     );
-    let label = device_support::connect(&socket)
+    let label = device_support::connect(socket)
         .request(&Request::Label {
             class: "Blight".into(),
             frame: None,
         })
         .expect("label request");
     assert!(!label.ok, "no frame to label yet: {label:?}");
-    let stopped = device_support::terminate(&mut child);
+    let stopped = device.terminate();
     assert!(stopped.success(), "a clean stop while waiting: {stopped:?}");
 }
 
