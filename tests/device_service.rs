@@ -235,11 +235,7 @@ fn labels_teach_the_running_device_and_survive_a_restart() {
 #[test]
 fn systemd_sees_ready_watchdog_and_stopping_in_order() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let notify_path = dir.path().join("notify.sock");
-    let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
-    notify
-        .set_read_timeout(Some(Duration::from_secs(120)))
-        .expect("timeout");
+    let (notify_path, notify) = notify_socket(dir.path());
     let device = Device::start(
         dir.path(),
         &[
@@ -268,6 +264,16 @@ fn systemd_sees_ready_watchdog_and_stopping_in_order() {
     assert!(ready < watchdog && watchdog < stopping, "{seen:?}");
 }
 
+/// A socket in `dir` standing in for systemd's NOTIFY_SOCKET: its path and its receiving end.
+fn notify_socket(dir: &Path) -> (PathBuf, UnixDatagram) {
+    let path = dir.join("notify.sock");
+    let notify = UnixDatagram::bind(&path).expect("bind notify socket");
+    notify
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .expect("timeout");
+    (path, notify)
+}
+
 /// Reads sd_notify datagrams until one contains `wanted`; returns it.
 fn notification_with(notify: &UnixDatagram, wanted: &str) -> String {
     let mut buf = [0u8; 4096];
@@ -292,11 +298,7 @@ fn status_at(socket: &Path) -> serde_json::Value {
 #[test]
 fn a_source_missing_at_start_is_waited_for_and_frames_flow_when_it_appears() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let notify_path = dir.path().join("notify.sock");
-    let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
-    notify
-        .set_read_timeout(Some(Duration::from_secs(120)))
-        .expect("timeout");
+    let (notify_path, notify) = notify_socket(dir.path());
     // The folder stands in for a USB camera that enumerates late: it is not there at start.
     let later = dir.path().join("later");
     let board = dir.path().join("late.toml");
@@ -369,11 +371,7 @@ fn a_source_missing_at_start_is_waited_for_and_frames_flow_when_it_appears() {
 #[test]
 fn a_camera_missing_at_start_keeps_the_service_up_and_says_so() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let notify_path = dir.path().join("notify.sock");
-    let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
-    notify
-        .set_read_timeout(Some(Duration::from_secs(120)))
-        .expect("timeout");
+    let (notify_path, notify) = notify_socket(dir.path());
     // A camera board waits by default (`source.wait`); without a camera the service still starts.
     let board = dir.path().join("camera.toml");
     std::fs::write(
