@@ -13,7 +13,7 @@
 //!   [3/4, 4/3], flipped with probability ½, its brightness, contrast and saturation each scaled
 //!   by a factor in [0.85, 1.15]. The backbone's own preprocessing then resizes the box.
 
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2, Axis};
 use rand::Rng;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 
 use crate::cache::{FeatureCache, ImageKey};
 use crate::featurize::{embed_parallel, FeaturizeError, Featurized};
+use crate::head::{Dataset, HyperParams};
 use crate::model::ModelDescriptor;
 use crate::preprocess::{decode, read_image_file, DecodeLimits};
 use image::RgbImage;
@@ -170,8 +171,9 @@ pub fn featurize_views(
             let bytes =
                 read_image_file(&of.paths[i], &DecodeLimits::DEFAULT).map_err(|e| e.to_string())?;
             let rgb = decode(&bytes).map_err(|e| e.to_string())?;
-            let view = views[v].apply(&rgb, &image_keys[i]);
-            embedder.embed_rgb(&view).map_err(|e| e.to_string())
+            embed_views(embedder, &rgb, &image_keys[i], &views[v..=v])
+                .map(|mut f| f.remove(0))
+                .map_err(|e| e.to_string())
         },
         &mut |slot, result| {
             let (i, v) = missing[slot];
@@ -205,6 +207,94 @@ pub fn featurize_views(
         Some(e) => Err(e),
         None => Ok((out, embedded)),
     }
+}
+
+/// Embeds `views` of `rgb` (the decoded image whose key is `key`) with `embedder`: one backbone
+/// run per view. The one way a view is made and embedded, for `fieldtune train --augment` and for
+/// a label on the device.
+///
+/// # Errors
+/// The backbone's failure on a view.
+pub fn embed_views(
+    embedder: &mut crate::embedder::Embedder,
+    rgb: &RgbImage,
+    key: &ImageKey,
+    views: &[View],
+) -> Result<Vec<Vec<f32>>, crate::embedder::EmbedError> {
+    views
+        .iter()
+        .map(|view| embedder.embed_rgb(&view.apply(rgb, key)))
+        .collect()
+}
+
+/// The training set and validation set from the samples `all` and extra view rows `views`, row
+/// `j` a view of `all`'s row `view_of[j]` (labelled like it). Views of an image must not be
+/// fitted on while the image itself validates, so without `val` the hold-out is drawn here, from
+/// the original rows, by the rule [`crate::head::Head::train`] uses (a stratified
+/// `validation_fraction` when every class has
+/// [`crate::head::train::MIN_PER_CLASS_FOR_HOLDOUT`] rows, else none), and only the rows kept for
+/// fitting bring their views. `fieldtune train --augment` and a device's refit both go through
+/// here.
+pub fn with_views(
+    all: &Dataset,
+    views: ArrayView2<f32>,
+    view_of: &[usize],
+    val: Option<Dataset>,
+    hyper: &HyperParams,
+) -> (Dataset, Option<Dataset>) {
+    let (fit_rows, val) = match val {
+        Some(v) => ((0..all.len()).collect::<Vec<_>>(), Some(v)),
+        None => {
+            let enough = all
+                .class_counts()
+                .iter()
+                .all(|&c| c >= crate::head::train::MIN_PER_CLASS_FOR_HOLDOUT);
+            if enough {
+                let mut rng = ChaCha8Rng::seed_from_u64(hyper.seed());
+                let (rest, held) = all.stratified_split(hyper.validation_fraction(), &mut rng);
+                (rest, Some(all.select(&held)))
+            } else {
+                ((0..all.len()).collect(), None)
+            }
+        }
+    };
+    let mut fitted = vec![false; all.len()];
+    for &i in &fit_rows {
+        fitted[i] = true;
+    }
+    let kept: Vec<usize> = (0..view_of.len().min(views.nrows()))
+        .filter(|&j| fitted.get(view_of[j]).copied().unwrap_or(false))
+        .collect();
+    let view_rows = Dataset {
+        features: views.select(Axis(0), &kept),
+        labels: kept.iter().map(|&j| all.labels[view_of[j]]).collect(),
+        classes: all.classes.clone(),
+    };
+    (all.select(&fit_rows).concat(&view_rows), val)
+}
+
+/// Test-time views: the class with the highest mean probability over each row of `features` and
+/// the same row of `view` (the features of a view of the same image, e.g. its mirror).
+pub fn averaged_top(
+    head: &crate::head::Head,
+    features: ndarray::ArrayView2<f32>,
+    view: ndarray::ArrayView2<f32>,
+) -> Vec<usize> {
+    let p = head.predict_proba(features) + head.predict_proba(view);
+    p.axis_iter(ndarray::Axis(0))
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .fold((usize::MAX, f32::NEG_INFINITY), |best, (c, &v)| {
+                    if v > best.1 {
+                        (c, v)
+                    } else {
+                        best
+                    }
+                })
+                .0
+        })
+        .collect()
 }
 
 #[cfg(test)]

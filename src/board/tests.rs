@@ -112,6 +112,11 @@ const INVALID: &[(&str, &str, &str)] = &[
         "at most 64",
     ),
     (
+        "[learning]\nlabel_views = 5\n",
+        "learning.label_views",
+        "use 0 (no views) to 4",
+    ),
+    (
         "[output]\npredictions = \"\"\n",
         "output.predictions",
         "is empty",

@@ -26,6 +26,10 @@ pub struct Args {
     /// Also draw the head's confusion matrix and per-class recall as a PNG picture to FILE.
     #[arg(long, value_name = "FILE")]
     pub plot: Option<std::path::PathBuf>,
+    /// Test-time views: average the head's probabilities over each image and its mirror image
+    /// (one more backbone run per image, cached like the image's own features).
+    #[arg(long)]
+    pub tta: bool,
     #[command(flatten)]
     pub model: ModelArgs,
 }
@@ -46,13 +50,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.model.threads(),
     )?;
     let predictions = head.predict_batch(data.features.view());
-    let predicted: Vec<Predicted> = predictions
+    let mut predicted: Vec<Predicted> = predictions
         .iter()
         .map(|p| Predicted {
             top: p.top.first().map_or(usize::MAX, |t| t.0),
             unknown: p.class.is_none(),
         })
         .collect();
+    if args.tta {
+        let (mirrored, _) = crate::augment::featurize_views(
+            &data,
+            &[crate::augment::View::Mirror],
+            &descriptor,
+            cache.as_mut(),
+            args.model.threads(),
+        )
+        .with_context(|| format!("embedding the mirror images of {}", args.data.display()))?;
+        let tops = crate::augment::averaged_top(&head, data.features.view(), mirrored[0].view());
+        for (p, top) in predicted.iter_mut().zip(tops) {
+            p.top = top;
+        }
+    }
     let baseline: Vec<Predicted> = predictions
         .iter()
         .map(|p| Predicted {

@@ -109,11 +109,7 @@ pub fn to_dataset(featurized: Featurized) -> anyhow::Result<Dataset> {
 }
 
 /// The training set with `args.augment` extra views of every training image, and the validation
-/// set. Views of an image must not be fitted on while the image itself validates, so without
-/// `--val` the hold-out is drawn here, from the original images, by the rule `Head::train` uses
-/// (a stratified `validation_fraction` when every class has
-/// [`crate::head::train::MIN_PER_CLASS_FOR_HOLDOUT`] images, else none), and only the images kept
-/// for fitting get views.
+/// set (the hold-out rule of [`crate::augment::with_views`]: views never of a validating image).
 ///
 /// # Errors
 /// Embedding or cache errors, named.
@@ -126,44 +122,24 @@ fn augmented(
     cache: Option<&mut crate::cache::FeatureCache>,
     threads: usize,
 ) -> anyhow::Result<(Dataset, Option<Dataset>)> {
-    use rand::SeedableRng;
     let all = to_dataset(originals.clone())?;
-    let (fit_rows, val) = match val {
-        Some(v) => ((0..all.len()).collect::<Vec<_>>(), Some(v)),
-        None => {
-            let enough = all
-                .class_counts()
-                .iter()
-                .all(|&c| c >= crate::head::train::MIN_PER_CLASS_FOR_HOLDOUT);
-            if enough {
-                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(hyper.seed());
-                let (rest, held) = all.stratified_split(hyper.validation_fraction(), &mut rng);
-                (rest, Some(all.select(&held)))
-            } else {
-                ((0..all.len()).collect(), None)
-            }
-        }
-    };
     let views = crate::augment::views(args.augment);
     let start = Instant::now();
     let (matrices, embedded) =
         crate::augment::featurize_views(originals, &views, descriptor, cache, threads)
             .with_context(|| format!("computing the extra views of {}", args.data.display()))?;
-    let fit = all.select(&fit_rows);
-    let mut train = fit.clone();
-    for m in &matrices {
-        let view = Dataset {
-            features: m.select(ndarray::Axis(0), &fit_rows),
-            labels: fit.labels.clone(),
-            classes: fit.classes.clone(),
-        };
-        train = train.concat(&view);
-    }
+    let stacked = ndarray::concatenate(
+        ndarray::Axis(0),
+        &matrices.iter().map(|m| m.view()).collect::<Vec<_>>(),
+    )
+    .context("stacking the views' features")?;
+    let view_of: Vec<usize> = (0..matrices.len()).flat_map(|_| 0..all.len()).collect();
+    let (train, val) = crate::augment::with_views(&all, stacked.view(), &view_of, val, hyper);
     outln!(
         "augmented: {} views ({}) of {} training images, {} embedded now ({:.1} s), {} from the cache",
         views.len(),
         views.iter().map(|v| v.name()).collect::<Vec<_>>().join(", "),
-        fit.len(),
+        train.len() / (views.len() + 1),
         embedded,
         start.elapsed().as_secs_f64(),
         views.len() * originals.paths.len() - embedded

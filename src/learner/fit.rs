@@ -4,8 +4,44 @@
 //! there: no class yet (an empty head) and a single class (imprinted, since softmax training
 //! needs two). A device started from an imported head (`fieldtune state import --head`)
 //! fine-tunes that head instead ([`Head::fine_tune`]).
+//!
+//! With views of the labelled frames stored (a label's mirror image and crop, see
+//! [`crate::augment`]), the rows are split as `fieldtune train --augment` splits them
+//! ([`crate::augment::with_views`]: the hold-out is drawn from the frames themselves, and only the
+//! frames kept for fitting bring their views) and [`fit_split`] trains on that split.
 
 use crate::head::{Dataset, Head, HeadError, HeadKind, HyperParams};
+
+/// What a head is fitted to: the training rows and, when views of the samples are among them, the
+/// validation rows (samples only, drawn before the views were added; see
+/// [`crate::augment::with_views`]). `val` None: [`fit_head`]'s own rules.
+#[derive(Debug, Clone)]
+pub struct TrainingData {
+    /// Rows fitted on.
+    pub train: Dataset,
+    /// Rows validated on (samples whose views are not in `train`).
+    pub val: Option<Dataset>,
+}
+
+/// Fits a head to `data`: [`fit_head`] when it has no validation rows of its own (or fewer than
+/// two classes, or an imported head to fine-tune: then on all its rows), else [`Head::train`] with them.
+///
+/// # Errors
+/// As [`fit_head`].
+pub fn fit_split(
+    data: &TrainingData,
+    kind: HeadKind,
+    hyper: &HyperParams,
+    prior: Option<&Head>,
+) -> Result<Head, HeadError> {
+    match &data.val {
+        Some(val) if prior.is_none() && data.train.classes.len() >= 2 => {
+            Head::train(&data.train, Some(val), kind, hyper, &mut |_| {}).map(|(head, _)| head)
+        }
+        Some(val) => fit_head(&data.train.concat(val), kind, hyper, prior),
+        None => fit_head(&data.train, kind, hyper, prior),
+    }
+}
 
 /// Fits a head to `data` (which may be empty or hold one class); with `prior`, fine-tunes it on
 /// `data` with its own hyper-parameters (its kind wins over `kind`).

@@ -173,6 +173,14 @@ pub enum Polled {
     Dropped(String),
 }
 
+/// The rows a sample trains: its features, then its views' (decoded as stored).
+pub(crate) fn sample_rows(sample: &Sample) -> Vec<Vec<f32>> {
+    std::iter::once(&sample.feature)
+        .chain(&sample.views)
+        .map(StoredFeature::to_vec)
+        .collect()
+}
+
 /// The device's learning state: store, head and retrainer, kept in step.
 pub struct Learner {
     store: Store,
@@ -337,7 +345,7 @@ impl Learner {
     /// Fits the head to the stored samples on this thread.
     fn refit_now(&mut self) -> Result<(), LearnerError> {
         let (data, job, prior) = self.training_set();
-        let head = fit::fit_head(&data, self.kind, &self.hyper, prior.as_ref())
+        let head = fit::fit_split(&data, self.kind, &self.hyper, prior.as_ref())
             .map_err(|e| LearnerError::Head(e.to_string()))?;
         self.head = head;
         self.head_classes = job.classes;
@@ -432,18 +440,46 @@ impl Learner {
     /// A bad name or frames (nothing changed), or the storage failure that kept it from the
     /// journal (nothing changed: the label was not applied).
     pub fn label(&mut self, class: &str, frames: &[Frame]) -> Result<Labelled, LearnerError> {
+        self.label_with_views(class, frames, &[])
+    }
+
+    /// [`Self::label`] with the features of extra views of the frames (their mirror image, a
+    /// crop: [`crate::augment`]): `views[i]` are views of `frames[i]` (missing or empty: none).
+    /// The views are stored with their frame's sample (counted in the byte budget, undone,
+    /// moved and deleted with it) and every refit trains on them as `fieldtune train --augment`
+    /// does on an image's views.
+    ///
+    /// # Errors
+    /// As [`Self::label`]; views of the wrong length or with non-finite values are bad frames.
+    pub fn label_with_views(
+        &mut self,
+        class: &str,
+        frames: &[Frame],
+        views: &[Vec<Vec<f32>>],
+    ) -> Result<Labelled, LearnerError> {
         let dim = self.store.backbone().dim as usize;
         if frames.is_empty() {
             return Err(LearnerError::BadFrames("no frames given".into()));
         }
-        for frame in frames {
-            if frame.features.len() != dim {
+        if views.len() > frames.len() {
+            return Err(LearnerError::BadFrames(format!(
+                "views of {} frames given with {} frames",
+                views.len(),
+                frames.len()
+            )));
+        }
+        let given = frames
+            .iter()
+            .map(|f| f.features)
+            .chain(views.iter().flatten().map(Vec::as_slice));
+        for features in given {
+            if features.len() != dim {
                 return Err(LearnerError::BadFrames(format!(
                     "a feature of {} values given to a state of {dim}-d features",
-                    frame.features.len()
+                    features.len()
                 )));
             }
-            if frame.features.iter().any(|v| !v.is_finite()) {
+            if features.iter().any(|v| !v.is_finite()) {
                 return Err(LearnerError::BadFrames(
                     "the features hold NaN or infinite values; check the backbone output".into(),
                 ));
@@ -477,18 +513,26 @@ impl Learner {
         let samples: Vec<Sample> = frames
             .iter()
             .zip(first_id..)
-            .map(|(frame, id)| Sample {
+            .enumerate()
+            .map(|(i, (frame, id))| Sample {
                 id,
                 class: index,
                 time_ms,
                 frame_hash: frame.hash,
                 feature: StoredFeature::encode(frame.features, encoding),
                 thumbnail: Blob(frame.thumbnail.to_vec()),
-                views: Vec::new(),
+                views: views
+                    .get(i)
+                    .map(|v| {
+                        v.iter()
+                            .map(|f| StoredFeature::encode(f, encoding))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             })
             .collect();
         // The head learns the stored (possibly f16) values: exactly what a refit will see.
-        let values: Vec<Vec<f32>> = samples.iter().map(|s| s.feature.to_vec()).collect();
+        let values: Vec<Vec<f32>> = samples.iter().flat_map(sample_rows).collect();
         let committed = self.store.commit(LabelEvent::Label {
             class: target.clone(),
             samples,

@@ -4,7 +4,8 @@
 
 use std::thread::JoinHandle;
 
-use crate::head::{Dataset, Head, HeadError, HeadKind, HyperParams};
+use super::fit::TrainingData;
+use crate::head::{Head, HeadError, HeadKind, HyperParams};
 
 /// What a retrain was started from, handed back with its result.
 #[derive(Debug, Clone)]
@@ -43,7 +44,7 @@ impl Retrainer {
     /// With `prior` (an imported head), the fit fine-tunes it instead of training from scratch.
     pub fn start(
         &mut self,
-        data: Dataset,
+        data: TrainingData,
         kind: HeadKind,
         hyper: HyperParams,
         prior: Option<Head>,
@@ -54,7 +55,7 @@ impl Retrainer {
         }
         let handle = std::thread::Builder::new()
             .name("fieldtune-retrain".into())
-            .spawn(move || super::fit::fit_head(&data, kind, &hyper, prior.as_ref()));
+            .spawn(move || super::fit::fit_split(&data, kind, &hyper, prior.as_ref()));
         match handle {
             Ok(handle) => {
                 self.running = Some((handle, job));

@@ -7,6 +7,7 @@ use std::time::Instant;
 use ndarray::{Array2, Axis};
 use tracing::warn;
 
+use super::fit::TrainingData;
 use super::retrain::{Job, Retrained};
 use super::{Learner, Polled};
 use crate::head::{Dataset, Head};
@@ -65,8 +66,10 @@ impl Learner {
     /// [`Dataset::canonical`]: the head is the one `fieldtune train` fits to the same images),
     /// the job describing it, and the imported head to fine-tune (restricted to its live classes)
     /// when the device has one. The job's classes are in the order of the head the fit makes: the
-    /// imported head's live classes, then the others by name.
-    pub(super) fn training_set(&self) -> (Dataset, Job, Option<Head>) {
+    /// imported head's live classes, then the others by name. When samples carry views (and no
+    /// imported head is fine-tuned), the views join the training rows by the split of
+    /// [`crate::augment::with_views`], as `fieldtune train --augment` adds an image's views.
+    pub(super) fn training_set(&self) -> (TrainingData, Job, Option<Head>) {
         let data = self.store.data();
         let mut classes = trained_classes(data);
         classes.sort_by(|&a, &b| {
@@ -90,13 +93,37 @@ impl Learner {
             .iter()
             .map(|&c| data.classes[c as usize].name.clone())
             .collect();
-        let dataset = Dataset {
+        let all = Dataset {
             features,
             labels,
             classes: names,
-        }
-        .canonical();
+        };
         let prior = self.prior.as_ref().and_then(|p| p.live(data));
+        let view_of: Vec<usize> = samples
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| std::iter::repeat_n(i, s.views.len()))
+            .collect();
+        let training = if view_of.is_empty() || prior.is_some() {
+            TrainingData {
+                train: all.canonical(),
+                val: None,
+            }
+        } else {
+            let mut views = Array2::<f32>::zeros((view_of.len(), dim));
+            let stored = samples.iter().flat_map(|s| &s.views);
+            for (mut row, view) in views.axis_iter_mut(Axis(0)).zip(stored) {
+                if let Some(slice) = row.as_slice_mut() {
+                    view.decode_into(slice);
+                }
+            }
+            let (train, val) =
+                crate::augment::with_views(&all, views.view(), &view_of, None, &self.hyper);
+            TrainingData {
+                train: train.canonical(),
+                val: val.map(|v| v.canonical()),
+            }
+        };
         let classes = match &prior {
             Some((_, imported)) => imported
                 .iter()
@@ -111,7 +138,7 @@ impl Learner {
             basis: self.basis(),
             classes,
         };
-        (dataset, job, prior.map(|(head, _)| head))
+        (training, job, prior.map(|(head, _)| head))
     }
 
     pub(super) fn start_retrain(&mut self) {
@@ -145,16 +172,16 @@ impl Learner {
         self.sync_head_names();
         // Teach it what was labelled while it trained, one label action at a time.
         let after = done.job.last_sample;
-        let later: Vec<(u32, Vec<f32>)> = self
+        let later: Vec<(u32, Vec<Vec<f32>>)> = self
             .store
             .data()
             .live_samples()
             .filter(|s| after.is_none_or(|last| s.id > last))
-            .map(|s| (s.class, s.feature.to_vec()))
+            .map(|s| (s.class, super::sample_rows(s)))
             .collect();
-        for (class, value) in later {
+        for (class, values) in later {
             let name = self.store.data().classes[class as usize].name.clone();
-            self.teach(class, &name, &[value]);
+            self.teach(class, &name, &values);
         }
         crate::heap::release_free_memory();
         Polled::Swapped

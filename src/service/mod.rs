@@ -592,7 +592,8 @@ impl Service {
             predicted,
             probability,
             reused,
-            pixels: reused.then(|| Arc::clone(&data)),
+            // Kept for a label's views too (the newest raw frame only, see above).
+            pixels: (reused || self.board.learning.label_views > 0).then(|| Arc::clone(&data)),
             data: kept,
         });
     }
@@ -611,7 +612,7 @@ impl Service {
                 continue;
             }
             let newest = i + 1 == self.recent.len();
-            let embedded = match self.recent[i].pixels.take() {
+            let embedded = match self.recent[i].pixels.clone() {
                 None => Err("its pixels are no longer held".to_string()),
                 Some(data) => {
                     let rgb = match &*data {
@@ -810,7 +811,7 @@ impl Service {
                     predicted: f.class.clone(),
                     probability: f.probability,
                     reused: false,
-                    pixels: None,
+                    pixels: Some(Arc::clone(&f.data)),
                     data: Some(Arc::clone(&f.data)),
                 })
                 .into_iter()
@@ -848,7 +849,12 @@ impl Service {
                 thumbnail,
             })
             .collect();
-        let result = self.learner.label(class, &frames);
+        // The labelled frame's views (not the context frames'): a bounded cost per label.
+        let mut views = vec![Vec::new(); frames.len()];
+        if let Some(last) = views.last_mut() {
+            *last = self.label_views(&target);
+        }
+        let result = self.learner.label_with_views(class, &frames, &views);
         match result {
             Ok(done) => {
                 // The learner's name: the request's, normalised (NFC), or the existing class's.
@@ -888,6 +894,53 @@ impl Service {
                     crate::learner::names::shown(class)
                 );
                 Reply::error(format!("label not saved, nothing changed: {e}"))
+            }
+        }
+    }
+
+    /// The features of `[learning] label_views` extra views of the labelled frame (its mirror
+    /// image, then crops; [`crate::augment`]), embedded here, on the service thread while the
+    /// label is handled: a label costs that many more backbone runs, and the next frame waits for
+    /// them (bounded by [`crate::board::learning::MAX_LABEL_VIEWS`]). None when the frame's
+    /// pixels are no longer held (a raw camera frame older than the newest) or a view fails: the
+    /// label is stored without views, as with `label_views = 0`.
+    fn label_views(&mut self, target: &Recent) -> Vec<Vec<f32>> {
+        let n = self.board.learning.label_views;
+        let Some(data) = target.pixels.as_deref().filter(|_| n > 0) else {
+            if n > 0 {
+                tracing::info!(
+                    "frame {}: its pixels are no longer held, so the label stores no views",
+                    target.seq
+                );
+            }
+            return Vec::new();
+        };
+        let started = Instant::now();
+        let rgb = match data {
+            FrameData::Encoded(bytes) => match crate::preprocess::decode(bytes) {
+                Ok(rgb) => std::borrow::Cow::Owned(rgb),
+                Err(e) => {
+                    tracing::warn!("frame {}: no views stored: {e}", target.seq);
+                    return Vec::new();
+                }
+            },
+            FrameData::Rgb(rgb) => std::borrow::Cow::Borrowed(rgb),
+        };
+        let views = crate::augment::views(n);
+        match crate::augment::embed_views(&mut self.embedder, &rgb, &target.hash.0, &views) {
+            Ok(features) => {
+                self.stats.backbone_runs += features.len() as u64;
+                tracing::debug!(
+                    "frame {}: {} views embedded in {:.1} ms",
+                    target.seq,
+                    features.len(),
+                    started.elapsed().as_secs_f64() * 1000.0
+                );
+                features
+            }
+            Err(e) => {
+                tracing::warn!("frame {}: no views stored: {e}", target.seq);
+                Vec::new()
             }
         }
     }
