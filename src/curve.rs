@@ -12,8 +12,13 @@
 //! With `device`, the head is trained as a device trains it from its labels: the drawn training
 //! and validation images together, with no validation set given (the head holds out its own part
 //! when every class has enough images, else trains on all of them without early stopping).
+//!
+//! With views ([`learning_curve_with_views`]; `fieldtune curve --augment`), each drawn image
+//! brings its extra views ([`crate::augment`]) as `fieldtune train --augment` and a device's
+//! labels (`[learning] label_views`) do: through [`crate::augment::with_views`], so a view never
+//! trains while its image validates. The baseline stays the class means of the images alone.
 
-use ndarray::ArrayView2;
+use ndarray::{Array2, ArrayView2, Axis};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -121,6 +126,38 @@ pub fn learning_curve(
     device: bool,
     on_point: &mut dyn FnMut(usize, usize, f64, f64),
 ) -> Result<Curve, HeadError> {
+    learning_curve_with_views(
+        pool,
+        val_pool,
+        test,
+        (&[], &[]),
+        shots,
+        draws,
+        kind,
+        hyper,
+        device,
+        on_point,
+    )
+}
+
+/// [`learning_curve`] with extra views of the images: `views.0[v]` holds view `v` of every row
+/// of `pool`, `views.1[v]` of every row of `val_pool` (empty: no views).
+///
+/// # Errors
+/// As [`learning_curve`].
+#[allow(clippy::too_many_arguments)]
+pub fn learning_curve_with_views(
+    pool: &Dataset,
+    val_pool: &Dataset,
+    test: &Dataset,
+    views: (&[Array2<f32>], &[Array2<f32>]),
+    shots: &[usize],
+    draws: usize,
+    kind: HeadKind,
+    hyper: &HyperParams,
+    device: bool,
+    on_point: &mut dyn FnMut(usize, usize, f64, f64),
+) -> Result<Curve, HeadError> {
     pool.check("train")?;
     val_pool.check("val")?;
     test.check("test")?;
@@ -152,9 +189,20 @@ pub fn learning_curve(
             let mut rng = ChaCha8Rng::seed_from_u64(
                 seed ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (d as u64) << 48,
             );
-            let train = pool.select(&draw_per_class(pool, k, &mut rng));
-            let val = val_pool.select(&draw_per_class(val_pool, val_k, &mut rng));
-            let (head, _) = if device {
+            let train_rows = draw_per_class(pool, k, &mut rng);
+            let val_rows = draw_per_class(val_pool, val_k, &mut rng);
+            let train = pool.select(&train_rows);
+            let val = val_pool.select(&val_rows);
+            let (head, _) = if !views.0.is_empty() {
+                fit_with_views(
+                    (&train, &train_rows),
+                    (&val, &val_rows),
+                    views,
+                    kind,
+                    hyper,
+                    device,
+                )?
+            } else if device {
                 let all = train.concat(&val).canonical();
                 Head::train(&all, None, kind, hyper, &mut |_| {})?
             } else {
@@ -199,6 +247,43 @@ pub fn learning_curve(
         device,
         points,
     })
+}
+
+/// Trains on the drawn images with their views (see the module docs): as a device does with
+/// `device` (validation images and their views join the pool it splits itself), else with the
+/// drawn validation images given.
+fn fit_with_views(
+    (train, train_rows): (&Dataset, &[usize]),
+    (val, val_rows): (&Dataset, &[usize]),
+    (pool_views, val_views): (&[Array2<f32>], &[Array2<f32>]),
+    kind: HeadKind,
+    hyper: &HyperParams,
+    device: bool,
+) -> Result<(Head, crate::head::TrainReport), HeadError> {
+    // (source matrix, row) of every view row.
+    let mut rows: Vec<(&Array2<f32>, usize)> = Vec::new();
+    let mut view_of = Vec::new();
+    for (v, m) in pool_views.iter().enumerate() {
+        rows.extend(train_rows.iter().map(|&r| (m, r)));
+        view_of.extend(0..train_rows.len());
+        if let (true, Some(mv)) = (device, val_views.get(v)) {
+            rows.extend(val_rows.iter().map(|&r| (mv, r)));
+            view_of.extend(train_rows.len()..train_rows.len() + val_rows.len());
+        }
+    }
+    let mut stacked = Array2::<f32>::zeros((rows.len(), train.dim()));
+    for (mut out, (m, r)) in stacked.axis_iter_mut(Axis(0)).zip(rows) {
+        out.assign(&m.row(r));
+    }
+    let (all, given) = if device {
+        (train.concat(val), None)
+    } else {
+        (train.clone(), Some(val.clone()))
+    };
+    let (fit, val) = crate::augment::with_views(&all, stacked.view(), &view_of, given, hyper);
+    let fit = fit.canonical();
+    let val = val.map(|v| v.canonical());
+    Head::train(&fit, val.as_ref(), kind, hyper, &mut |_| {})
 }
 
 impl Curve {

@@ -180,8 +180,15 @@ fn a_label_stores_its_views_a_restart_keeps_them_and_undo_takes_them_back() {
         for (stored, expected) in sample.views.iter().zip(&expected) {
             let stored = stored.to_vec();
             assert_eq!(stored.len(), own.len());
-            assert!(cosine(&stored, expected) > 0.999, "{}", cosine(&stored, expected));
-            assert!(cosine(&stored, &own) < 0.999, "a view is not the frame itself");
+            assert!(
+                cosine(&stored, expected) > 0.999,
+                "{}",
+                cosine(&stored, expected)
+            );
+            assert!(
+                cosine(&stored, &own) < 0.999,
+                "a view is not the frame itself"
+            );
         }
     }
     // The byte budget counts the views: the state's total is the samples' bytes with them.

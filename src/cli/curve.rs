@@ -8,7 +8,7 @@ use anyhow::Context;
 
 use super::common::{folder_features, ModelArgs};
 use super::train::{to_dataset, HeadChoice, HyperArgs};
-use crate::curve::learning_curve;
+use crate::curve::learning_curve_with_views;
 use crate::head::HeadKind;
 
 /// Arguments of `fieldtune curve`.
@@ -39,6 +39,10 @@ pub struct Args {
     /// validation set is given (the head holds out its own part when it can).
     #[arg(long)]
     pub device: bool,
+    /// Each drawn image also brings VIEWS extra views (mirror, then crops: as `train --augment`
+    /// and a device's `[learning] label_views`), embedded once and cached per (image, view).
+    #[arg(long, value_name = "VIEWS", num_args = 0..=1, default_missing_value = "2", default_value_t = 0)]
+    pub augment: usize,
     /// Also write the curve as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -80,12 +84,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.data.display()
         );
     }
-    let mut load = |dir: &PathBuf| {
-        folder_features(dir, Some(&classes), &descriptor, cache.as_mut(), threads)
-            .and_then(to_dataset)
+    let mut load =
+        |dir: &PathBuf| folder_features(dir, Some(&classes), &descriptor, cache.as_mut(), threads);
+    let val_folder = load(&args.val)?;
+    let test = to_dataset(load(&args.test)?)?;
+    if args.augment > crate::augment::MAX_VIEWS {
+        anyhow::bail!(
+            "--augment {} asks for too many views; use at most {}",
+            args.augment,
+            crate::augment::MAX_VIEWS
+        );
+    }
+    let views = crate::augment::views(args.augment);
+    let mut view_features = |of: &crate::featurize::Featurized, dir: &PathBuf| {
+        if views.is_empty() {
+            return Ok(Vec::new());
+        }
+        crate::augment::featurize_views(of, &views, &descriptor, cache.as_mut(), threads)
+            .map(|(m, _)| m)
+            .with_context(|| format!("computing the extra views of {}", dir.display()))
     };
-    let val = load(&args.val)?;
-    let test = load(&args.test)?;
+    let pool_views = view_features(&pool, &args.data)?;
+    let val_views = view_features(&val_folder, &args.val)?;
+    let val = to_dataset(val_folder)?;
     let pool = to_dataset(pool)?;
     outln!(
         "learning curve of a {kind:?} head on {} ({} classes): {} draws per point, tested on {} images",
@@ -94,10 +115,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.draws,
         test.len()
     );
-    let curve = learning_curve(
+    let curve = learning_curve_with_views(
         &pool,
         &val,
         &test,
+        (&pool_views, &val_views),
         &args.shots,
         args.draws,
         kind,
