@@ -1,6 +1,6 @@
 //! `fieldtune train --data DIR [--val DIR] [--head linear|mlp] [--augment[=VIEWS]] [--out FILE]`:
-//! embeds the folders (through the cache; with `--augment`, extra views of every training image as
-//! well, see [`crate::augment`]), trains a head with our SGD, prints one line per epoch and the
+//! embeds the folders (through the cache; and, unless `--augment 0`, extra views of every training
+//! image as well, see [`crate::augment`]), trains a head with our SGD, prints one line per epoch and the
 //! result, and saves the head file.
 
 use std::path::PathBuf;
@@ -12,6 +12,9 @@ use super::common::{folder_features, ModelArgs};
 use crate::featurize::Featurized;
 use crate::head::{Dataset, EpochReport, Head, HeadKind, HyperParams};
 use crate::store::head_file::save_head;
+
+/// Extra views of every training image `train` embeds unless `--augment` says otherwise.
+pub const DEFAULT_VIEWS: usize = 2;
 
 /// Which head to train.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -87,8 +90,10 @@ pub struct Args {
     #[arg(long, value_name = "FILE", default_value = "head.fth")]
     pub out: PathBuf,
     /// Also train on VIEWS extra views of every training image (mirror, then random resized
-    /// crops with mild colour changes), embedded once and cached per (image, view).
-    #[arg(long, value_name = "VIEWS", num_args = 0..=1, default_missing_value = "2", default_value_t = 0)]
+    /// crops with mild colour changes), embedded once and cached per (image, view); 0 = none.
+    /// Default 2 (the mirror and one crop, as a device's label), chosen on corn4's validation
+    /// split (README, "Augmentation").
+    #[arg(long, value_name = "VIEWS", num_args = 0..=1, default_missing_value = "2", default_value_t = DEFAULT_VIEWS)]
     pub augment: usize,
     #[command(flatten)]
     pub hyper: HyperArgs,
