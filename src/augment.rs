@@ -209,6 +209,20 @@ pub fn featurize_views(
     }
 }
 
+/// Views train a head only when every class has at least this many images (samples) of its own.
+/// With fewer, the head is close to the class means (the few-shot prior), and the class means of
+/// images and their views are worse than those of the images alone: measured with `fieldtune
+/// curve [--device] --augment` on corn4, digits and textures (README, "Augmentation"), views cost
+/// 0.1-1.1 points at 20 images a class and up to 5 at 1, and were about even at 50
+/// (corn4 +0.4 to +0.9, digits −0.1 to −0.2).
+pub const MIN_PER_CLASS_FOR_VIEWS: usize = 50;
+
+/// Whether views join the training rows of `all` (every class has [`MIN_PER_CLASS_FOR_VIEWS`]).
+pub fn views_pay(all: &Dataset) -> bool {
+    let counts = all.class_counts();
+    !counts.is_empty() && counts.iter().all(|&c| c >= MIN_PER_CLASS_FOR_VIEWS)
+}
+
 /// Embeds `views` of `rgb` (the decoded image whose key is `key`) with `embedder`: one backbone
 /// run per view. The one way a view is made and embedded, for `fieldtune train --augment` and for
 /// a label on the device.
@@ -235,6 +249,10 @@ pub fn embed_views(
 /// [`crate::head::train::MIN_PER_CLASS_FOR_HOLDOUT`] rows, else none), and only the rows kept for
 /// fitting bring their views. `fieldtune train --augment` and a device's refit both go through
 /// here.
+///
+/// Views join only when every class has at least [`MIN_PER_CLASS_FOR_VIEWS`] rows
+/// ([`views_pay`]); otherwise `all` and `val` come back as given, without views, and the head
+/// trains exactly as it would with none.
 pub fn with_views(
     all: &Dataset,
     views: ArrayView2<f32>,
@@ -242,6 +260,9 @@ pub fn with_views(
     val: Option<Dataset>,
     hyper: &HyperParams,
 ) -> (Dataset, Option<Dataset>) {
+    if !views_pay(all) {
+        return (all.clone(), val);
+    }
     let (fit_rows, val) = match val {
         Some(v) => ((0..all.len()).collect::<Vec<_>>(), Some(v)),
         None => {

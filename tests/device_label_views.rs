@@ -2,7 +2,8 @@
 //! model and real corn images: a label on the device also embeds the labelled frame's mirror
 //! image and a crop and stores them with its sample (counted in the byte budget); a restart keeps
 //! them; undo takes them back with the sample; `label_views = 0` stores none. And at the learner:
-//! every refit trains on the stored views, as `fieldtune train --augment` trains on an image's.
+//! once every class has enough samples, the refit trains on the stored views, as `fieldtune train`
+//! trains on an image's.
 
 mod device_support;
 
@@ -239,7 +240,7 @@ fn label_views_0_stores_none() {
 }
 
 #[test]
-fn every_refit_trains_on_the_stored_views() {
+fn the_refit_trains_on_the_views_once_every_class_has_enough_samples() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut embedder = embedder();
     let mut learner = Learner::open(
@@ -250,32 +251,67 @@ fn every_refit_trains_on_the_stored_views() {
     )
     .expect("open")
     .0;
-    let views = augment::views(2);
-    let mut labelled: u64 = 0;
+    // Sixty real feature vectors a class: each corn4-mini training image and four views of it.
+    let train = root().join("tests/data/corn4-mini/train");
+    let mut frames: Vec<(&str, Vec<f32>)> = Vec::new();
     for class in ["Blight", "Healthy"] {
-        for entry in std::fs::read_dir(corn().join(class)).expect("class folder") {
+        for entry in std::fs::read_dir(train.join(class)).expect("class folder") {
             let bytes = std::fs::read(entry.expect("entry").path()).expect("image");
-            let features = embedder.embed_bytes(&bytes).expect("embed");
             let rgb = fieldtune::preprocess::decode(&bytes).expect("decode");
-            let hash = FrameHash::of(&bytes);
-            let extra = augment::embed_views(&mut embedder, &rgb, &hash.0, &views).expect("views");
-            let frame = Frame {
-                features: &features,
-                hash,
-                thumbnail: &[],
-            };
-            learner
-                .label_with_views(class, &[frame], &[extra])
-                .expect("label");
-            labelled += 1;
+            frames.push((class, embedder.embed_rgb(&rgb).expect("embed")));
+            let views = augment::views(4);
+            let key = FrameHash::of(&bytes).0;
+            for f in augment::embed_views(&mut embedder, &rgb, &key, &views).expect("views") {
+                frames.push((class, f));
+            }
+        }
+    }
+    let per_class = frames.len() / 2;
+    assert!(per_class >= augment::MIN_PER_CLASS_FOR_VIEWS + 5);
+    // Each labelled frame brings two other vectors of its class as its views.
+    let mut label = |learner: &mut Learner, i: usize| {
+        let (class, features) = &frames[i];
+        let base = i - i % per_class;
+        let views = vec![
+            frames[base + (i + 7) % per_class].1.clone(),
+            frames[base + (i + 13) % per_class].1.clone(),
+        ];
+        let frame = Frame {
+            features,
+            hash: FrameHash::of(&(i as u64).to_le_bytes()),
+            thumbnail: &[],
+        };
+        learner
+            .label_with_views(class, &[frame], &[views])
+            .expect("label");
+    };
+    // Below the threshold the views are stored but the fit is the one without them: its
+    // prototypes counted the labelled frames only.
+    let few = augment::MIN_PER_CLASS_FOR_VIEWS - 10;
+    for c in 0..2 {
+        for i in 0..few {
+            label(&mut learner, c * per_class + i);
         }
     }
     learner.settle();
     assert!(learner.is_settled());
-    // Fewer than 8 images a class: no hold-out, so the fit's prototypes counted every frame and
-    // both views of it.
+    assert!(learner.data().live_samples().all(|s| s.views.len() == 2));
     let counts: u64 = learner.head().class_sample_counts().iter().sum();
-    assert_eq!(counts, 3 * labelled);
+    assert_eq!(counts, 2 * few as u64);
+    // With enough samples in every class, the refit trains on the views of the frames it fits
+    // (not of those it holds out to validate).
+    for c in 0..2 {
+        for i in few..per_class {
+            label(&mut learner, c * per_class + i);
+        }
+    }
+    learner.settle();
+    let counts: u64 = learner.head().class_sample_counts().iter().sum();
+    let labelled = 2 * per_class as u64;
+    assert!(
+        counts > labelled + labelled && counts < 3 * labelled,
+        "{counts} rows for {labelled} samples"
+    );
     // Views of the wrong length are refused, and nothing is stored.
     let features = vec![0.5; embedder.dim()];
     let frame = Frame {

@@ -173,14 +173,6 @@ pub enum Polled {
     Dropped(String),
 }
 
-/// The rows a sample trains: its features, then its views' (decoded as stored).
-pub(crate) fn sample_rows(sample: &Sample) -> Vec<Vec<f32>> {
-    std::iter::once(&sample.feature)
-        .chain(&sample.views)
-        .map(StoredFeature::to_vec)
-        .collect()
-}
-
 /// The device's learning state: store, head and retrainer, kept in step.
 pub struct Learner {
     store: Store,
@@ -531,8 +523,10 @@ impl Learner {
                     .unwrap_or_default(),
             })
             .collect();
-        // The head learns the stored (possibly f16) values: exactly what a refit will see.
-        let values: Vec<Vec<f32>> = samples.iter().flat_map(sample_rows).collect();
+        // The head learns the stored (possibly f16) values: exactly what a refit will see. The
+        // views are left to the refit, which uses them once every class has enough samples
+        // (`crate::augment::views_pay`): online, a label teaches its frames as without views.
+        let values: Vec<Vec<f32>> = samples.iter().map(|s| s.feature.to_vec()).collect();
         let committed = self.store.commit(LabelEvent::Label {
             class: target.clone(),
             samples,

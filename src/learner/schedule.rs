@@ -172,16 +172,16 @@ impl Learner {
         self.sync_head_names();
         // Teach it what was labelled while it trained, one label action at a time.
         let after = done.job.last_sample;
-        let later: Vec<(u32, Vec<Vec<f32>>)> = self
+        let later: Vec<(u32, Vec<f32>)> = self
             .store
             .data()
             .live_samples()
             .filter(|s| after.is_none_or(|last| s.id > last))
-            .map(|s| (s.class, super::sample_rows(s)))
+            .map(|s| (s.class, s.feature.to_vec()))
             .collect();
-        for (class, values) in later {
+        for (class, value) in later {
             let name = self.store.data().classes[class as usize].name.clone();
-            self.teach(class, &name, &values);
+            self.teach(class, &name, &[value]);
         }
         crate::heap::release_free_memory();
         Polled::Swapped
