@@ -39,9 +39,11 @@ pub struct Args {
     /// validation set is given (the head holds out its own part when it can).
     #[arg(long)]
     pub device: bool,
-    /// Each drawn image also brings VIEWS extra views (mirror, then crops: as `train --augment`
-    /// and a device's `[learning] label_views`), embedded once and cached per (image, view).
-    #[arg(long, value_name = "VIEWS", num_args = 0..=1, default_missing_value = "2", default_value_t = 0)]
+    /// Each drawn image also brings VIEWS extra views (mirror, then crops), embedded once and
+    /// cached per (image, view), as in `train` (default 2) and a device's labels (`[learning]
+    /// label_views`); they train once every class has `augment::MIN_PER_CLASS_FOR_VIEWS` images.
+    /// 0 = none.
+    #[arg(long, value_name = "VIEWS", num_args = 0..=1, default_missing_value = "2", default_value_t = super::train::DEFAULT_VIEWS)]
     pub augment: usize,
     /// Also write the curve as JSON to FILE.
     #[arg(long, value_name = "FILE")]
@@ -95,7 +97,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             crate::augment::MAX_VIEWS
         );
     }
-    let views = crate::augment::views(args.augment);
+    // Views train only from MIN_PER_CLASS_FOR_VIEWS images a class: not embedded when no point
+    // of the curve (with its validation images, as `--device` counts them) gets there.
+    let reaches = args
+        .shots
+        .iter()
+        .any(|&k| k + k.div_ceil(2) >= crate::augment::MIN_PER_CLASS_FOR_VIEWS);
+    let views = crate::augment::views(if reaches { args.augment } else { 0 });
     let mut view_features = |of: &crate::featurize::Featurized, dir: &PathBuf| {
         if views.is_empty() {
             return Ok(Vec::new());
