@@ -269,7 +269,7 @@ fn the_refit_trains_on_the_views_once_every_class_has_enough_samples() {
     let per_class = frames.len() / 2;
     assert!(per_class >= augment::MIN_PER_CLASS_FOR_VIEWS + 5);
     // Each labelled frame brings two other vectors of its class as its views.
-    let mut label = |learner: &mut Learner, i: usize| {
+    let label = |learner: &mut Learner, i: usize| {
         let (class, features) = &frames[i];
         let base = i - i % per_class;
         let views = vec![
