@@ -195,7 +195,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             crate::augment::MAX_VIEWS
         );
     }
-    let (train, val) = if args.augment > 0 {
+    let all = to_dataset(train_features.clone())?;
+    let use_views = args.augment > 0 && crate::augment::views_pay(&all);
+    if args.augment > 0 && !use_views {
+        let counts = all.class_counts();
+        let (fewest, n) = counts
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, &c)| c)
+            .map_or((String::new(), 0), |(i, &c)| (all.classes[i].clone(), c));
+        outln!(
+            "views: not used ({fewest} has {n} training images; views train from {} images a class, below that they cost accuracy)",
+            crate::augment::MIN_PER_CLASS_FOR_VIEWS
+        );
+    }
+    drop(all);
+    let (train, val) = if use_views {
         augmented(
             &train_features,
             val,
