@@ -7,6 +7,12 @@
 //! tag, the view name and the image's own key), so the same file gives the same views on every run
 //! and machine, and changing the recipe (bump [`RECIPE`]) gives new keys instead of stale features.
 //!
+//! The same views serve `fieldtune train` (cached per view, [`featurize_views`]), `fieldtune
+//! curve` and a label on the device (the service embeds `learning.label_views` of the labelled
+//! frame, [`embed_views`], keyed by the frame's hash); [`with_views`] adds them to the training
+//! rows for all three, once every class has [`MIN_PER_CLASS_FOR_VIEWS`] images.
+//! [`averaged_top`] is `eval --tta`'s test-time averaging over an image and its mirror.
+//!
 //! The views, in order ([`views`] takes the first `n`):
 //! - `mirror`: the image flipped left to right;
 //! - `crop1`, `crop2`, …: a random box of 40–100 % of the area with an aspect ratio in

@@ -8,7 +8,9 @@
 //! With views of the labelled frames stored (a label's mirror image and crop, see
 //! [`crate::augment`]), the rows are split as `fieldtune train --augment` splits them
 //! ([`crate::augment::with_views`]: the hold-out is drawn from the frames themselves, and only the
-//! frames kept for fitting bring their views) and [`fit_split`] trains on that split.
+//! frames kept for fitting bring their views; only once every class has
+//! [`crate::augment::MIN_PER_CLASS_FOR_VIEWS`] samples) and [`fit_split`] trains on that split.
+//! A device fine-tuning an imported head trains on the frames alone.
 
 use crate::head::{Dataset, Head, HeadError, HeadKind, HyperParams};
 

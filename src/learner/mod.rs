@@ -24,6 +24,10 @@
 //! at once after anything removed samples (undo, delete); labels given while it runs are taught
 //! to its result online before it is swapped in.
 //!
+//! A label may carry views of its frames (mirror, crop: [`crate::augment`], made by the service
+//! with `learning.label_views`); they are stored with the sample and join the refit's rows as
+//! `fieldtune train` adds an image's views ([`fit::fit_split`]).
+//!
 //! A device started from a head trained elsewhere (`fieldtune state import --head`,
 //! [`Learner::import_head`]) fits differently: its head is that imported head fine-tuned on the
 //! stored samples ([`prior`]), so the imported head is the prior every retrain starts from.
@@ -438,8 +442,8 @@ impl Learner {
     /// [`Self::label`] with the features of extra views of the frames (their mirror image, a
     /// crop: [`crate::augment`]): `views[i]` are views of `frames[i]` (missing or empty: none).
     /// The views are stored with their frame's sample (counted in the byte budget, undone,
-    /// moved and deleted with it) and every refit trains on them as `fieldtune train --augment`
-    /// does on an image's views.
+    /// moved and deleted with it), and refits train on them as `fieldtune train` does on an
+    /// image's views once every class has [`crate::augment::MIN_PER_CLASS_FOR_VIEWS`] samples.
     ///
     /// # Errors
     /// As [`Self::label`]; views of the wrong length or with non-finite values are bad frames.
