@@ -68,6 +68,13 @@ pub const MIN_VAL_PER_CLASS_TO_MOVE: usize = 2;
 /// scores: a 95 % quantile of four numbers is their maximum.
 pub const MIN_CALIBRATION_SAMPLES: usize = 20;
 
+/// Epochs of the calibration run: when the schedule runs to its end (`patience` 0), the hold-out
+/// run no longer chooses the refit's epoch count; what is left of its work is the softmax
+/// temperature (fitted on its logits of the validation data) and the validation figures of the
+/// report, and a shorter schedule of the same shape gives those. (The unknown threshold comes
+/// from the prototypes, which need no run.)
+pub const CALIBRATION_EPOCHS: usize = 10;
+
 /// What one epoch did, passed to the `on_epoch` callback.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EpochReport {
@@ -113,6 +120,10 @@ pub struct TrainReport {
     pub fit_samples: usize,
     /// Samples of the final refit (fitting plus validation data), when there was validation data.
     pub refit_samples: Option<usize>,
+    /// Epochs of the final refit, when there was one: the best epoch of early stopping, or the
+    /// whole schedule when it runs to its end (then the hold-out run was the shorter
+    /// calibration run, `epochs_run` epochs).
+    pub refit_epochs: Option<usize>,
     /// The calibration stored in the head.
     pub calibration: Calibration,
 }
@@ -267,7 +278,22 @@ fn train_head(
         ),
     };
 
-    // 3 and 4. SGD from the class-mean prior, with early stopping on the validation data.
+    // 3 and 4. SGD from the class-mean prior, with early stopping on the validation data; or,
+    // when the schedule runs to its end (`patience` 0) and a refit follows, the shorter
+    // calibration run (see [`CALIBRATION_EPOCHS`]).
+    let calibration_only = val.is_some() && hyper.patience() == 0;
+    // Step 4a below: with too little validation data the head stays the class-mean prior.
+    let too_few = val.as_ref().is_some_and(|v| {
+        v.class_counts()
+            .iter()
+            .any(|&c| c < MIN_VAL_PER_CLASS_TO_MOVE)
+    });
+    let stays_prior = too_few && prior.is_some();
+    let schedule = if calibration_only {
+        Schedule::calibration(hyper, if stays_prior { 0 } else { CALIBRATION_EPOCHS })
+    } else {
+        Schedule::full(hyper)
+    };
     let first = sgd_run(
         FitData {
             z: z.view(),
@@ -286,11 +312,16 @@ fn train_head(
         k,
         prior.as_ref(),
         hyper,
-        hyper.epochs(),
+        schedule,
         false,
         &mut rng,
         on_epoch,
     )?;
+    if calibration_only {
+        // The generator goes on as if the hold-out run had taken the whole schedule, so the
+        // refit below draws the same shuffles as the full run did, bit for bit.
+        skip_shuffles(&mut rng, fit_len, hyper.epochs() - first.epochs_run);
+    }
     let (mut best_val_loss, mut best_val_accuracy, mut best_epoch) = match first.best {
         Some((vl, va, e)) => (Some(vl), Some(va), e),
         None => (None, None, first.epochs_run),
@@ -298,11 +329,6 @@ fn train_head(
     let mut params = first.params;
     // 4a. A single validation image of a class cannot tell a move away from the class means from
     // luck: with so little validation data the head stays the class-mean prior.
-    let too_few = val.as_ref().is_some_and(|v| {
-        v.class_counts()
-            .iter()
-            .any(|&c| c < MIN_VAL_PER_CLASS_TO_MOVE)
-    });
     if let (true, Some(p), Some(v), Some(zv), Some(w)) = (too_few, &prior, &val, &zv, &val_weights)
     {
         let p = &p.start;
@@ -359,7 +385,13 @@ fn train_head(
         }
     };
 
-    // 6. Refit on every sample for the epoch count the validation data chose.
+    // 6. Refit on every sample for the epoch count the validation data chose (the whole
+    // schedule with `patience` 0, unless the head stays the prior).
+    let refit_epochs = if calibration_only && !stays_prior {
+        hyper.epochs()
+    } else {
+        best_epoch
+    };
     let (standardizer, params, prototypes, z, refit_samples) = match &val {
         Some(v) => {
             // Every row: the fitting rows then the validation rows (the same rows in the same
@@ -396,7 +428,7 @@ fn train_head(
                 k,
                 prior.as_ref(),
                 hyper,
-                best_epoch,
+                Schedule::full(hyper).cut(refit_epochs),
                 true,
                 &mut rng,
                 &mut |_| {},
@@ -435,6 +467,7 @@ fn train_head(
         validation: source,
         fit_samples: fit_len,
         refit_samples,
+        refit_epochs: refit_samples.map(|_| refit_epochs),
         calibration,
     };
     Ok((head, report))
@@ -469,6 +502,54 @@ fn initial_params(kind: HeadKind, k: usize, dim: usize, rng: &mut ChaCha8Rng) ->
     }
 }
 
+/// Which epochs of which learning-rate schedule an SGD run takes.
+#[derive(Debug, Clone, Copy)]
+struct Schedule {
+    /// Epochs the schedule spans (warm-up, then cosine decay to 0 at its end).
+    span: usize,
+    /// Warm-up epochs.
+    warmup: usize,
+    /// Epochs run (at most `span`; fewer cuts the schedule short).
+    run: usize,
+}
+
+impl Schedule {
+    /// The hyper-parameters' schedule, run to its end.
+    fn full(hyper: &HyperParams) -> Schedule {
+        Schedule {
+            span: hyper.epochs(),
+            warmup: hyper.warmup_epochs(),
+            run: hyper.epochs(),
+        }
+    }
+
+    /// The first `run` epochs of this schedule.
+    fn cut(self, run: usize) -> Schedule {
+        Schedule { run, ..self }
+    }
+
+    /// The calibration run's schedule: the same peak rate over `epochs` epochs (at most the
+    /// hyper-parameters' own), warm-up shortened in proportion, run to its end.
+    fn calibration(hyper: &HyperParams, epochs: usize) -> Schedule {
+        let span = epochs.min(hyper.epochs());
+        let warmup = (hyper.warmup_epochs() * span).div_ceil(hyper.epochs());
+        Schedule {
+            span,
+            warmup: warmup.min(span.saturating_sub(1)),
+            run: span,
+        }
+    }
+}
+
+/// Draws from `rng` what `epochs` shuffles of `n` indices draw (a shuffle's draws depend on the
+/// length only), without training.
+fn skip_shuffles(rng: &mut ChaCha8Rng, n: usize, epochs: usize) {
+    let mut order: Vec<usize> = (0..n).collect();
+    for _ in 0..epochs {
+        order.shuffle(rng);
+    }
+}
+
 /// Mini-batch SGD for at most `max_epochs` epochs of the schedule that spans `hyper.epochs()`,
 /// from `prior` with weight decay toward it when given (the prior is then epoch 0, a candidate of
 /// early stopping), else from fresh weights with decay toward zero; with early stopping when `val`
@@ -482,11 +563,12 @@ fn sgd_run(
     k: usize,
     prior: Option<&Prior>,
     hyper: &HyperParams,
-    max_epochs: usize,
+    schedule: Schedule,
     average_tail: bool,
     rng: &mut ChaCha8Rng,
     on_epoch: &mut dyn FnMut(&EpochReport),
 ) -> Result<SgdRun, HeadError> {
+    let max_epochs = schedule.run;
     let dim = data.z.ncols();
     let mut params = match prior {
         // No epoch to run (the refit of a head that stayed the prior): the prior itself.
@@ -521,7 +603,7 @@ fn sgd_run(
     let mut epochs_run = 0;
     let mut final_train_loss = f32::NAN;
     let mut lr = 0.0;
-    for epoch in 0..max_epochs.min(hyper.epochs()) {
+    for epoch in 0..max_epochs.min(schedule.span) {
         order.shuffle(rng);
         let mut loss_sum = 0.0f64;
         for (bi, chunk) in order.chunks(bs).enumerate() {
@@ -550,8 +632,8 @@ fn sgd_run(
             lr = learning_rate_at(
                 epoch as f32 + bi as f32 / batches as f32,
                 hyper.learning_rate(),
-                hyper.warmup_epochs(),
-                hyper.epochs(),
+                schedule.warmup,
+                schedule.span,
             );
             let penalty = sgd.step_decayed(
                 &mut params,
