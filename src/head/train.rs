@@ -32,6 +32,7 @@
 //!    fitted on would make the unknown threshold too tight.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use ndarray::{s, Array2, ArrayView2, Axis};
 use rand::seq::SliceRandom;
@@ -48,6 +49,7 @@ use super::hyper::HyperParams;
 use super::kernels::{Rows, MAX_NARROW_OUTPUTS};
 use super::loss::{class_weights, cross_entropy};
 use super::params::{Layer, Params};
+use super::pool::{default_threads, Pool, MAX_THREADS};
 use super::prototypes::Prototypes;
 use super::sgd::{learning_rate_at, Sgd};
 use super::standardize::Standardizer;
@@ -173,7 +175,24 @@ impl Head {
         hyper: &HyperParams,
         on_epoch: &mut dyn FnMut(&EpochReport),
     ) -> Result<(Head, TrainReport), HeadError> {
-        train_head(train, val, kind, hyper, on_epoch)
+        train_head(train, val, kind, hyper, default_threads(), on_epoch)
+    }
+
+    /// [`Head::train`] on `threads` threads (at most [`MAX_THREADS`]; [`Head::train`] takes
+    /// the cores, up to that). Only the MLP's hidden layer on a processor with AVX-512 is split
+    /// over threads; the result is the same bits whatever `threads`.
+    ///
+    /// # Errors
+    /// As [`Head::train`].
+    pub fn train_on_threads(
+        train: &Dataset,
+        val: Option<&Dataset>,
+        kind: HeadKind,
+        hyper: &HyperParams,
+        threads: usize,
+        on_epoch: &mut dyn FnMut(&EpochReport),
+    ) -> Result<(Head, TrainReport), HeadError> {
+        train_head(train, val, kind, hyper, threads.min(MAX_THREADS), on_epoch)
     }
 
     /// Same as [`Head::train`]: the name the device uses for retraining from its stored features.
@@ -197,6 +216,7 @@ fn train_head(
     val: Option<&Dataset>,
     kind: HeadKind,
     hyper: &HyperParams,
+    threads: usize,
     on_epoch: &mut dyn FnMut(&EpochReport),
 ) -> Result<(Head, TrainReport), HeadError> {
     train.check("train")?;
@@ -314,6 +334,7 @@ fn train_head(
         hyper,
         schedule,
         false,
+        threads,
         &mut rng,
         on_epoch,
     )?;
@@ -430,6 +451,7 @@ fn train_head(
                 hyper,
                 Schedule::full(hyper).cut(refit_epochs),
                 true,
+                threads,
                 &mut rng,
                 &mut |_| {},
             )?;
@@ -565,6 +587,7 @@ fn sgd_run(
     hyper: &HyperParams,
     schedule: Schedule,
     average_tail: bool,
+    threads: usize,
     rng: &mut ChaCha8Rng,
     on_epoch: &mut dyn FnMut(&EpochReport),
 ) -> Result<SgdRun, HeadError> {
@@ -589,6 +612,14 @@ fn sgd_run(
     let mut yb = vec![0usize; bs];
     let mut ws = Workspace::new();
     ws.fit(&params, bs);
+    // The wide first layer's products and update split over `threads` threads (the AVX-512
+    // kernels only: each thread takes its own hidden units, so the bits are the same).
+    let pool = (threads > 1 && !gather && params.layers[0].w.nrows() > MAX_NARROW_OUTPUTS)
+        .then(|| Pool::new(threads))
+        .flatten()
+        .map(Arc::new);
+    ws.set_pool(pool.clone());
+    sgd.set_pool(pool);
     let mut val_ws = Workspace::new();
 
     let mut tail_sum = params.zeros_like();
