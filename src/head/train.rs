@@ -34,7 +34,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use ndarray::{s, Array2, ArrayView2, Axis};
+use ndarray::{s, Array1, Array2, ArrayView2, Axis};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -49,7 +49,7 @@ use super::hyper::HyperParams;
 use super::kernels::{Rows, MAX_NARROW_OUTPUTS};
 use super::loss::{class_weights, cross_entropy};
 use super::params::{Layer, Params};
-use super::pool::{default_threads, Pool, MAX_THREADS};
+use super::pool::{Pool, MAX_THREADS};
 use super::prototypes::Prototypes;
 use super::sgd::{learning_rate_at, Sgd};
 use super::standardize::Standardizer;
@@ -175,12 +175,15 @@ impl Head {
         hyper: &HyperParams,
         on_epoch: &mut dyn FnMut(&EpochReport),
     ) -> Result<(Head, TrainReport), HeadError> {
-        train_head(train, val, kind, hyper, default_threads(), on_epoch)
+        train_head(train, val, kind, hyper, 1, on_epoch)
     }
 
-    /// [`Head::train`] on `threads` threads (at most [`MAX_THREADS`]; [`Head::train`] takes
-    /// the cores, up to that). Only the MLP's hidden layer on a processor with AVX-512 is split
-    /// over threads; the result is the same bits whatever `threads`.
+    /// [`Head::train`] with the MLP's hidden layer split over `threads` threads (at most
+    /// [`MAX_THREADS`]; [`Head::train`] takes one, beside the refit's own thread): its products
+    /// and update, on a processor with AVX-512, each thread taking its own hidden units, so the
+    /// result is the same bits whatever `threads`. A step lasts about a quarter of a
+    /// millisecond, so the threads meet thousands of times a retrain: on cores shared with other
+    /// work that costs more than it gains (README, "Retrain speed"); see `fieldtune bench`.
     ///
     /// # Errors
     /// As [`Head::train`].
@@ -309,40 +312,67 @@ fn train_head(
             .any(|&c| c < MIN_VAL_PER_CLASS_TO_MOVE)
     });
     let stays_prior = too_few && prior.is_some();
-    let schedule = if calibration_only {
-        Schedule::calibration(hyper, if stays_prior { 0 } else { CALIBRATION_EPOCHS })
-    } else {
-        Schedule::full(hyper)
+    // 6 (ahead). With `patience` 0 the refit's epoch count is known before the hold-out run:
+    // the whole schedule, or none when the head stays the prior. Then the refit runs on a
+    // thread of its own beside the calibration run. Its generator is the one the sequential
+    // order would hand it (the hold-out run's shuffles drawn, see [`skip_shuffles`]), so the
+    // weights are the same bits either way.
+    let known_refit_epochs = calibration_only.then(|| if stays_prior { 0 } else { hyper.epochs() });
+    let known_refit = known_refit_epochs.map(|epochs| {
+        let mut refit_rng = rng.clone();
+        skip_shuffles(&mut refit_rng, fit_len, hyper.epochs());
+        (epochs, refit_rng)
+    });
+    let all_rows = |rng: &mut ChaCha8Rng, epochs: usize| match &val {
+        Some(v) => refit_all(train, v, split.as_ref(), kind, hyper, epochs, threads, rng).map(Some),
+        None => Ok(None),
     };
-    let first = sgd_run(
-        FitData {
-            z: z.view(),
-            labels: &fit_labels,
-            weights: &weights,
-        },
-        val.as_ref()
-            .zip(zv.as_ref())
-            .zip(val_weights.as_ref())
-            .map(|((v, zv), w)| FitData {
-                z: zv.view(),
-                labels: &v.labels,
-                weights: w,
-            }),
-        kind,
-        k,
-        prior.as_ref(),
-        hyper,
-        schedule,
-        false,
-        threads,
-        &mut rng,
-        on_epoch,
-    )?;
-    if calibration_only {
-        // The generator goes on as if the hold-out run had taken the whole schedule, so the
-        // refit below draws the same shuffles as the full run did, bit for bit.
-        skip_shuffles(&mut rng, fit_len, hyper.epochs() - first.epochs_run);
-    }
+    let (first, refit) = std::thread::scope(|scope| -> Result<_, HeadError> {
+        let background = known_refit.and_then(|(epochs, mut refit_rng)| {
+            let all_rows = &all_rows;
+            std::thread::Builder::new()
+                .name("fieldtune-refit".into())
+                .spawn_scoped(scope, move || all_rows(&mut refit_rng, epochs))
+                .ok()
+        });
+        let schedule = if calibration_only {
+            Schedule::calibration(hyper, if stays_prior { 0 } else { CALIBRATION_EPOCHS })
+        } else {
+            Schedule::full(hyper)
+        };
+        let first = sgd_run(
+            FitData {
+                z: z.view(),
+                labels: &fit_labels,
+                weights: &weights,
+            },
+            val.as_ref()
+                .zip(zv.as_ref())
+                .zip(val_weights.as_ref())
+                .map(|((v, zv), w)| FitData {
+                    z: zv.view(),
+                    labels: &v.labels,
+                    weights: w,
+                }),
+            kind,
+            k,
+            prior.as_ref(),
+            hyper,
+            schedule,
+            false,
+            threads,
+            &mut rng,
+            on_epoch,
+        )?;
+        let refit = match background {
+            Some(handle) => match handle.join() {
+                Ok(refit) => Some(refit?),
+                Err(panic) => std::panic::resume_unwind(panic),
+            },
+            None => None,
+        };
+        Ok((first, refit))
+    })?;
     let (mut best_val_loss, mut best_val_accuracy, mut best_epoch) = match first.best {
         Some((vl, va, e)) => (Some(vl), Some(va), e),
         None => (None, None, first.epochs_run),
@@ -407,66 +437,25 @@ fn train_head(
     };
 
     // 6. Refit on every sample for the epoch count the validation data chose (the whole
-    // schedule with `patience` 0, unless the head stays the prior).
-    let refit_epochs = if calibration_only && !stays_prior {
-        hyper.epochs()
-    } else {
-        best_epoch
-    };
-    let (standardizer, params, prototypes, z, refit_samples) = match &val {
-        Some(v) => {
-            // Every row: the fitting rows then the validation rows (the same rows in the same
-            // order as when the hold-out was made).
-            let all = match &split {
-                Some((rest, held)) => {
-                    let order: Vec<usize> = rest.iter().chain(held).copied().collect();
-                    train.select(&order)
-                }
-                None => train.concat(v),
-            };
-            let standardizer = Standardizer::fit(all.features.view());
-            let weights = class_weights(&all.class_counts(), hyper.class_balanced());
-            let prior = class_mean_prior(
-                kind,
-                all.features.view(),
-                &all.labels,
-                k,
-                &standardizer,
-                &mut rng,
-            );
-            let Dataset {
-                features, labels, ..
-            } = all;
-            let z = standardizer.transform_owned(features);
-            let refit = sgd_run(
-                FitData {
-                    z: z.view(),
-                    labels: &labels,
-                    weights: &weights,
-                },
-                None,
-                kind,
-                k,
-                prior.as_ref(),
-                hyper,
-                Schedule::full(hyper).cut(refit_epochs),
-                true,
-                threads,
-                &mut rng,
-                &mut |_| {},
-            )?;
-            let prototypes = Prototypes::fit(z.view(), &labels, k);
-            let n = labels.len();
-            (standardizer, refit.params, prototypes, z, Some(n))
+    // schedule with `patience` 0, unless the head stays the prior), unless it ran above.
+    let refit_epochs = known_refit_epochs.unwrap_or(best_epoch);
+    let refit = match refit {
+        Some(done) => done,
+        None => {
+            if calibration_only {
+                // The generator goes on as if the hold-out run had taken the whole schedule.
+                skip_shuffles(&mut rng, fit_len, hyper.epochs() - first.epochs_run);
+            }
+            all_rows(&mut rng, refit_epochs)?
         }
-        None => (standardizer, params, prototypes, z, None),
     };
-    let center = params.penultimate_mean(z.view()).unwrap_or_else(|| {
-        ndarray::Array1::zeros(match kind {
-            HeadKind::Linear => dim,
-            HeadKind::Mlp { hidden } => hidden,
-        })
-    });
+    let (standardizer, params, prototypes, z, center, refit_samples) = match refit {
+        Some(r) => (r.standardizer, r.params, r.prototypes, r.z, r.center, Some(r.samples)),
+        None => {
+            let center = center_of(&params, z.view(), kind, dim);
+            (standardizer, params, prototypes, z, center, None)
+        }
+    };
     let head = Head {
         dim,
         kind,
@@ -522,6 +511,92 @@ fn initial_params(kind: HeadKind, k: usize, dim: usize, rng: &mut ChaCha8Rng) ->
             layers: vec![Layer::he(hidden, dim, rng), Layer::he(k, hidden, rng)],
         },
     }
+}
+
+/// The mean penultimate activation of the head's fitting rows `z` (the drift detector's centre).
+fn center_of(params: &Params, z: ArrayView2<f32>, kind: HeadKind, dim: usize) -> Array1<f32> {
+    params.penultimate_mean(z).unwrap_or_else(|| {
+        Array1::zeros(match kind {
+            HeadKind::Linear => dim,
+            HeadKind::Mlp { hidden } => hidden,
+        })
+    })
+}
+
+/// What the refit on every row made.
+struct Refit {
+    standardizer: Standardizer,
+    params: Params,
+    prototypes: Prototypes,
+    /// Every row, standardised.
+    z: Array2<f32>,
+    center: Array1<f32>,
+    samples: usize,
+}
+
+/// Step 6: standardisation, prior, `epochs` epochs of SGD (tail-averaged), prototypes and centre
+/// on every row: the fitting rows then the validation rows (with a hold-out, the rows of `train`
+/// in the order `split` made them, else `train` then `val`).
+#[allow(clippy::too_many_arguments)]
+fn refit_all(
+    train: &Dataset,
+    val: &Dataset,
+    split: Option<&(Vec<usize>, Vec<usize>)>,
+    kind: HeadKind,
+    hyper: &HyperParams,
+    epochs: usize,
+    threads: usize,
+    rng: &mut ChaCha8Rng,
+) -> Result<Refit, HeadError> {
+    let k = train.classes.len();
+    let all = match split {
+        Some((rest, held)) => {
+            let order: Vec<usize> = rest.iter().chain(held).copied().collect();
+            train.select(&order)
+        }
+        None => train.concat(val),
+    };
+    let standardizer = Standardizer::fit(all.features.view());
+    let weights = class_weights(&all.class_counts(), hyper.class_balanced());
+    let prior = class_mean_prior(
+        kind,
+        all.features.view(),
+        &all.labels,
+        k,
+        &standardizer,
+        rng,
+    );
+    let Dataset {
+        features, labels, ..
+    } = all;
+    let z = standardizer.transform_owned(features);
+    let refit = sgd_run(
+        FitData {
+            z: z.view(),
+            labels: &labels,
+            weights: &weights,
+        },
+        None,
+        kind,
+        k,
+        prior.as_ref(),
+        hyper,
+        Schedule::full(hyper).cut(epochs),
+        true,
+        threads,
+        rng,
+        &mut |_| {},
+    )?;
+    let prototypes = Prototypes::fit(z.view(), &labels, k);
+    let center = center_of(&refit.params, z.view(), kind, train.dim());
+    Ok(Refit {
+        standardizer,
+        params: refit.params,
+        prototypes,
+        z,
+        center,
+        samples: labels.len(),
+    })
 }
 
 /// Which epochs of which learning-rate schedule an SGD run takes.
