@@ -273,7 +273,8 @@ pub fn head_bench(
     retrain_runs: usize,
     step_runs: usize,
 ) -> Result<HeadBench, HeadError> {
-    let hyper = HyperParams::builder().check()?;
+    // The device's hyper-parameters for this kind (`HyperParams::defaults_for`).
+    let hyper = HyperParams::builder_for(kind).check()?;
     let threads = crate::head::pool::default_threads();
     let split = matches!(kind, HeadKind::Mlp { .. }) && threads > 1;
     let (mut wall, mut cpu, mut process, mut critical) = (vec![], vec![], vec![], vec![]);

@@ -815,3 +815,57 @@ fn sgd_run(
         final_train_loss,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::Rng;
+
+    /// Four noisy classes of 60 samples in 48 dimensions.
+    fn blobs(seed: u64) -> Dataset {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let (k, per, dim) = (4, 60, 48);
+        let labels: Vec<usize> = (0..k * per).map(|i| i % k).collect();
+        let features = Array2::from_shape_fn((k * per, dim), |(i, j)| {
+            let centre = if j % k == labels[i] { 1.5 } else { 0.0 };
+            centre + rng.gen_range(-1.0f32..1.0)
+        });
+        Dataset::new(
+            features,
+            labels,
+            (0..k).map(|c| format!("c{c}")).collect(),
+        )
+        .expect("a valid data set")
+    }
+
+    /// The MLP's hidden layer split over threads trains the same bits as one thread.
+    #[test]
+    fn split_hidden_layer_trains_the_same_bits() {
+        let data = blobs(3);
+        let kind = HeadKind::Mlp { hidden: 40 };
+        let hyper = HyperParams::builder().epochs(6).check().expect("valid");
+        let run = |threads| {
+            Head::train_on_threads(&data, None, kind, &hyper, threads, &mut |_| {})
+                .expect("trains")
+                .0
+        };
+        let one = run(1);
+        for threads in [2, 3] {
+            assert_eq!(run(threads), one, "{threads} threads");
+        }
+    }
+
+    /// The calibration run is shorter than the schedule and the refit runs the whole schedule.
+    #[test]
+    fn the_hold_out_run_is_the_calibration_run() {
+        let data = blobs(4);
+        let hyper = HyperParams::builder().epochs(30).check().expect("valid");
+        let mut epochs = 0;
+        let (_, report) = Head::train(&data, None, HeadKind::Linear, &hyper, &mut |_| epochs += 1)
+            .expect("trains");
+        assert_eq!(report.epochs_run, CALIBRATION_EPOCHS);
+        assert_eq!(epochs, CALIBRATION_EPOCHS);
+        assert_eq!(report.refit_epochs, Some(30));
+        assert!(report.calibration.temperature.is_finite() && report.calibration.samples > 0);
+    }
+}
