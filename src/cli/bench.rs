@@ -289,8 +289,14 @@ fn print_table(
             );
         };
         cpu_row("  retrain, CPU time of its thread", &head.retrain_cpu);
-        cpu_row("  retrain, CPU time of the refit's thread too", &head.retrain_process_cpu);
-        cpu_row("  retrain, CPU time of the longer thread", &head.retrain_critical_cpu);
+        cpu_row(
+            "  retrain, CPU time of the refit's thread too",
+            &head.retrain_process_cpu,
+        );
+        cpu_row(
+            "  retrain, CPU time of the longer thread",
+            &head.retrain_critical_cpu,
+        );
         if let Some(split) = &head.retrain_split {
             cpu_row(
                 &format!("  retrain, hidden layer on {} threads", split.threads),

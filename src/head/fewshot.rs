@@ -114,7 +114,12 @@ fn group_distances(block: &[&[f32]], cs: &ClassSums, acc: &mut [[f32; GROUP]]) {
 }
 
 /// [`group_distances`] one row at a time from column `from` on (adding to what `acc` holds).
-fn group_distances_portable(block: &[&[f32]], cs: &ClassSums, acc: &mut [[f32; GROUP]], from: usize) {
+fn group_distances_portable(
+    block: &[&[f32]],
+    cs: &ClassSums,
+    acc: &mut [[f32; GROUP]],
+    from: usize,
+) {
     let dim = block.first().map_or(0, |r| r.len());
     for (c, acc) in acc.iter_mut().enumerate() {
         let n = cs.counts[c];
@@ -144,7 +149,11 @@ mod x86 {
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn group_distances(block: &[&[f32]], cs: &ClassSums, acc: &mut [[f32; GROUP]]) {
+    pub(super) unsafe fn group_distances(
+        block: &[&[f32]],
+        cs: &ClassSums,
+        acc: &mut [[f32; GROUP]],
+    ) {
         let dim = block[0].len();
         let full = dim / 8 * 8;
         let rows: [*const f32; GROUP] = std::array::from_fn(|r| block[r].as_ptr());
@@ -154,8 +163,13 @@ mod x86 {
                 continue;
             }
             let inv = _mm256_set1_ps(if n >= 2 { 1.0 / (n - 1) as f32 } else { 0.0 });
-            let own: [f32; GROUP] =
-                std::array::from_fn(|r| if cs.own[c][r] { f32::from_bits(u32::MAX) } else { 0.0 });
+            let own: [f32; GROUP] = std::array::from_fn(|r| {
+                if cs.own[c][r] {
+                    f32::from_bits(u32::MAX)
+                } else {
+                    0.0
+                }
+            });
             // SAFETY: `own` holds eight floats.
             let own = unsafe { _mm256_loadu_ps(own.as_ptr()) };
             let (sum, mean) = (&cs.sums[c * dim..][..dim], &cs.means[c * dim..][..dim]);
@@ -163,8 +177,9 @@ mod x86 {
             let mut j = 0;
             while j < full {
                 // SAFETY: j + 8 <= dim inside every row.
-                let x: [__m256; 8] =
-                    transpose(std::array::from_fn(|r| unsafe { _mm256_loadu_ps(rows[r].add(j)) }));
+                let x: [__m256; 8] = transpose(std::array::from_fn(|r| unsafe {
+                    _mm256_loadu_ps(rows[r].add(j))
+                }));
                 for (t, &x) in x.iter().enumerate() {
                     let m = _mm256_blendv_ps(
                         _mm256_set1_ps(mean[j + t]),
@@ -428,8 +443,12 @@ mod tests {
                 .map(|_| (0..dim).map(|_| rng.gen_range(-3.0f32..3.0)).collect())
                 .collect();
             let block: Vec<&[f32]> = rows.iter().map(|r| &r[..]).collect();
-            let sums: Vec<f32> = (0..classes * dim).map(|_| rng.gen_range(-50.0..50.0)).collect();
-            let means: Vec<f32> = (0..classes * dim).map(|_| rng.gen_range(-2.0..2.0)).collect();
+            let sums: Vec<f32> = (0..classes * dim)
+                .map(|_| rng.gen_range(-50.0..50.0))
+                .collect();
+            let means: Vec<f32> = (0..classes * dim)
+                .map(|_| rng.gen_range(-2.0..2.0))
+                .collect();
             let counts = [30, 1, 0, 7, 2];
             let own: Vec<[bool; GROUP]> = (0..classes)
                 .map(|_| std::array::from_fn(|_| rng.gen_bool(0.3)))

@@ -158,9 +158,7 @@ impl Pool {
             let number = slot.0 + 1;
             *slot = (number, Some(TaskPtr(erased)));
             shared.finished.store(0, Ordering::Relaxed);
-            shared
-                .claims
-                .store(number << PART_BITS, Ordering::Release);
+            shared.claims.store(number << PART_BITS, Ordering::Release);
             number
         };
         shared.generation.fetch_add(1, Ordering::Release);
@@ -234,7 +232,13 @@ mod tests {
 
     #[test]
     fn parts_cover_the_range_on_aligned_boundaries() {
-        for (n, parts, align) in [(128, 2, 4), (128, 3, 4), (10, 4, 4), (1280, 4, 16), (3, 4, 1)] {
+        for (n, parts, align) in [
+            (128, 2, 4),
+            (128, 3, 4),
+            (10, 4, 4),
+            (1280, 4, 16),
+            (3, 4, 1),
+        ] {
             let ranges: Vec<_> = (0..parts).map(|p| part_range(n, parts, p, align)).collect();
             assert_eq!(ranges[0].start, 0);
             assert_eq!(ranges[parts - 1].end, n);
@@ -248,7 +252,9 @@ mod tests {
     #[test]
     fn a_panicking_part_panics_the_caller() {
         let pool = Pool::new(2).expect("threads start");
-        let result = catch_unwind(AssertUnwindSafe(|| pool.run(&|p| assert!(p != 1, "part 1"))));
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            pool.run(&|p| assert!(p != 1, "part 1"))
+        }));
         assert!(result.is_err());
         // The pool still works afterwards.
         let ran = AtomicUsize::new(0);

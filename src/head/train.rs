@@ -8,7 +8,11 @@
 //! 3. Mini-batch SGD (momentum, warm-up + cosine learning rate) on class-weighted cross-entropy + L2,
 //!    shuffled each epoch by a ChaCha generator seeded from `seed`: same inputs, same bits.
 //! 4. Epochs: by default (`patience` 0) the schedule runs to its end and its end is kept (the fit
-//!    converges; the weight decay, not the stopping epoch, regularises). With `patience` > 0, early
+//!    converges; the weight decay, not the stopping epoch, regularises). The hold-out run then
+//!    chooses nothing: it is the shorter calibration run ([`CALIBRATION_EPOCHS`], a schedule of
+//!    the same shape), whose weights give the temperature and the report's validation figures,
+//!    and the refit of step 6, whose epoch count is known, runs beside it on a thread of its own.
+//!    With `patience` > 0, early
 //!    stopping: after each epoch the validation loss is measured; the epoch with the lowest one
 //!    is the best, and training stops after `patience` epochs without improvement.
 //!    The SGD starts from the class-mean prior (`fewshot`: the imprinted prototype head) and its
@@ -21,7 +25,9 @@
 //!    [`MIN_CALIBRATION_SAMPLES`] validation samples the temperature stays 1 and the threshold is
 //!    set on validation and leave-one-out scores together.
 //! 6. Refit: with validation data, the weights are trained again from the prior on fitting and
-//!    validation data together, for the best epoch count of the same schedule, with standardisation
+//!    validation data together, for the best epoch count of the same schedule (the whole schedule
+//!    with `patience` 0), drawing the shuffles it would draw after a full-length hold-out run
+//!    (so the weights are the bits they were when the hold-out run was that long), with standardisation
 //!    and prototypes refitted on the union. The refit's weights are the mean of its iterates over
 //!    the second half of its epochs (tail averaging): at the best epoch the schedule's learning rate
 //!    has not decayed, so the last iterate alone carries the shuffle's noise. Chosen on corn4's
@@ -450,7 +456,14 @@ fn train_head(
         }
     };
     let (standardizer, params, prototypes, z, center, refit_samples) = match refit {
-        Some(r) => (r.standardizer, r.params, r.prototypes, r.z, r.center, Some(r.samples)),
+        Some(r) => (
+            r.standardizer,
+            r.params,
+            r.prototypes,
+            r.z,
+            r.center,
+            Some(r.samples),
+        ),
         None => {
             let center = center_of(&params, z.view(), kind, dim);
             (standardizer, params, prototypes, z, center, None)
@@ -830,12 +843,8 @@ mod tests {
             let centre = if j % k == labels[i] { 1.5 } else { 0.0 };
             centre + rng.gen_range(-1.0f32..1.0)
         });
-        Dataset::new(
-            features,
-            labels,
-            (0..k).map(|c| format!("c{c}")).collect(),
-        )
-        .expect("a valid data set")
+        Dataset::new(features, labels, (0..k).map(|c| format!("c{c}")).collect())
+            .expect("a valid data set")
     }
 
     /// The MLP's hidden layer split over threads trains the same bits as one thread.

@@ -153,7 +153,13 @@ mod avx512 {
 
     /// The outputs `units` (columns of `out`, `m × k` with `k = b.len()`) of every row.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn forward(x: Rows, w: &[f32], b: &[f32], out: *mut f32, units: Range<usize>) {
+    pub(super) unsafe fn forward(
+        x: Rows,
+        w: &[f32],
+        b: &[f32],
+        out: *mut f32,
+        units: Range<usize>,
+    ) {
         let m = x.len();
         let mut r = 0;
         while r + 6 <= m {
@@ -233,11 +239,11 @@ mod avx512 {
                 }
             }
         }
-        for i in 0..R {
-            for t in 0..J {
+        for (i, row) in acc.iter().enumerate() {
+            for (t, &sum) in row.iter().enumerate() {
                 // SAFETY: row r0 + i < m and column j0 + t < k of the caller's m × k output.
                 unsafe {
-                    *out.add((r0 + i) * k + j0 + t) = _mm512_reduce_add_ps(acc[i][t]) + b[j0 + t];
+                    *out.add((r0 + i) * k + j0 + t) = _mm512_reduce_add_ps(sum) + b[j0 + t];
                 }
             }
         }
@@ -300,16 +306,16 @@ mod avx512 {
             }
         }
         let bv = _mm512_set1_ps(beta);
-        for t in 0..J {
+        for (t, row) in acc.iter().enumerate() {
             let gp = gw.wrapping_add((j0 + t) * d + c0);
-            for v in 0..C {
+            for (v, &part) in row.iter().enumerate() {
                 let p = gp.wrapping_add(v * L);
                 // SAFETY: masked-off lanes (past the row's end) are neither read nor written.
                 unsafe {
                     let sum = if beta == 0.0 {
-                        acc[t][v]
+                        part
                     } else {
-                        _mm512_fmadd_ps(bv, _mm512_maskz_loadu_ps(masks[v], p), acc[t][v])
+                        _mm512_fmadd_ps(bv, _mm512_maskz_loadu_ps(masks[v], p), part)
                     };
                     _mm512_mask_storeu_ps(p, masks[v], sum);
                 }
