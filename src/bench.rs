@@ -48,14 +48,31 @@ impl Timing {
 pub fn thread_cpu_time() -> Duration {
     #[cfg(unix)]
     {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: clock_gettime writes one timespec into the valid, exclusively borrowed `ts`.
-        if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0 {
-            return Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
-        }
+        cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID)
+    }
+    #[cfg(not(unix))]
+    Duration::ZERO
+}
+
+/// CPU time all threads of the process have used (zero where it cannot be read).
+pub fn process_cpu_time() -> Duration {
+    #[cfg(unix)]
+    {
+        cpu_clock(libc::CLOCK_PROCESS_CPUTIME_ID)
+    }
+    #[cfg(not(unix))]
+    Duration::ZERO
+}
+
+#[cfg(unix)]
+fn cpu_clock(clock: libc::clockid_t) -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the valid, exclusively borrowed `ts`.
+    if unsafe { libc::clock_gettime(clock, &mut ts) } == 0 {
+        return Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
     }
     Duration::ZERO
 }
@@ -197,15 +214,53 @@ pub struct HeadBench {
     pub kind: String,
     /// Full training from the stored features (the device's `retrain`).
     pub retrain: Timing,
-    /// The same retrains in CPU time of the thread that ran them: on a machine shared with other
-    /// work, the wall time also counts the time the thread waited for a core; this does not.
+    /// The same retrains in CPU time of the thread that called them (the hold-out run's): on a
+    /// machine shared with other work, the wall time also counts the time the thread waited for
+    /// a core; this does not.
     pub retrain_cpu: Timing,
-    /// Epochs the last retrain ran.
+    /// CPU time of every thread of the process over each retrain (the refit runs on a thread of
+    /// its own beside the hold-out run).
+    pub retrain_process_cpu: Timing,
+    /// The longer of the two threads' CPU times (the calling thread's, and the rest of the
+    /// process's): what the wall time would be on idle cores.
+    pub retrain_critical_cpu: Timing,
+    /// Epochs of the last retrain's hold-out run.
     pub retrain_epochs: usize,
+    /// Epochs of the last retrain's refit on every sample, if it had one.
+    pub retrain_refit_epochs: Option<usize>,
+    /// The MLP's retrain with its hidden layer split over more threads
+    /// ([`Head::train_on_threads`]), timed alternately with `retrain`; `None` for the linear head
+    /// or on one core.
+    pub retrain_split: Option<SplitRetrain>,
     /// One prediction (probabilities + unknown score).
     pub predict: Timing,
     /// One online `learn` step.
     pub learn: Timing,
+}
+
+/// The retrain on more threads, measured alternately with the default one.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SplitRetrain {
+    /// Threads the hidden layer's products were split over.
+    pub threads: usize,
+    /// Wall time.
+    pub wall: Timing,
+    /// CPU time of every thread of the process.
+    pub process_cpu: Timing,
+}
+
+/// One timed retrain: wall, calling thread's CPU, process CPU.
+fn timed_retrain(
+    train: impl FnOnce() -> Result<(Head, crate::head::train::TrainReport), HeadError>,
+) -> Result<(Head, crate::head::train::TrainReport, [Duration; 3]), HeadError> {
+    let (wall, thread, process) = (Instant::now(), thread_cpu_time(), process_cpu_time());
+    let (head, report) = train()?;
+    let spent = [
+        wall.elapsed(),
+        thread_cpu_time().saturating_sub(thread),
+        process_cpu_time().saturating_sub(process),
+    ];
+    Ok((head, report, spent))
 }
 
 /// Measures retrain, predict and learn for `kind` on `data`.
@@ -218,21 +273,44 @@ pub fn head_bench(
     retrain_runs: usize,
     step_runs: usize,
 ) -> Result<HeadBench, HeadError> {
-    let hyper = HyperParams::builder().check()?;
-    let mut head = None;
-    let mut epochs = 0;
-    let mut cpu = Vec::with_capacity(retrain_runs + 1);
-    let retrain = time(retrain_runs, || -> Result<(), HeadError> {
-        let start = thread_cpu_time();
-        let (trained, report) = Head::train(data, None, kind, &hyper, &mut |_| {})?;
-        cpu.push(thread_cpu_time().saturating_sub(start));
-        epochs = report.epochs_run;
-        head = Some(trained);
-        Ok(())
-    })?;
-    // The first run is `time`'s warm-up.
-    let retrain_cpu = Timing::from(cpu.split_off(1.min(cpu.len())));
-    let mut head = head.ok_or(HeadError::EmptyDataset("bench"))?;
+    // The device's hyper-parameters for this kind (`HyperParams::defaults_for`).
+    let hyper = HyperParams::builder_for(kind).check()?;
+    let threads = crate::head::pool::default_threads();
+    let split = matches!(kind, HeadKind::Mlp { .. }) && threads > 1;
+    let (mut wall, mut cpu, mut process, mut critical) = (vec![], vec![], vec![], vec![]);
+    let (mut split_wall, mut split_cpu) = (vec![], vec![]);
+    let mut last = None;
+    // One warm-up run of each, then `retrain_runs` alternating.
+    for run in 0..=retrain_runs {
+        let (head, report, [w, t, p]) =
+            timed_retrain(|| Head::train(data, None, kind, &hyper, &mut |_| {}))?;
+        if run > 0 {
+            wall.push(w);
+            cpu.push(t);
+            process.push(p);
+            critical.push(t.max(p.saturating_sub(t)));
+        }
+        last = Some((head, report));
+        if split {
+            let (_, _, [w, _, p]) = timed_retrain(|| {
+                Head::train_on_threads(data, None, kind, &hyper, threads, &mut |_| {})
+            })?;
+            if run > 0 {
+                split_wall.push(w);
+                split_cpu.push(p);
+            }
+        }
+    }
+    let (mut head, report) = last.ok_or(HeadError::EmptyDataset("bench"))?;
+    let retrain = Timing::from(wall);
+    let retrain_cpu = Timing::from(cpu);
+    let retrain_process_cpu = Timing::from(process);
+    let retrain_critical_cpu = Timing::from(critical);
+    let retrain_split = split.then(|| SplitRetrain {
+        threads,
+        wall: Timing::from(split_wall),
+        process_cpu: Timing::from(split_cpu),
+    });
     let rows: Vec<ArrayView1<f32>> = data.features.outer_iter().collect();
     let mut i = 0usize;
     let predict = time(step_runs, || -> Result<(), HeadError> {
@@ -250,7 +328,11 @@ pub fn head_bench(
         kind: format!("{kind:?}"),
         retrain,
         retrain_cpu,
-        retrain_epochs: epochs,
+        retrain_process_cpu,
+        retrain_critical_cpu,
+        retrain_epochs: report.epochs_run,
+        retrain_refit_epochs: report.refit_epochs,
+        retrain_split,
         predict,
         learn,
     })

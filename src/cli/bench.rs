@@ -268,22 +268,42 @@ fn print_table(
         );
         row("  predict (one frame)", &head.predict);
         row("  learn (one online SGD step)", &head.learn);
+        let epochs = match head.retrain_refit_epochs {
+            Some(refit) => format!("{} + {refit} epochs", head.retrain_epochs),
+            None => format!("{} epochs", head.retrain_epochs),
+        };
         outln!(
-            "  {:<42} {:>10.3} {:>10.3} {:>10.3}   ({} epochs)",
+            "  {:<42} {:>10.3} {:>10.3} {:>10.3}   ({epochs})",
             "retrain (full, from stored features)",
             head.retrain.median_ms,
             head.retrain.p10_ms,
             head.retrain.p90_ms,
-            head.retrain_epochs
         );
         // No share of the backbone's time here: a retrain is not a per-image cost.
-        outln!(
-            "{:<44} {:>10.3} {:>10.3} {:>10.3}",
-            "  retrain, CPU time of its thread",
-            head.retrain_cpu.median_ms,
-            head.retrain_cpu.p10_ms,
-            head.retrain_cpu.p90_ms
+        let cpu_row = |name: &str, t: &Timing| {
+            outln!(
+                "{name:<44} {:>10.3} {:>10.3} {:>10.3}",
+                t.median_ms,
+                t.p10_ms,
+                t.p90_ms
+            );
+        };
+        cpu_row("  retrain, CPU time of its thread", &head.retrain_cpu);
+        cpu_row(
+            "  retrain, CPU time of the refit's thread too",
+            &head.retrain_process_cpu,
         );
+        cpu_row(
+            "  retrain, CPU time of the longer thread",
+            &head.retrain_critical_cpu,
+        );
+        if let Some(split) = &head.retrain_split {
+            cpu_row(
+                &format!("  retrain, hidden layer on {} threads", split.threads),
+                &split.wall,
+            );
+            cpu_row("    its CPU time, every thread", &split.process_cpu);
+        }
     }
     outln!(
         "around the backbone (decode + preprocess + linear predict): {:.1} % of the backbone time; preprocess is {:.1}× faster than the image-crate baseline",

@@ -255,7 +255,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(n) = report.refit_samples {
         outln!(
             "refitted on all {n} training and validation samples for {} epochs",
-            report.best_epoch
+            report.refit_epochs.unwrap_or(report.best_epoch)
         );
     }
     outln!(

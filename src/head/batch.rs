@@ -9,9 +9,12 @@
 //! threshold (`src/heap.rs`) and comes from the heap instead of a fresh mapping (a mapping per
 //! product cost a page fault per 4 KiB touched, every step).
 
+use std::sync::Arc;
+
 use ndarray::{s, Array2, ArrayView2, ArrayViewMut2};
 
 use super::params::Params;
+use super::pool::Pool;
 
 /// Columns per block of a weight-gradient product (`Δᵀ · X` over `X`'s columns): with a batch of
 /// 64 rows the right-hand packing buffer is 64 × 512 floats, 128 KiB.
@@ -26,12 +29,20 @@ pub struct Workspace {
     outputs: Vec<Array2<f32>>,
     /// `deltas[i]` for hidden layers: `∂loss/∂(pre-activation of layer i)`, `rows × out_i`.
     deltas: Vec<Array2<f32>>,
+    /// Threads the wide products of a training step are split over, if more than one.
+    pub(super) pool: Option<Arc<Pool>>,
 }
 
 impl Workspace {
     /// Empty buffers: the first step sizes them.
     pub fn new() -> Workspace {
         Workspace::default()
+    }
+
+    /// Splits the wide products of [`Params::train_grad_in`] over `pool`'s threads (the same
+    /// results: every element is the same sum in the same order).
+    pub fn set_pool(&mut self, pool: Option<Arc<Pool>>) {
+        self.pool = pool;
     }
 
     /// Buffers for `params` and batches of up to `rows` samples (allocates only when the shapes

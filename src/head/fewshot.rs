@@ -58,40 +58,178 @@ fn squared_distances(
     let mut d2 = Array2::<f32>::from_elem((z.nrows(), classes), f32::NAN);
     // Rows go through in groups of `GROUP`, each row with its own running sum: the same
     // operations in the same order as one row at a time, but `GROUP` independent additions per
-    // step instead of one long chain of dependent ones.
-    const GROUP: usize = 8;
+    // step instead of one long chain of dependent ones (in AVX2 registers, a lane per row).
     let flat = z.as_standard_layout();
     let flat = flat.as_slice().expect("standard layout");
     let rows: Vec<&[f32]> = flat.chunks_exact(dim.max(1)).take(z.nrows()).collect();
     for (g, (block, ys)) in rows.chunks(GROUP).zip(labels.chunks(GROUP)).enumerate() {
-        for c in 0..classes {
-            let n = counts[c];
-            if n == 0 {
+        let own: Vec<[bool; GROUP]> = (0..classes)
+            .map(|c| std::array::from_fn(|r| leave_one_out && ys.get(r) == Some(&c)))
+            .collect();
+        let mut acc = vec![[0.0f32; GROUP]; classes];
+        let class_sums = ClassSums {
+            sums: sums.as_slice().expect("a fresh matrix"),
+            means: means.as_slice().expect("a fresh matrix"),
+            counts: &counts,
+            own: &own,
+        };
+        group_distances(block, &class_sums, &mut acc);
+        for (c, a) in acc.iter().enumerate() {
+            if counts[c] == 0 {
                 continue;
             }
-            let inv = if n >= 2 { 1.0 / (n - 1) as f32 } else { 0.0 };
-            let own: Vec<bool> = ys.iter().map(|&y| leave_one_out && c == y).collect();
-            let mut acc = [0.0f32; GROUP];
-            let (sum, mean) = (
-                sums.row(c).to_slice().expect("a fresh matrix"),
-                means.row(c).to_slice().expect("a fresh matrix"),
-            );
-            for j in 0..dim {
-                let (s, m) = (sum[j], mean[j]);
-                for (r, x) in block.iter().enumerate() {
-                    let x = x[j];
-                    let m = if own[r] { (s - x) * inv } else { m };
-                    acc[r] += (x - m) * (x - m);
-                }
-            }
-            for (r, &a) in acc.iter().enumerate().take(block.len()) {
-                if !(own[r] && n < 2) {
+            for (r, &a) in a.iter().enumerate().take(block.len()) {
+                if !(own[c][r] && counts[c] < 2) {
                     d2[[g * GROUP + r, c]] = a;
                 }
             }
         }
     }
     d2
+}
+
+/// Rows per group of [`squared_distances`].
+const GROUP: usize = 8;
+
+/// The class sums and means (`classes × dim`, row-major) of [`squared_distances`], the class
+/// counts, and which rows of the group each class leaves out (`own[c][r]`).
+struct ClassSums<'a> {
+    sums: &'a [f32],
+    means: &'a [f32],
+    counts: &'a [usize],
+    own: &'a [[bool; GROUP]],
+}
+
+/// `acc[c][r] = Σ_j (x_rj − m_cj)²` for the rows `block` (at most [`GROUP`]), `m_c` the mean of
+/// class `c`, or for a row the class leaves out, `(s_cj − x_rj) / (n_c − 1)`: each row's sum in
+/// the order of `j`, one addition at a time, so that every path gives the same bits.
+fn group_distances(block: &[&[f32]], cs: &ClassSums, acc: &mut [[f32; GROUP]]) {
+    #[cfg(target_arch = "x86_64")]
+    if block.len() == GROUP && std::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 is present (checked just above); the group is full.
+        unsafe { x86::group_distances(block, cs, acc) };
+        return;
+    }
+    group_distances_portable(block, cs, acc, 0);
+}
+
+/// [`group_distances`] one row at a time from column `from` on (adding to what `acc` holds).
+fn group_distances_portable(
+    block: &[&[f32]],
+    cs: &ClassSums,
+    acc: &mut [[f32; GROUP]],
+    from: usize,
+) {
+    let dim = block.first().map_or(0, |r| r.len());
+    for (c, acc) in acc.iter_mut().enumerate() {
+        let n = cs.counts[c];
+        if n == 0 {
+            continue;
+        }
+        let inv = if n >= 2 { 1.0 / (n - 1) as f32 } else { 0.0 };
+        let (sum, mean) = (&cs.sums[c * dim..][..dim], &cs.means[c * dim..][..dim]);
+        for j in from..dim {
+            let (s, m) = (sum[j], mean[j]);
+            for (r, x) in block.iter().enumerate() {
+                let x = x[j];
+                let m = if cs.own[c][r] { (s - x) * inv } else { m };
+                acc[r] += (x - m) * (x - m);
+            }
+        }
+    }
+}
+
+/// [`group_distances`] on a full group in AVX2 registers: eight columns of the eight rows
+/// transposed into eight registers (one per column, a lane per row), then per class the same
+/// subtraction, multiplication and addition per lane as the portable loop (no fused
+/// multiply-add), in the same order.
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{group_distances_portable, ClassSums, GROUP};
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn group_distances(
+        block: &[&[f32]],
+        cs: &ClassSums,
+        acc: &mut [[f32; GROUP]],
+    ) {
+        let dim = block[0].len();
+        let full = dim / 8 * 8;
+        let rows: [*const f32; GROUP] = std::array::from_fn(|r| block[r].as_ptr());
+        for (c, acc) in acc.iter_mut().enumerate() {
+            let n = cs.counts[c];
+            if n == 0 {
+                continue;
+            }
+            let inv = _mm256_set1_ps(if n >= 2 { 1.0 / (n - 1) as f32 } else { 0.0 });
+            let own: [f32; GROUP] = std::array::from_fn(|r| {
+                if cs.own[c][r] {
+                    f32::from_bits(u32::MAX)
+                } else {
+                    0.0
+                }
+            });
+            // SAFETY: `own` holds eight floats.
+            let own = unsafe { _mm256_loadu_ps(own.as_ptr()) };
+            let (sum, mean) = (&cs.sums[c * dim..][..dim], &cs.means[c * dim..][..dim]);
+            let mut a = _mm256_setzero_ps();
+            let mut j = 0;
+            while j < full {
+                // SAFETY: j + 8 <= dim inside every row.
+                let x: [__m256; 8] = transpose(std::array::from_fn(|r| unsafe {
+                    _mm256_loadu_ps(rows[r].add(j))
+                }));
+                for (t, &x) in x.iter().enumerate() {
+                    let m = _mm256_blendv_ps(
+                        _mm256_set1_ps(mean[j + t]),
+                        _mm256_mul_ps(_mm256_sub_ps(_mm256_set1_ps(sum[j + t]), x), inv),
+                        own,
+                    );
+                    let d = _mm256_sub_ps(x, m);
+                    a = _mm256_add_ps(a, _mm256_mul_ps(d, d));
+                }
+                j += 8;
+            }
+            // SAFETY: `acc` holds eight floats.
+            unsafe { _mm256_storeu_ps(acc.as_mut_ptr(), a) };
+        }
+        if full < dim {
+            group_distances_portable(block, cs, acc, full);
+        }
+    }
+
+    /// Rows `r[i]` (eight lanes each) to columns: lane `i` of result `t` is lane `t` of `r[i]`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn transpose(r: [__m256; 8]) -> [__m256; 8] {
+        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+        let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+        [
+            _mm256_permute2f128_ps::<0x20>(u0, u4),
+            _mm256_permute2f128_ps::<0x20>(u1, u5),
+            _mm256_permute2f128_ps::<0x20>(u2, u6),
+            _mm256_permute2f128_ps::<0x20>(u3, u7),
+            _mm256_permute2f128_ps::<0x31>(u0, u4),
+            _mm256_permute2f128_ps::<0x31>(u1, u5),
+            _mm256_permute2f128_ps::<0x31>(u2, u6),
+            _mm256_permute2f128_ps::<0x31>(u3, u7),
+        ]
+    }
 }
 
 /// How many samples a class needs before the data outweighs the class-mean prior: the prior's
@@ -292,7 +430,45 @@ pub fn prior_penalty_correction(params: &Params, prior: &Params, weight_decay: f
 mod tests {
     use super::*;
     use ndarray::array;
-    use rand::SeedableRng;
+    use rand::{Rng, SeedableRng};
+
+    /// The register path of a group's distances gives the portable loop's bits, on widths that
+    /// are and are not multiples of eight, with rows left out of their class and a class of one.
+    #[test]
+    fn group_distances_match_the_portable_loop_bit_for_bit() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        for dim in [1280, 37, 8, 5] {
+            let classes = 5;
+            let rows: Vec<Vec<f32>> = (0..GROUP)
+                .map(|_| (0..dim).map(|_| rng.gen_range(-3.0f32..3.0)).collect())
+                .collect();
+            let block: Vec<&[f32]> = rows.iter().map(|r| &r[..]).collect();
+            let sums: Vec<f32> = (0..classes * dim)
+                .map(|_| rng.gen_range(-50.0..50.0))
+                .collect();
+            let means: Vec<f32> = (0..classes * dim)
+                .map(|_| rng.gen_range(-2.0..2.0))
+                .collect();
+            let counts = [30, 1, 0, 7, 2];
+            let own: Vec<[bool; GROUP]> = (0..classes)
+                .map(|_| std::array::from_fn(|_| rng.gen_bool(0.3)))
+                .collect();
+            let cs = ClassSums {
+                sums: &sums,
+                means: &means,
+                counts: &counts,
+                own: &own,
+            };
+            let mut fast = vec![[0.0f32; GROUP]; classes];
+            let mut slow = fast.clone();
+            group_distances(&block, &cs, &mut fast);
+            group_distances_portable(&block, &cs, &mut slow, 0);
+            let bits = |a: &[[f32; GROUP]]| -> Vec<u32> {
+                a.iter().flatten().map(|v| v.to_bits()).collect()
+            };
+            assert_eq!(bits(&fast), bits(&slow), "dim {dim}");
+        }
+    }
 
     fn nearest(z: ArrayView2<f32>, labels: &[usize], k: usize, x: &[f32]) -> usize {
         let mut best = (f32::INFINITY, 0);

@@ -46,6 +46,7 @@ pub mod hyper;
 pub mod kernels;
 pub mod loss;
 pub mod params;
+pub mod pool;
 pub mod prototypes;
 pub mod sgd;
 pub mod standardize;

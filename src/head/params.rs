@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::batch::{Workspace, GRAD_BLOCK_COLUMNS};
 use super::kernels;
 use super::loss::{cross_entropy_grad_rows, softmax_in_place};
+use super::pool::Pool;
 use super::wide;
 
 /// One dense layer: `y = W x + b`, `W` is `out × in`.
@@ -78,9 +79,14 @@ impl Layer {
 
 /// `out = X · Wᵀ + b` for a wide layer by [`wide::forward`], its rows read where they are; `false`
 /// (nothing written) when the processor lacks AVX-512 or a matrix is not contiguous.
-fn wide_forward(layer: &Layer, x: kernels::Rows, out: &mut ArrayViewMut2<f32>) -> bool {
+fn wide_forward(
+    layer: &Layer,
+    x: kernels::Rows,
+    out: &mut ArrayViewMut2<f32>,
+    pool: Option<&Pool>,
+) -> bool {
     match (layer.w.as_slice(), layer.b.as_slice(), out.as_slice_mut()) {
-        (Some(w), Some(b), Some(o)) => wide::forward(x, w, b, o),
+        (Some(w), Some(b), Some(o)) => wide::forward_parts(pool, x, w, b, o),
         _ => false,
     }
 }
@@ -327,6 +333,8 @@ impl Params {
         let m = x.len();
         let last = self.layers.len() - 1;
         ws.fit(self, m);
+        let pool = ws.pool.clone();
+        let pool = pool.as_deref();
         let first = &self.layers[0];
         let narrow = first.w.nrows() <= kernels::MAX_NARROW_OUTPUTS;
         let matrix = x.as_matrix();
@@ -335,7 +343,7 @@ impl Params {
             let w = first.w.as_standard_layout();
             let w = w.as_slice().expect("standard layout");
             kernels::forward_rows(x, w, first.b.view(), &mut ws.output_mut(0, m));
-        } else if !wide_forward(first, x, &mut ws.output_mut(0, m)) {
+        } else if !wide_forward(first, x, &mut ws.output_mut(0, m), pool) {
             first.forward(wide_input(), &mut ws.output_mut(0, m));
         }
         for (i, layer) in self.layers.iter().enumerate().skip(1) {
@@ -364,7 +372,7 @@ impl Params {
                 },
                 (None, false) => {
                     let done = match (delta.as_slice(), g.w.as_slice_mut()) {
-                        (Some(ds), Some(gs)) => wide::weight_grad(ds, x, 0.0, gs),
+                        (Some(ds), Some(gs)) => wide::weight_grad_parts(pool, ds, x, 0.0, gs),
                         _ => false,
                     };
                     if !done {

@@ -2,8 +2,15 @@
 //! then cosine decay to zero over the remaining epochs).
 
 use std::f32::consts::PI;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 use super::params::Params;
+use super::pool::{part_range, Pool, MAX_THREADS};
+
+/// Weights of a layer from which [`Sgd::step_decayed`] splits its pass over the pool's threads
+/// (the MLP's hidden layer has 163,840; the linear head's 5,120 are not worth a hand-over).
+pub const PARALLEL_MIN_WEIGHTS: usize = 1 << 16;
 
 /// Learning rate at a fractional epoch `t` (0-based, `t ∈ [0, epochs)`): linear ramp from
 /// `peak / (warmup·…)` up to `peak` over the warm-up, then a half cosine from `peak` towards 0.
@@ -23,6 +30,7 @@ pub struct Sgd {
     velocity: Params,
     momentum: f32,
     nesterov: bool,
+    pool: Option<Arc<Pool>>,
 }
 
 impl Sgd {
@@ -32,7 +40,15 @@ impl Sgd {
             velocity: params.zeros_like(),
             momentum,
             nesterov,
+            pool: None,
         }
+    }
+
+    /// Splits the pass of [`Sgd::step_decayed`] over a layer of at least
+    /// [`PARALLEL_MIN_WEIGHTS`] weights over `pool`'s threads: the same weights come out (each
+    /// element's update is on its own); the returned penalty is summed in another order.
+    pub fn set_pool(&mut self, pool: Option<Arc<Pool>>) {
+        self.pool = pool;
     }
 
     /// `v ← μ v + g`; then `θ ← θ − lr · (g + μ v)` (Nesterov) or `θ ← θ − lr · v` (classic).
@@ -74,6 +90,11 @@ impl Sgd {
             .enumerate()
         {
             let t = target.and_then(|t| t.layers.get(i)).map(|t| &t.w);
+            let nesterov = self.nesterov;
+            let pool = self
+                .pool
+                .as_deref()
+                .filter(|_| p.w.len() >= PARALLEL_MIN_WEIGHTS);
             let fused = match (
                 p.w.as_slice_mut(),
                 g.w.as_slice(),
@@ -81,21 +102,27 @@ impl Sgd {
                 t.map(|t| t.as_slice()),
             ) {
                 (Some(ps), Some(gs), Some(vs), None) if ps.len() == gs.len() => {
-                    penalty += decayed_update::<false>(
+                    penalty += decayed_update_parts::<false>(
+                        pool,
                         ps,
                         gs,
                         vs,
                         gs,
-                        lr,
-                        mu,
-                        weight_decay,
-                        self.nesterov,
+                        [lr, mu, weight_decay],
+                        nesterov,
                     );
                     true
                 }
                 (Some(ps), Some(gs), Some(vs), Some(Some(ts))) if ps.len() == ts.len() => {
-                    penalty +=
-                        decayed_update::<true>(ps, gs, vs, ts, lr, mu, weight_decay, self.nesterov);
+                    penalty += decayed_update_parts::<true>(
+                        pool,
+                        ps,
+                        gs,
+                        vs,
+                        ts,
+                        [lr, mu, weight_decay],
+                        nesterov,
+                    );
                     true
                 }
                 _ => false,
@@ -115,6 +142,58 @@ impl Sgd {
             update(&mut p.b, &g.b, &mut v.b, lr, mu, self.nesterov);
         }
         0.5 * weight_decay * penalty
+    }
+}
+
+/// [`decayed_update`] with the elements cut into the parts of `pool` (on its threads), the parts'
+/// penalties added in part order; without a pool, [`decayed_update`] itself.
+fn decayed_update_parts<const TARGET: bool>(
+    pool: Option<&Pool>,
+    p: &mut [f32],
+    g: &[f32],
+    v: &mut [f32],
+    t: &[f32],
+    [lr, mu, wd]: [f32; 3],
+    nesterov: bool,
+) -> f32 {
+    let Some(pool) = pool.filter(|pool| pool.parts() <= MAX_THREADS) else {
+        return decayed_update::<TARGET>(p, g, v, t, lr, mu, wd, nesterov);
+    };
+    let n = p.len();
+    assert!(g.len() == n && v.len() == n && t.len() == n);
+    let (pp, vp) = (SharedMut(p.as_mut_ptr()), SharedMut(v.as_mut_ptr()));
+    let sums: [AtomicU32; MAX_THREADS] = std::array::from_fn(|_| AtomicU32::new(0));
+    pool.run(&|part| {
+        let r = part_range(n, pool.parts(), part, 16);
+        // SAFETY: each part takes its own range `r` of `p` and `v`, which outlive `Pool::run`.
+        let (ps, vs) = unsafe {
+            (
+                std::slice::from_raw_parts_mut(pp.ptr().add(r.start), r.len()),
+                std::slice::from_raw_parts_mut(vp.ptr().add(r.start), r.len()),
+            )
+        };
+        let tr = if TARGET { &t[r.clone()] } else { &g[r.clone()] };
+        let sum = decayed_update::<TARGET>(ps, &g[r.clone()], vs, tr, lr, mu, wd, nesterov);
+        sums[part].store(sum.to_bits(), Ordering::Relaxed);
+    });
+    sums[..pool.parts()]
+        .iter()
+        .map(|s| f32::from_bits(s.load(Ordering::Relaxed)))
+        .sum()
+}
+
+/// A buffer whose disjoint pieces the parts of a task write.
+#[derive(Clone, Copy)]
+struct SharedMut(*mut f32);
+
+// SAFETY: the parts write disjoint elements, and `Pool::run` returns only when all are done.
+unsafe impl Send for SharedMut {}
+unsafe impl Sync for SharedMut {}
+
+impl SharedMut {
+    /// The pointer (a method, so that a closure captures the whole `Sync` wrapper).
+    fn ptr(self) -> *mut f32 {
+        self.0
     }
 }
 

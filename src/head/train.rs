@@ -8,7 +8,11 @@
 //! 3. Mini-batch SGD (momentum, warm-up + cosine learning rate) on class-weighted cross-entropy + L2,
 //!    shuffled each epoch by a ChaCha generator seeded from `seed`: same inputs, same bits.
 //! 4. Epochs: by default (`patience` 0) the schedule runs to its end and its end is kept (the fit
-//!    converges; the weight decay, not the stopping epoch, regularises). With `patience` > 0, early
+//!    converges; the weight decay, not the stopping epoch, regularises). The hold-out run then
+//!    chooses nothing: it is the shorter calibration run ([`CALIBRATION_EPOCHS`], a schedule of
+//!    the same shape), whose weights give the temperature and the report's validation figures,
+//!    and the refit of step 6, whose epoch count is known, runs beside it on a thread of its own.
+//!    With `patience` > 0, early
 //!    stopping: after each epoch the validation loss is measured; the epoch with the lowest one
 //!    is the best, and training stops after `patience` epochs without improvement.
 //!    The SGD starts from the class-mean prior (`fewshot`: the imprinted prototype head) and its
@@ -21,7 +25,9 @@
 //!    [`MIN_CALIBRATION_SAMPLES`] validation samples the temperature stays 1 and the threshold is
 //!    set on validation and leave-one-out scores together.
 //! 6. Refit: with validation data, the weights are trained again from the prior on fitting and
-//!    validation data together, for the best epoch count of the same schedule, with standardisation
+//!    validation data together, for the best epoch count of the same schedule (the whole schedule
+//!    with `patience` 0), drawing the shuffles it would draw after a full-length hold-out run
+//!    (so the weights are the bits they were when the hold-out run was that long), with standardisation
 //!    and prototypes refitted on the union. The refit's weights are the mean of its iterates over
 //!    the second half of its epochs (tail averaging): at the best epoch the schedule's learning rate
 //!    has not decayed, so the last iterate alone carries the shuffle's noise. Chosen on corn4's
@@ -32,8 +38,9 @@
 //!    fitted on would make the unknown threshold too tight.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
-use ndarray::{s, Array2, ArrayView2, Axis};
+use ndarray::{s, Array1, Array2, ArrayView2, Axis};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -48,6 +55,7 @@ use super::hyper::HyperParams;
 use super::kernels::{Rows, MAX_NARROW_OUTPUTS};
 use super::loss::{class_weights, cross_entropy};
 use super::params::{Layer, Params};
+use super::pool::{Pool, MAX_THREADS};
 use super::prototypes::Prototypes;
 use super::sgd::{learning_rate_at, Sgd};
 use super::standardize::Standardizer;
@@ -67,6 +75,13 @@ pub const MIN_VAL_PER_CLASS_TO_MOVE: usize = 2;
 /// unknown threshold is set on the validation scores pooled with the fitting set's leave-one-out
 /// scores: a 95 % quantile of four numbers is their maximum.
 pub const MIN_CALIBRATION_SAMPLES: usize = 20;
+
+/// Epochs of the calibration run: when the schedule runs to its end (`patience` 0), the hold-out
+/// run no longer chooses the refit's epoch count; what is left of its work is the softmax
+/// temperature (fitted on its logits of the validation data) and the validation figures of the
+/// report, and a shorter schedule of the same shape gives those. (The unknown threshold comes
+/// from the prototypes, which need no run.)
+pub const CALIBRATION_EPOCHS: usize = 10;
 
 /// What one epoch did, passed to the `on_epoch` callback.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -113,6 +128,10 @@ pub struct TrainReport {
     pub fit_samples: usize,
     /// Samples of the final refit (fitting plus validation data), when there was validation data.
     pub refit_samples: Option<usize>,
+    /// Epochs of the final refit, when there was one: the best epoch of early stopping, or the
+    /// whole schedule when it runs to its end (then the hold-out run was the shorter
+    /// calibration run, `epochs_run` epochs).
+    pub refit_epochs: Option<usize>,
     /// The calibration stored in the head.
     pub calibration: Calibration,
 }
@@ -162,7 +181,27 @@ impl Head {
         hyper: &HyperParams,
         on_epoch: &mut dyn FnMut(&EpochReport),
     ) -> Result<(Head, TrainReport), HeadError> {
-        train_head(train, val, kind, hyper, on_epoch)
+        train_head(train, val, kind, hyper, 1, on_epoch)
+    }
+
+    /// [`Head::train`] with the MLP's hidden layer split over `threads` threads (at most
+    /// [`MAX_THREADS`]; [`Head::train`] takes one, beside the refit's own thread): its products
+    /// and update, on a processor with AVX-512, each thread taking its own hidden units, so the
+    /// result is the same bits whatever `threads`. A step lasts about a quarter of a
+    /// millisecond, so the threads meet thousands of times a retrain: on cores shared with other
+    /// work that costs more than it gains (README, "Retrain speed"); see `fieldtune bench`.
+    ///
+    /// # Errors
+    /// As [`Head::train`].
+    pub fn train_on_threads(
+        train: &Dataset,
+        val: Option<&Dataset>,
+        kind: HeadKind,
+        hyper: &HyperParams,
+        threads: usize,
+        on_epoch: &mut dyn FnMut(&EpochReport),
+    ) -> Result<(Head, TrainReport), HeadError> {
+        train_head(train, val, kind, hyper, threads.min(MAX_THREADS), on_epoch)
     }
 
     /// Same as [`Head::train`]: the name the device uses for retraining from its stored features.
@@ -186,6 +225,7 @@ fn train_head(
     val: Option<&Dataset>,
     kind: HeadKind,
     hyper: &HyperParams,
+    threads: usize,
     on_epoch: &mut dyn FnMut(&EpochReport),
 ) -> Result<(Head, TrainReport), HeadError> {
     train.check("train")?;
@@ -267,30 +307,78 @@ fn train_head(
         ),
     };
 
-    // 3 and 4. SGD from the class-mean prior, with early stopping on the validation data.
-    let first = sgd_run(
-        FitData {
-            z: z.view(),
-            labels: &fit_labels,
-            weights: &weights,
-        },
-        val.as_ref()
-            .zip(zv.as_ref())
-            .zip(val_weights.as_ref())
-            .map(|((v, zv), w)| FitData {
-                z: zv.view(),
-                labels: &v.labels,
-                weights: w,
-            }),
-        kind,
-        k,
-        prior.as_ref(),
-        hyper,
-        hyper.epochs(),
-        false,
-        &mut rng,
-        on_epoch,
-    )?;
+    // 3 and 4. SGD from the class-mean prior, with early stopping on the validation data; or,
+    // when the schedule runs to its end (`patience` 0) and a refit follows, the shorter
+    // calibration run (see [`CALIBRATION_EPOCHS`]).
+    let calibration_only = val.is_some() && hyper.patience() == 0;
+    // Step 4a below: with too little validation data the head stays the class-mean prior.
+    let too_few = val.as_ref().is_some_and(|v| {
+        v.class_counts()
+            .iter()
+            .any(|&c| c < MIN_VAL_PER_CLASS_TO_MOVE)
+    });
+    let stays_prior = too_few && prior.is_some();
+    // 6 (ahead). With `patience` 0 the refit's epoch count is known before the hold-out run:
+    // the whole schedule, or none when the head stays the prior. Then the refit runs on a
+    // thread of its own beside the calibration run. Its generator is the one the sequential
+    // order would hand it (the hold-out run's shuffles drawn, see [`skip_shuffles`]), so the
+    // weights are the same bits either way.
+    let known_refit_epochs = calibration_only.then(|| if stays_prior { 0 } else { hyper.epochs() });
+    let known_refit = known_refit_epochs.map(|epochs| {
+        let mut refit_rng = rng.clone();
+        skip_shuffles(&mut refit_rng, fit_len, hyper.epochs());
+        (epochs, refit_rng)
+    });
+    let all_rows = |rng: &mut ChaCha8Rng, epochs: usize| match &val {
+        Some(v) => refit_all(train, v, split.as_ref(), kind, hyper, epochs, threads, rng).map(Some),
+        None => Ok(None),
+    };
+    let (first, refit) = std::thread::scope(|scope| -> Result<_, HeadError> {
+        let background = known_refit.and_then(|(epochs, mut refit_rng)| {
+            let all_rows = &all_rows;
+            std::thread::Builder::new()
+                .name("fieldtune-refit".into())
+                .spawn_scoped(scope, move || all_rows(&mut refit_rng, epochs))
+                .ok()
+        });
+        let schedule = if calibration_only {
+            Schedule::calibration(hyper, if stays_prior { 0 } else { CALIBRATION_EPOCHS })
+        } else {
+            Schedule::full(hyper)
+        };
+        let first = sgd_run(
+            FitData {
+                z: z.view(),
+                labels: &fit_labels,
+                weights: &weights,
+            },
+            val.as_ref()
+                .zip(zv.as_ref())
+                .zip(val_weights.as_ref())
+                .map(|((v, zv), w)| FitData {
+                    z: zv.view(),
+                    labels: &v.labels,
+                    weights: w,
+                }),
+            kind,
+            k,
+            prior.as_ref(),
+            hyper,
+            schedule,
+            false,
+            threads,
+            &mut rng,
+            on_epoch,
+        )?;
+        let refit = match background {
+            Some(handle) => match handle.join() {
+                Ok(refit) => Some(refit?),
+                Err(panic) => std::panic::resume_unwind(panic),
+            },
+            None => None,
+        };
+        Ok((first, refit))
+    })?;
     let (mut best_val_loss, mut best_val_accuracy, mut best_epoch) = match first.best {
         Some((vl, va, e)) => (Some(vl), Some(va), e),
         None => (None, None, first.epochs_run),
@@ -298,11 +386,6 @@ fn train_head(
     let mut params = first.params;
     // 4a. A single validation image of a class cannot tell a move away from the class means from
     // luck: with so little validation data the head stays the class-mean prior.
-    let too_few = val.as_ref().is_some_and(|v| {
-        v.class_counts()
-            .iter()
-            .any(|&c| c < MIN_VAL_PER_CLASS_TO_MOVE)
-    });
     if let (true, Some(p), Some(v), Some(zv), Some(w)) = (too_few, &prior, &val, &zv, &val_weights)
     {
         let p = &p.start;
@@ -359,60 +442,33 @@ fn train_head(
         }
     };
 
-    // 6. Refit on every sample for the epoch count the validation data chose.
-    let (standardizer, params, prototypes, z, refit_samples) = match &val {
-        Some(v) => {
-            // Every row: the fitting rows then the validation rows (the same rows in the same
-            // order as when the hold-out was made).
-            let all = match &split {
-                Some((rest, held)) => {
-                    let order: Vec<usize> = rest.iter().chain(held).copied().collect();
-                    train.select(&order)
-                }
-                None => train.concat(v),
-            };
-            let standardizer = Standardizer::fit(all.features.view());
-            let weights = class_weights(&all.class_counts(), hyper.class_balanced());
-            let prior = class_mean_prior(
-                kind,
-                all.features.view(),
-                &all.labels,
-                k,
-                &standardizer,
-                &mut rng,
-            );
-            let Dataset {
-                features, labels, ..
-            } = all;
-            let z = standardizer.transform_owned(features);
-            let refit = sgd_run(
-                FitData {
-                    z: z.view(),
-                    labels: &labels,
-                    weights: &weights,
-                },
-                None,
-                kind,
-                k,
-                prior.as_ref(),
-                hyper,
-                best_epoch,
-                true,
-                &mut rng,
-                &mut |_| {},
-            )?;
-            let prototypes = Prototypes::fit(z.view(), &labels, k);
-            let n = labels.len();
-            (standardizer, refit.params, prototypes, z, Some(n))
+    // 6. Refit on every sample for the epoch count the validation data chose (the whole
+    // schedule with `patience` 0, unless the head stays the prior), unless it ran above.
+    let refit_epochs = known_refit_epochs.unwrap_or(best_epoch);
+    let refit = match refit {
+        Some(done) => done,
+        None => {
+            if calibration_only {
+                // The generator goes on as if the hold-out run had taken the whole schedule.
+                skip_shuffles(&mut rng, fit_len, hyper.epochs() - first.epochs_run);
+            }
+            all_rows(&mut rng, refit_epochs)?
         }
-        None => (standardizer, params, prototypes, z, None),
     };
-    let center = params.penultimate_mean(z.view()).unwrap_or_else(|| {
-        ndarray::Array1::zeros(match kind {
-            HeadKind::Linear => dim,
-            HeadKind::Mlp { hidden } => hidden,
-        })
-    });
+    let (standardizer, params, prototypes, z, center, refit_samples) = match refit {
+        Some(r) => (
+            r.standardizer,
+            r.params,
+            r.prototypes,
+            r.z,
+            r.center,
+            Some(r.samples),
+        ),
+        None => {
+            let center = center_of(&params, z.view(), kind, dim);
+            (standardizer, params, prototypes, z, center, None)
+        }
+    };
     let head = Head {
         dim,
         kind,
@@ -435,6 +491,7 @@ fn train_head(
         validation: source,
         fit_samples: fit_len,
         refit_samples,
+        refit_epochs: refit_samples.map(|_| refit_epochs),
         calibration,
     };
     Ok((head, report))
@@ -469,6 +526,140 @@ fn initial_params(kind: HeadKind, k: usize, dim: usize, rng: &mut ChaCha8Rng) ->
     }
 }
 
+/// The mean penultimate activation of the head's fitting rows `z` (the drift detector's centre).
+fn center_of(params: &Params, z: ArrayView2<f32>, kind: HeadKind, dim: usize) -> Array1<f32> {
+    params.penultimate_mean(z).unwrap_or_else(|| {
+        Array1::zeros(match kind {
+            HeadKind::Linear => dim,
+            HeadKind::Mlp { hidden } => hidden,
+        })
+    })
+}
+
+/// What the refit on every row made.
+struct Refit {
+    standardizer: Standardizer,
+    params: Params,
+    prototypes: Prototypes,
+    /// Every row, standardised.
+    z: Array2<f32>,
+    center: Array1<f32>,
+    samples: usize,
+}
+
+/// Step 6: standardisation, prior, `epochs` epochs of SGD (tail-averaged), prototypes and centre
+/// on every row: the fitting rows then the validation rows (with a hold-out, the rows of `train`
+/// in the order `split` made them, else `train` then `val`).
+#[allow(clippy::too_many_arguments)]
+fn refit_all(
+    train: &Dataset,
+    val: &Dataset,
+    split: Option<&(Vec<usize>, Vec<usize>)>,
+    kind: HeadKind,
+    hyper: &HyperParams,
+    epochs: usize,
+    threads: usize,
+    rng: &mut ChaCha8Rng,
+) -> Result<Refit, HeadError> {
+    let k = train.classes.len();
+    let all = match split {
+        Some((rest, held)) => {
+            let order: Vec<usize> = rest.iter().chain(held).copied().collect();
+            train.select(&order)
+        }
+        None => train.concat(val),
+    };
+    let standardizer = Standardizer::fit(all.features.view());
+    let weights = class_weights(&all.class_counts(), hyper.class_balanced());
+    let prior = class_mean_prior(
+        kind,
+        all.features.view(),
+        &all.labels,
+        k,
+        &standardizer,
+        rng,
+    );
+    let Dataset {
+        features, labels, ..
+    } = all;
+    let z = standardizer.transform_owned(features);
+    let refit = sgd_run(
+        FitData {
+            z: z.view(),
+            labels: &labels,
+            weights: &weights,
+        },
+        None,
+        kind,
+        k,
+        prior.as_ref(),
+        hyper,
+        Schedule::full(hyper).cut(epochs),
+        true,
+        threads,
+        rng,
+        &mut |_| {},
+    )?;
+    let prototypes = Prototypes::fit(z.view(), &labels, k);
+    let center = center_of(&refit.params, z.view(), kind, train.dim());
+    Ok(Refit {
+        standardizer,
+        params: refit.params,
+        prototypes,
+        z,
+        center,
+        samples: labels.len(),
+    })
+}
+
+/// Which epochs of which learning-rate schedule an SGD run takes.
+#[derive(Debug, Clone, Copy)]
+struct Schedule {
+    /// Epochs the schedule spans (warm-up, then cosine decay to 0 at its end).
+    span: usize,
+    /// Warm-up epochs.
+    warmup: usize,
+    /// Epochs run (at most `span`; fewer cuts the schedule short).
+    run: usize,
+}
+
+impl Schedule {
+    /// The hyper-parameters' schedule, run to its end.
+    fn full(hyper: &HyperParams) -> Schedule {
+        Schedule {
+            span: hyper.epochs(),
+            warmup: hyper.warmup_epochs(),
+            run: hyper.epochs(),
+        }
+    }
+
+    /// The first `run` epochs of this schedule.
+    fn cut(self, run: usize) -> Schedule {
+        Schedule { run, ..self }
+    }
+
+    /// The calibration run's schedule: the same peak rate over `epochs` epochs (at most the
+    /// hyper-parameters' own), warm-up shortened in proportion, run to its end.
+    fn calibration(hyper: &HyperParams, epochs: usize) -> Schedule {
+        let span = epochs.min(hyper.epochs());
+        let warmup = (hyper.warmup_epochs() * span).div_ceil(hyper.epochs());
+        Schedule {
+            span,
+            warmup: warmup.min(span.saturating_sub(1)),
+            run: span,
+        }
+    }
+}
+
+/// Draws from `rng` what `epochs` shuffles of `n` indices draw (a shuffle's draws depend on the
+/// length only), without training.
+fn skip_shuffles(rng: &mut ChaCha8Rng, n: usize, epochs: usize) {
+    let mut order: Vec<usize> = (0..n).collect();
+    for _ in 0..epochs {
+        order.shuffle(rng);
+    }
+}
+
 /// Mini-batch SGD for at most `max_epochs` epochs of the schedule that spans `hyper.epochs()`,
 /// from `prior` with weight decay toward it when given (the prior is then epoch 0, a candidate of
 /// early stopping), else from fresh weights with decay toward zero; with early stopping when `val`
@@ -482,11 +673,13 @@ fn sgd_run(
     k: usize,
     prior: Option<&Prior>,
     hyper: &HyperParams,
-    max_epochs: usize,
+    schedule: Schedule,
     average_tail: bool,
+    threads: usize,
     rng: &mut ChaCha8Rng,
     on_epoch: &mut dyn FnMut(&EpochReport),
 ) -> Result<SgdRun, HeadError> {
+    let max_epochs = schedule.run;
     let dim = data.z.ncols();
     let mut params = match prior {
         // No epoch to run (the refit of a head that stayed the prior): the prior itself.
@@ -507,6 +700,14 @@ fn sgd_run(
     let mut yb = vec![0usize; bs];
     let mut ws = Workspace::new();
     ws.fit(&params, bs);
+    // The wide first layer's products and update split over `threads` threads (the AVX-512
+    // kernels only: each thread takes its own hidden units, so the bits are the same).
+    let pool = (threads > 1 && !gather && params.layers[0].w.nrows() > MAX_NARROW_OUTPUTS)
+        .then(|| Pool::new(threads))
+        .flatten()
+        .map(Arc::new);
+    ws.set_pool(pool.clone());
+    sgd.set_pool(pool);
     let mut val_ws = Workspace::new();
 
     let mut tail_sum = params.zeros_like();
@@ -521,7 +722,7 @@ fn sgd_run(
     let mut epochs_run = 0;
     let mut final_train_loss = f32::NAN;
     let mut lr = 0.0;
-    for epoch in 0..max_epochs.min(hyper.epochs()) {
+    for epoch in 0..max_epochs.min(schedule.span) {
         order.shuffle(rng);
         let mut loss_sum = 0.0f64;
         for (bi, chunk) in order.chunks(bs).enumerate() {
@@ -550,8 +751,8 @@ fn sgd_run(
             lr = learning_rate_at(
                 epoch as f32 + bi as f32 / batches as f32,
                 hyper.learning_rate(),
-                hyper.warmup_epochs(),
-                hyper.epochs(),
+                schedule.warmup,
+                schedule.span,
             );
             let penalty = sgd.step_decayed(
                 &mut params,
@@ -626,4 +827,54 @@ fn sgd_run(
         best,
         final_train_loss,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::Rng;
+
+    /// Four noisy classes of 60 samples in 48 dimensions.
+    fn blobs(seed: u64) -> Dataset {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let (k, per, dim) = (4, 60, 48);
+        let labels: Vec<usize> = (0..k * per).map(|i| i % k).collect();
+        let features = Array2::from_shape_fn((k * per, dim), |(i, j)| {
+            let centre = if j % k == labels[i] { 1.5 } else { 0.0 };
+            centre + rng.gen_range(-1.0f32..1.0)
+        });
+        Dataset::new(features, labels, (0..k).map(|c| format!("c{c}")).collect())
+            .expect("a valid data set")
+    }
+
+    /// The MLP's hidden layer split over threads trains the same bits as one thread.
+    #[test]
+    fn split_hidden_layer_trains_the_same_bits() {
+        let data = blobs(3);
+        let kind = HeadKind::Mlp { hidden: 40 };
+        let hyper = HyperParams::builder().epochs(6).check().expect("valid");
+        let run = |threads| {
+            Head::train_on_threads(&data, None, kind, &hyper, threads, &mut |_| {})
+                .expect("trains")
+                .0
+        };
+        let one = run(1);
+        for threads in [2, 3] {
+            assert_eq!(run(threads), one, "{threads} threads");
+        }
+    }
+
+    /// The calibration run is shorter than the schedule and the refit runs the whole schedule.
+    #[test]
+    fn the_hold_out_run_is_the_calibration_run() {
+        let data = blobs(4);
+        let hyper = HyperParams::builder().epochs(30).check().expect("valid");
+        let mut epochs = 0;
+        let (_, report) = Head::train(&data, None, HeadKind::Linear, &hyper, &mut |_| epochs += 1)
+            .expect("trains");
+        assert_eq!(report.epochs_run, CALIBRATION_EPOCHS);
+        assert_eq!(epochs, CALIBRATION_EPOCHS);
+        assert_eq!(report.refit_epochs, Some(30));
+        assert!(report.calibration.temperature.is_finite() && report.calibration.samples > 0);
+    }
 }

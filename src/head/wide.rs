@@ -14,6 +14,7 @@
 //! matrix product.
 
 use super::kernels::Rows;
+use super::pool::{part_range, Pool};
 
 /// True when this processor runs the kernels here (x86-64 with AVX-512F).
 pub fn available() -> bool {
@@ -33,15 +34,34 @@ pub fn available() -> bool {
 /// # Panics
 /// When the lengths disagree.
 pub fn forward(x: Rows, w: &[f32], b: &[f32], out: &mut [f32]) -> bool {
+    forward_parts(None, x, w, b, out)
+}
+
+/// [`forward`] with the outputs (the units, rows of `W`) cut into the parts of `pool`, each
+/// part on its own thread; every output is the same sum in the same order whatever the parts.
+///
+/// # Panics
+/// When the lengths disagree.
+pub fn forward_parts(pool: Option<&Pool>, x: Rows, w: &[f32], b: &[f32], out: &mut [f32]) -> bool {
     let (m, d, k) = (x.len(), x.dim(), b.len());
     assert_eq!(w.len(), k * d, "weights are not k × d");
     assert_eq!(out.len(), m * k, "output is not m × k");
     #[cfg(target_arch = "x86_64")]
     if available() {
-        // SAFETY: the processor has AVX-512F (checked just above); the lengths are checked.
-        unsafe { avx512::forward(x, w, b, out) };
+        let out = SharedOut(out.as_mut_ptr());
+        match pool {
+            Some(pool) => pool.run(&|part| {
+                let units = part_range(k, pool.parts(), part, 4);
+                // SAFETY: AVX-512F is present (checked above), the lengths are checked, and
+                // each part writes only its own columns `units` of `out`.
+                unsafe { avx512::forward(x, w, b, out.ptr(), units) };
+            }),
+            // SAFETY: as above, one part.
+            None => unsafe { avx512::forward(x, w, b, out.0, 0..k) },
+        }
         return true;
     }
+    let _ = pool;
     false
 }
 
@@ -52,6 +72,21 @@ pub fn forward(x: Rows, w: &[f32], b: &[f32], out: &mut [f32]) -> bool {
 /// # Panics
 /// When the lengths disagree.
 pub fn weight_grad(delta: &[f32], x: Rows, beta: f32, gw: &mut [f32]) -> bool {
+    weight_grad_parts(None, delta, x, beta, gw)
+}
+
+/// [`weight_grad`] with the rows of `gw` (the units) cut into the parts of `pool`, each part on
+/// its own thread; every element is the same sum in the same order whatever the parts.
+///
+/// # Panics
+/// When the lengths disagree.
+pub fn weight_grad_parts(
+    pool: Option<&Pool>,
+    delta: &[f32],
+    x: Rows,
+    beta: f32,
+    gw: &mut [f32],
+) -> bool {
     let (m, d) = (x.len(), x.dim());
     if m == 0 {
         return false;
@@ -61,17 +96,44 @@ pub fn weight_grad(delta: &[f32], x: Rows, beta: f32, gw: &mut [f32]) -> bool {
     assert_eq!(gw.len(), k * d, "gradient is not k × d");
     #[cfg(target_arch = "x86_64")]
     if available() {
-        // SAFETY: the processor has AVX-512F (checked just above); the lengths are checked.
-        unsafe { avx512::weight_grad(delta, k, x, beta, gw) };
+        let gw = SharedOut(gw.as_mut_ptr());
+        match pool {
+            Some(pool) => pool.run(&|part| {
+                let units = part_range(k, pool.parts(), part, 6);
+                // SAFETY: AVX-512F is present (checked above), the lengths are checked, and
+                // each part writes only its own rows `units` of `gw`.
+                unsafe { avx512::weight_grad(delta, k, x, beta, gw.ptr(), units) };
+            }),
+            // SAFETY: as above, one part.
+            None => unsafe { avx512::weight_grad(delta, k, x, beta, gw.0, 0..k) },
+        }
         return true;
     }
+    let _ = (pool, beta);
     false
+}
+
+/// An output buffer the parts of a task write disjoint pieces of.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+
+// SAFETY: the parts that share it write disjoint elements, and `Pool::run` returns only when
+// all of them are done.
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    /// The pointer (a method, so that a closure captures the whole `Sync` wrapper).
+    fn ptr(self) -> *mut f32 {
+        self.0
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::Rows;
     use std::arch::x86_64::*;
+    use std::ops::Range;
 
     /// Lanes per register.
     const L: usize = 16;
@@ -89,20 +151,27 @@ mod avx512 {
         }
     }
 
+    /// The outputs `units` (columns of `out`, `m × k` with `k = b.len()`) of every row.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn forward(x: Rows, w: &[f32], b: &[f32], out: &mut [f32]) {
+    pub(super) unsafe fn forward(
+        x: Rows,
+        w: &[f32],
+        b: &[f32],
+        out: *mut f32,
+        units: Range<usize>,
+    ) {
         let m = x.len();
         let mut r = 0;
         while r + 6 <= m {
-            forward_rows::<6>(x, r, w, b, out);
+            forward_rows::<6>(x, r, w, b, out, units.clone());
             r += 6;
         }
         match m - r {
-            5 => forward_rows::<5>(x, r, w, b, out),
-            4 => forward_rows::<4>(x, r, w, b, out),
-            3 => forward_rows::<3>(x, r, w, b, out),
-            2 => forward_rows::<2>(x, r, w, b, out),
-            1 => forward_rows::<1>(x, r, w, b, out),
+            5 => forward_rows::<5>(x, r, w, b, out, units),
+            4 => forward_rows::<4>(x, r, w, b, out, units),
+            3 => forward_rows::<3>(x, r, w, b, out, units),
+            2 => forward_rows::<2>(x, r, w, b, out, units),
+            1 => forward_rows::<1>(x, r, w, b, out, units),
             _ => {}
         }
     }
@@ -114,16 +183,16 @@ mod avx512 {
         r0: usize,
         w: &[f32],
         b: &[f32],
-        out: &mut [f32],
+        out: *mut f32,
+        units: Range<usize>,
     ) {
-        let k = b.len();
         let xr: [&[f32]; R] = std::array::from_fn(|i| x.row(r0 + i));
-        let mut j = 0;
-        while j + 4 <= k {
+        let mut j = units.start;
+        while j + 4 <= units.end {
             forward_tile::<R, 4>(&xr, w, j, b, out, r0);
             j += 4;
         }
-        while j < k {
+        while j < units.end {
             forward_tile::<R, 1>(&xr, w, j, b, out, r0);
             j += 1;
         }
@@ -137,7 +206,7 @@ mod avx512 {
         w: &[f32],
         j0: usize,
         b: &[f32],
-        out: &mut [f32],
+        out: *mut f32,
         r0: usize,
     ) {
         let d = xr[0].len();
@@ -170,24 +239,35 @@ mod avx512 {
                 }
             }
         }
-        for i in 0..R {
-            for t in 0..J {
-                out[(r0 + i) * k + j0 + t] = _mm512_reduce_add_ps(acc[i][t]) + b[j0 + t];
+        for (i, row) in acc.iter().enumerate() {
+            for (t, &sum) in row.iter().enumerate() {
+                // SAFETY: row r0 + i < m and column j0 + t < k of the caller's m × k output.
+                unsafe {
+                    *out.add((r0 + i) * k + j0 + t) = _mm512_reduce_add_ps(sum) + b[j0 + t];
+                }
             }
         }
     }
 
+    /// The rows `units` of `gw` (`k × d`).
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn weight_grad(delta: &[f32], k: usize, x: Rows, beta: f32, gw: &mut [f32]) {
+    pub(super) unsafe fn weight_grad(
+        delta: &[f32],
+        k: usize,
+        x: Rows,
+        beta: f32,
+        gw: *mut f32,
+        units: Range<usize>,
+    ) {
         let d = x.dim();
         for c0 in (0..d).step_by(C * L) {
             let masks: [u16; C] = std::array::from_fn(|v| lane_mask(c0 + v * L, d));
-            let mut j = 0;
-            while j + 6 <= k {
+            let mut j = units.start;
+            while j + 6 <= units.end {
                 grad_tile::<6>(delta, k, x, j, c0, masks, beta, gw);
                 j += 6;
             }
-            while j < k {
+            while j < units.end {
                 grad_tile::<1>(delta, k, x, j, c0, masks, beta, gw);
                 j += 1;
             }
@@ -207,7 +287,7 @@ mod avx512 {
         c0: usize,
         masks: [u16; C],
         beta: f32,
-        gw: &mut [f32],
+        gw: *mut f32,
     ) {
         let d = x.dim();
         let mut acc = [[_mm512_setzero_ps(); C]; J];
@@ -226,16 +306,16 @@ mod avx512 {
             }
         }
         let bv = _mm512_set1_ps(beta);
-        for t in 0..J {
-            let gp = gw[(j0 + t) * d..][..d].as_mut_ptr().wrapping_add(c0);
-            for v in 0..C {
+        for (t, row) in acc.iter().enumerate() {
+            let gp = gw.wrapping_add((j0 + t) * d + c0);
+            for (v, &part) in row.iter().enumerate() {
                 let p = gp.wrapping_add(v * L);
                 // SAFETY: masked-off lanes (past the row's end) are neither read nor written.
                 unsafe {
                     let sum = if beta == 0.0 {
-                        acc[t][v]
+                        part
                     } else {
-                        _mm512_fmadd_ps(bv, _mm512_maskz_loadu_ps(masks[v], p), acc[t][v])
+                        _mm512_fmadd_ps(bv, _mm512_maskz_loadu_ps(masks[v], p), part)
                     };
                     _mm512_mask_storeu_ps(p, masks[v], sum);
                 }
