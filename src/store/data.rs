@@ -24,9 +24,12 @@
 //! - "Random" is a hash of the sample id, not a generator: replaying the journal after a power cut
 //!   makes exactly the same choices as the live run did.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::config::StoreConfig;
+use super::remote::{RemoteId, RemoteMark};
 use super::events::{Action, ClassTarget, JournalEntry, LabelEvent, Sample};
 use super::features::Blob;
 use super::{Result, StoreError};
@@ -73,6 +76,9 @@ pub struct StateData {
     /// Bytes of stored samples: features, views and thumbnails (kept in step with `samples`;
     /// see [`Sample::stored_bytes`]).
     pub feature_bytes: u64,
+    /// Samples of other devices of the fleet group seen so far: merged (as which local sample)
+    /// or taken back. Since format 5.
+    pub remote: BTreeMap<RemoteId, RemoteMark>,
 }
 
 /// What applying one event did, for the code that keeps the head in step.
@@ -274,6 +280,32 @@ impl StateData {
                 Some(_) => Ok(()),
             },
             LabelEvent::Clear { class } => class.map_or(Ok(()), |c| self.class_ok(c)),
+            LabelEvent::Merge {
+                class,
+                remote,
+                sample,
+            } => {
+                if self.remote.contains_key(remote) {
+                    return Err(invalid(format!(
+                        "remote sample {} was merged or taken back before",
+                        remote.hex()
+                    )));
+                }
+                self.check(
+                    &LabelEvent::Label {
+                        class: class.clone(),
+                        samples: vec![sample.clone()],
+                    },
+                    dim,
+                )
+            }
+            LabelEvent::Unmerge { remote } => {
+                if remote.is_empty() {
+                    Err(invalid("an unmerge names no remote sample"))
+                } else {
+                    Ok(())
+                }
+            }
         }
     }
 
@@ -320,6 +352,9 @@ impl StateData {
                 for sample in samples {
                     self.add_sample(sample.clone(), config, &mut applied);
                 }
+                // This device's own label of a frame wins over a sample merged for it.
+                let frames: Vec<_> = samples.iter().map(|s| s.frame_hash).collect();
+                self.drop_merged_frames(&frames, &mut applied);
                 self.push_action(
                     Action::Label {
                         seq: entry.seq,
@@ -376,16 +411,68 @@ impl StateData {
             }
             LabelEvent::Clear { class: None } => {
                 let next = self.next_sample_id;
+                // What was merged stays known: a message delivered again is not merged again.
+                let remote = std::mem::take(&mut self.remote);
                 *self = Self {
                     seq: self.seq,
                     next_sample_id: next,
+                    remote,
                     ..Self::default()
                 };
                 applied.removed = true;
             }
+            LabelEvent::Merge {
+                class,
+                remote,
+                sample,
+            } => {
+                if let ClassTarget::New(name) = class {
+                    self.push_class(name);
+                }
+                self.add_sample(sample.clone(), config, &mut applied);
+                self.remote
+                    .insert(*remote, RemoteMark::Merged { sample: sample.id });
+            }
+            LabelEvent::Unmerge { remote } => {
+                for id in remote {
+                    if let Some(RemoteMark::Merged { sample }) = self.remote.get(id).copied() {
+                        if let Some(at) = self.samples.iter().position(|s| s.id == sample) {
+                            self.remove_at(at);
+                            applied.removed = true;
+                        }
+                    }
+                    self.remote.insert(*id, RemoteMark::Removed);
+                }
+            }
         }
         self.seq = entry.seq;
         Ok(applied)
+    }
+
+    /// Local ids of the samples merged from other devices (stored or not).
+    pub fn merged_ids(&self) -> std::collections::HashSet<u64> {
+        self.remote
+            .values()
+            .filter_map(|m| match m {
+                RemoteMark::Merged { sample } => Some(*sample),
+                RemoteMark::Removed => None,
+            })
+            .collect()
+    }
+
+    /// Removes merged samples of these frames (this device labelled them itself).
+    fn drop_merged_frames(&mut self, frames: &[super::events::FrameHash], applied: &mut Applied) {
+        if self.remote.is_empty() {
+            return;
+        }
+        let merged = self.merged_ids();
+        let before = self.samples.len();
+        self.samples
+            .retain(|s| !(merged.contains(&s.id) && frames.contains(&s.frame_hash)));
+        if self.samples.len() != before {
+            applied.removed = true;
+            self.recount();
+        }
     }
 
     fn push_class(&mut self, name: &str) -> u32 {
