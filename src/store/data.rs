@@ -460,6 +460,17 @@ impl StateData {
             .collect()
     }
 
+    /// Whether class `class` holds samples merged from other devices.
+    fn holds_merged(&self, class: u32) -> bool {
+        if self.remote.is_empty() {
+            return false;
+        }
+        let merged = self.merged_ids();
+        self.samples
+            .iter()
+            .any(|s| s.class == class && merged.contains(&s.id))
+    }
+
     /// Removes merged samples of these frames (this device labelled them itself).
     fn drop_merged_frames(&mut self, frames: &[super::events::FrameHash], applied: &mut Applied) {
         if self.remote.is_empty() {
@@ -505,9 +516,11 @@ impl StateData {
                 samples, created, ..
             } => {
                 self.samples.retain(|s| !samples.contains(&s.id));
-                if let Some(class) = created {
-                    self.classes[*class as usize].deleted = true;
-                    self.purge_class(*class);
+                // The class it created goes too, unless samples merged from the fleet group
+                // have come into it since: those are not this device's to take back.
+                if let Some(class) = created.filter(|c| !self.holds_merged(*c)) {
+                    self.classes[class as usize].deleted = true;
+                    self.purge_class(class);
                 }
             }
             Action::NewClass { class } => {
