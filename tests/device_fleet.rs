@@ -223,7 +223,11 @@ fn labels_on_one_device_teach_the_other_across_restarts_undo_and_bad_messages() 
 
     // Malformed, oversized and foreign-backbone messages: refused, logged, nothing stored.
     let intruder = format!("{GROUP_TOPIC}/intruder");
-    publish(broker.port, &intruder, b"{\"cmd\":\"label\",\"class\":\"Blight\"}");
+    publish(
+        broker.port,
+        &intruder,
+        b"{\"cmd\":\"label\",\"class\":\"Blight\"}",
+    );
     publish(broker.port, &intruder, &vec![0x42; 70_000]);
     let mut foreign: FleetMessage = postcard::from_bytes(&label.1).expect("A's message");
     foreign.backbone[0] ^= 0xFF;

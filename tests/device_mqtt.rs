@@ -8,18 +8,11 @@
 
 mod device_support;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use device_support::broker::{publish, Broker, Message, Subscriber};
 use device_support::mqtt_device::{board, Device};
 use fieldtune::control::Request;
-
-const BIN: &str = env!("CARGO_BIN_EXE_fieldtune");
 
 /// The checks of Home Assistant's MQTT discovery: the topic is
 /// `<prefix>/<component>/<node_id>/<object_id>/config` with ids of `[A-Za-z0-9_-]`; the payload is

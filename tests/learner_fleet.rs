@@ -71,7 +71,9 @@ fn merges_survive_a_crash_and_are_never_applied_twice() {
         assert!(own.created);
         // Matched by name; a new name is a new class.
         assert_eq!(
-            learner.merge_remote(&remote(1, "Blight", b"a1", &f0)).unwrap(),
+            learner
+                .merge_remote(&remote(1, "Blight", b"a1", &f0))
+                .unwrap(),
             MergeOutcome::Merged {
                 class: "Blight".into(),
                 created: false,
@@ -79,17 +81,23 @@ fn merges_survive_a_crash_and_are_never_applied_twice() {
             }
         );
         assert!(matches!(
-            learner.merge_remote(&remote(2, "Rust", b"a2", &f1)).unwrap(),
+            learner
+                .merge_remote(&remote(2, "Rust", b"a2", &f1))
+                .unwrap(),
             MergeOutcome::Merged { created: true, .. }
         ));
         // The same message again: nothing.
         assert_eq!(
-            learner.merge_remote(&remote(2, "Rust", b"a2", &f1)).unwrap(),
+            learner
+                .merge_remote(&remote(2, "Rust", b"a2", &f1))
+                .unwrap(),
             MergeOutcome::AlreadySeen
         );
         // A frame this device labelled itself: its own label wins.
         assert_eq!(
-            learner.merge_remote(&remote(3, "Rust", b"own", &f1)).unwrap(),
+            learner
+                .merge_remote(&remote(3, "Rust", b"own", &f1))
+                .unwrap(),
             MergeOutcome::OwnFrame
         );
         // Bad features: refused, nothing changed.
@@ -98,26 +106,21 @@ fn merges_survive_a_crash_and_are_never_applied_twice() {
             learner.merge_remote(&remote(4, "Rust", b"a4", &nan)),
             Err(LearnerError::BadFrames(_))
         ));
-        assert!(learner.merge_remote(&remote(5, "Rust", b"a5", &f1[..4])).is_err());
-        assert_eq!(
-            counts(&learner),
-            [("Blight".into(), 2), ("Rust".into(), 1)]
-        );
+        assert!(learner
+            .merge_remote(&remote(5, "Rust", b"a5", &f1[..4]))
+            .is_err());
+        assert_eq!(counts(&learner), [("Blight".into(), 2), ("Rust".into(), 1)]);
         // Merges are not this device's to undo: undo takes back its own label.
         learner.undo().expect("undo");
-        assert_eq!(
-            counts(&learner),
-            [("Blight".into(), 1), ("Rust".into(), 1)]
-        );
+        assert_eq!(counts(&learner), [("Blight".into(), 1), ("Rust".into(), 1)]);
         // Dropped without a snapshot: what SIGKILL leaves.
     }
     let mut learner = open(dir.path());
+    assert_eq!(counts(&learner), [("Blight".into(), 1), ("Rust".into(), 1)]);
     assert_eq!(
-        counts(&learner),
-        [("Blight".into(), 1), ("Rust".into(), 1)]
-    );
-    assert_eq!(
-        learner.merge_remote(&remote(1, "Blight", b"a1", &f0)).unwrap(),
+        learner
+            .merge_remote(&remote(1, "Blight", b"a1", &f0))
+            .unwrap(),
         MergeOutcome::AlreadySeen,
         "delivered again after the restart"
     );
@@ -125,22 +128,32 @@ fn merges_survive_a_crash_and_are_never_applied_twice() {
     let gone = [RemoteId::of_own("cam-a", 2, 1_002)];
     assert_eq!(learner.unmerge_remote(&gone).unwrap(), 1);
     assert_eq!(learner.unmerge_remote(&gone).unwrap(), 0);
-    assert_eq!(learner.data().remote.get(&gone[0]), Some(&RemoteMark::Removed));
+    assert_eq!(
+        learner.data().remote.get(&gone[0]),
+        Some(&RemoteMark::Removed)
+    );
     // A tombstone that arrives before its sample keeps the sample out.
     let early = [RemoteId::of_own("cam-a", 6, 1_006)];
     learner.unmerge_remote(&early).unwrap();
     assert_eq!(
-        learner.merge_remote(&remote(6, "Rust", b"a6", &f1)).unwrap(),
+        learner
+            .merge_remote(&remote(6, "Rust", b"a6", &f1))
+            .unwrap(),
         MergeOutcome::AlreadySeen
     );
     learner.settle();
     drop(learner);
     let mut learner = open(dir.path());
     assert_eq!(
-        learner.merge_remote(&remote(2, "Rust", b"a2", &f1)).unwrap(),
+        learner
+            .merge_remote(&remote(2, "Rust", b"a2", &f1))
+            .unwrap(),
         MergeOutcome::AlreadySeen
     );
-    assert_eq!(learner.classes().iter().map(|c| c.samples).sum::<usize>(), 1);
+    assert_eq!(
+        learner.classes().iter().map(|c| c.samples).sum::<usize>(),
+        1
+    );
     // This device labelling a frame it had merged: its own label replaces the merged sample.
     let before = learner.data().samples.len();
     learner

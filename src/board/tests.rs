@@ -108,7 +108,11 @@ const INVALID: &[(&str, &str, &str)] = &[
     ),
     ("[fleet]\ntopic_root = \"x\"\n", "fleet.group", "is missing"),
     ("[fleet]\ngroup = \"a b\"\n", "fleet.group", "ASCII letters"),
-    ("[fleet]\ngroup = \"north\"\n", "fleet.group", "needs [mqtt]"),
+    (
+        "[fleet]\ngroup = \"north\"\n",
+        "fleet.group",
+        "needs [mqtt]",
+    ),
     (
         "[mqtt]\nbroker = \"mqtt://h\"\n[fleet]\ngroup = \"n\"\ntopic_root = \"a/#\"\n",
         "fleet.topic_root",

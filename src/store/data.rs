@@ -29,9 +29,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::config::StoreConfig;
-use super::remote::{RemoteId, RemoteMark};
 use super::events::{Action, ClassTarget, JournalEntry, LabelEvent, Sample};
 use super::features::Blob;
+use super::remote::{RemoteId, RemoteMark};
 use super::{Result, StoreError};
 
 /// How many recent actions `undo` can take back.

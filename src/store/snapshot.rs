@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use super::checks::{self, corrupt};
 use super::data::{ClassEntry, HeadBlob, StateData};
 use super::events::Action;
-use super::remote::{RemoteId, RemoteMark};
 use super::format::{self, FileKind, Header};
+use super::remote::{RemoteId, RemoteMark};
 use super::{migrate, Result};
 use crate::model::BackboneId;
 

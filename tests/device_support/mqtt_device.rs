@@ -119,4 +119,3 @@ impl Drop for Device {
         let _ = self.child.wait();
     }
 }
-

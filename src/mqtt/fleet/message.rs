@@ -187,7 +187,11 @@ mod tests {
         let bytes = encode(&message);
         assert_eq!(decode(&bytes, 65_536, &backbone()), Ok(message));
         // f16 features (2 bytes a value) and about a hundred bytes of the rest.
-        assert!(bytes.len() > 2560 && bytes.len() < 2560 + 160, "{}", bytes.len());
+        assert!(
+            bytes.len() > 2560 && bytes.len() < 2560 + 160,
+            "{}",
+            bytes.len()
+        );
     }
 
     #[test]

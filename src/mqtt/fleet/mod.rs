@@ -182,7 +182,9 @@ impl FleetLink {
         }
         #[cfg(not(feature = "mqtt"))]
         {
-            let _ = (mqtt, fleet, backbone, out_rx, in_tx, acks_rx, outgoing, incoming, acks, counters);
+            let _ = (
+                mqtt, fleet, backbone, out_rx, in_tx, acks_rx, outgoing, incoming, acks, counters,
+            );
             Err(MqttError::NotBuilt(
                 "the board has [fleet] but this fieldtune was built without MQTT: build with the default features, or remove [fleet]",
             ))
@@ -326,9 +328,7 @@ impl FleetLink {
                     }
                     Err(e) => {
                         c.refused.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(
-                            "fleet: refused a label from {from}: {e}; nothing stored"
-                        );
+                        tracing::warn!("fleet: refused a label from {from}: {e}; nothing stored");
                         (true, false)
                     }
                 }
@@ -343,9 +343,7 @@ impl FleetLink {
                 match learner.unmerge_remote(ids) {
                     Ok(removed) => {
                         c.removed.fetch_add(removed as u64, Ordering::Relaxed);
-                        tracing::info!(
-                            "fleet: {what} by {from}: {removed} merged samples removed"
-                        );
+                        tracing::info!("fleet: {what} by {from}: {removed} merged samples removed");
                         (true, true)
                     }
                     Err(e) if e.is_storage_failure() => {
