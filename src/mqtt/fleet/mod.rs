@@ -151,9 +151,9 @@ impl FleetLink {
         fleet: &FleetConfig,
         backbone: BackboneId,
     ) -> Result<FleetLink, MqttError> {
-        let (outgoing, out_rx) = std::sync::mpsc::sync_channel(OUT_QUEUE);
-        let (in_tx, incoming) = std::sync::mpsc::sync_channel(IN_QUEUE);
-        let (acks, acks_rx) = std::sync::mpsc::channel();
+        let (outgoing, out_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(OUT_QUEUE);
+        let (in_tx, incoming) = std::sync::mpsc::sync_channel::<Received>(IN_QUEUE);
+        let (acks, acks_rx) = std::sync::mpsc::channel::<u64>();
         let counters = Arc::new(FleetCounters::default());
         #[cfg(feature = "mqtt")]
         {
