@@ -291,6 +291,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "rss_kib_every_30_s": rss_series,
             "arena": crate::heap::ARENA.stats(),
             "mqtt": status.mqtt,
+            "fleet": status.fleet,
         });
         outln!("{}", serde_json::to_string_pretty(&report)?);
     }
