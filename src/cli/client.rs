@@ -248,7 +248,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
     );
     if let Some(f) = &s.fleet {
         outln!(
-            "fleet     group {}: {} labels shared ({} dropped), {} received, {} merged, {} taken out, {} refused",
+            "fleet     group {}: {} messages shared ({} dropped), {} received, {} merged, {} taken out, {} refused",
             escaped(&f.group),
             f.published,
             f.dropped,

@@ -684,7 +684,9 @@ impl Service {
             return;
         }
         if let Some(truth) = self.recent.back().and_then(|r| r.truth.clone()) {
+            let watch = self.fleet_watch(Some(&Shared::Label));
             let reply = self.label(&truth, None);
+            self.fleet_share(watch, Some(Shared::Label), &reply);
             if let Some(e) = reply.error {
                 tracing::warn!("automatic label: {e}");
             }
