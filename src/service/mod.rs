@@ -774,7 +774,7 @@ impl Service {
 
     /// The live samples before an action the fleet hears of (None: no fleet, or not shared).
     fn fleet_watch(&self, shared: Option<&Shared>) -> Option<crate::mqtt::fleet::Watch> {
-        Some(self.fleet.as_ref()?.watch(&self.learner)).filter(|_| shared.is_some())
+        Some(self.fleet.as_ref()?.watch(&self.learner, shared?))
     }
 
     /// Shares with the fleet group what a successful action changed.

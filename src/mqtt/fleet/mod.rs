@@ -98,7 +98,8 @@ pub enum Shared {
     DeleteClass(String),
 }
 
-/// The live samples before an action: local id → (fleet id, class index).
+/// The live samples before an action: local id → (fleet id, class index); the fleet ids are
+/// only worked out for an action that may take samples back.
 #[derive(Debug, Default)]
 pub struct Watch {
     samples: HashMap<u64, (RemoteId, u32)>,
@@ -191,11 +192,17 @@ impl FleetLink {
         }
     }
 
-    /// The live samples before an action (call only before actions that are shared).
-    pub fn watch(&self, learner: &Learner) -> Watch {
-        Watch {
-            samples: fleet_ids(learner, &self.device),
-        }
+    /// The live samples before an action `what` (call only before actions that are shared).
+    pub fn watch(&self, learner: &Learner, what: &Shared) -> Watch {
+        let samples = match what {
+            Shared::Label => learner
+                .data()
+                .live_samples()
+                .map(|s| (s.id, (RemoteId([0; 16]), s.class)))
+                .collect(),
+            Shared::TakeBack | Shared::DeleteClass(_) => fleet_ids(learner, &self.device),
+        };
+        Watch { samples }
     }
 
     /// Shares what the action `what` changed since `before` (see the module doc).
