@@ -217,6 +217,17 @@ fn labels_on_one_device_teach_the_other_across_restarts_undo_and_bad_messages() 
                 )
         })
         .expect("A's labels on the wire");
+    if let Ok(FleetAction::Label(sample)) =
+        postcard::from_bytes::<FleetMessage>(&label.1).map(|m| m.action)
+    {
+        eprintln!(
+            "figure: one label message: {} bytes = features {} + thumbnail {} + the rest {}",
+            label.1.len(),
+            sample.feature.byte_len(),
+            sample.thumbnail.len(),
+            label.1.len() - sample.feature.byte_len() - sample.thumbnail.len()
+        );
+    }
     publish(broker.port, &label.0, &label.1);
     wait_until("B saw the duplicate", || fleet(&b, "duplicates") == 1);
     assert_eq!(samples(&b), 22);
