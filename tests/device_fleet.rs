@@ -2,8 +2,8 @@
 //! with the real binary, model and corn images: two services with their own state directories in
 //! one `[fleet]` group. Labels given on A reach B and make B name the replayed frames it could
 //! not name before; B stopped while A labels catches up when it returns (its persistent session);
-//! an undo on A takes the samples out of B; a message delivered again and restarts merge nothing
-//! twice; malformed, oversized and foreign-backbone messages are refused with a log line and
+//! an undo on A takes the samples out of B; a message delivered again, SIGKILL and restarts
+//! merge nothing twice and lose nothing; malformed, oversized and foreign-backbone messages are refused with a log line and
 //! nothing stored.
 
 #![cfg(feature = "mqtt")]
@@ -257,6 +257,21 @@ fn labels_on_one_device_teach_the_other_across_restarts_undo_and_bad_messages() 
     assert_eq!(log_count(&b, "not a fleet message"), 1);
     assert_eq!(samples(&b), 22);
 
+    // B killed (SIGKILL) while A labels 5 more: what B merged before it died is kept, what it
+    // had not acknowledged comes again, and nothing is merged twice.
+    label_new_frames(&a, 5, &mut BTreeSet::new());
+    let mut b = b;
+    b.child.kill().expect("SIGKILL");
+    b.child.wait().expect("wait");
+    drop(b);
+    wait_until("A published 29", || fleet(&a, "published") == 29);
+    let b = Device::start(&dir_b, &board_b, "10");
+    wait_until("B holds A's 27 samples", || samples(&b) == 27);
+    let _ = b.latest_line();
+    let _ = b.latest_line();
+    assert_eq!(samples(&b), 27);
+    assert_eq!(samples(&a), 27);
+
     // Restarting both merges nothing again.
     for (device, dir, board) in [(a, &dir_a, &board_a), (b, &dir_b, &board_b)] {
         let mut device = device;
@@ -268,6 +283,6 @@ fn labels_on_one_device_teach_the_other_across_restarts_undo_and_bad_messages() 
         let _ = again.latest_line();
         let _ = again.latest_line();
         assert_eq!(fleet(&again, "merged"), 0);
-        assert_eq!(samples(&again), 22);
+        assert_eq!(samples(&again), 27);
     }
 }
