@@ -384,6 +384,7 @@ impl Service {
                     Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => std::thread::sleep(wait),
                 }
+                self.merge_fleet();
                 self.notifier.watchdog();
             }
             if stop.load(Ordering::Relaxed) {
@@ -1050,7 +1051,8 @@ impl Service {
         }
     }
 
-    fn poll_learner(&mut self) {
+    /// Merges a few of the labels the fleet group sent (never waits).
+    fn merge_fleet(&mut self) {
         if let Some(fleet) = &self.fleet {
             if fleet.merge_pending(&mut self.learner) > 0 {
                 self.dirty = true;
@@ -1058,6 +1060,10 @@ impl Service {
                 self.mqtt_classes_changed();
             }
         }
+    }
+
+    fn poll_learner(&mut self) {
+        self.merge_fleet();
         match self.learner.poll() {
             Polled::Idle => {}
             Polled::Swapped => {

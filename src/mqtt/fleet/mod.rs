@@ -9,8 +9,9 @@
 //!   counted as dropped). A reservoir eviction is local and not shared.
 //! - **In**: the fleet connection ([`link`], a persistent session so the broker keeps what the
 //!   group said while the device was away) checks each message and hands the good ones to the
-//!   service loop, which merges a few per frame with [`FleetLink::merge_pending`] through the
-//!   learner's journalled merge ([`crate::learner::fleet`]) and only then acknowledges them.
+//!   service loop, which merges a few at a time between frames (at least every 50 ms) with
+//!   [`FleetLink::merge_pending`] through the learner's journalled merge
+//!   ([`crate::learner::fleet`]) and only then acknowledges them.
 //!
 //! Topics: `<topic_root>/fleet/<group>/<client id>` (each device publishes on its own, listens to
 //! `<topic_root>/fleet/<group>/+`). Payloads: [`message`].
@@ -41,7 +42,8 @@ use super::{MqttConfig, MqttError};
 const OUT_QUEUE: usize = 1024;
 /// Checked messages waiting for the service loop.
 const IN_QUEUE: usize = 64;
-/// Messages merged per call of [`FleetLink::merge_pending`] (one per frame loop turn).
+/// Messages merged per call of [`FleetLink::merge_pending`] (each turn of the loop's wait between
+/// frames, at least every 50 ms, and once per frame).
 const MERGES_PER_TURN: usize = 8;
 
 /// A checked message for the service loop, with the token that acknowledges it.
