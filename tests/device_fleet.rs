@@ -2,7 +2,7 @@
 //! with the real binary, model and corn images: two services with their own state directories in
 //! one `[fleet]` group. Labels given on A reach B and make B name the replayed frames it could
 //! not name before; B stopped while A labels catches up when it returns (its persistent session);
-//! an undo on A takes the samples out of B; a message delivered again, SIGKILL and restarts
+//! an undo and a class deletion on A take the samples out of B; a message delivered again, SIGKILL and restarts
 //! merge nothing twice and lose nothing; malformed, oversized and foreign-backbone messages are refused with a log line and
 //! nothing stored.
 
@@ -272,6 +272,27 @@ fn labels_on_one_device_teach_the_other_across_restarts_undo_and_bad_messages() 
     assert_eq!(samples(&b), 27);
     assert_eq!(samples(&a), 27);
 
+    // A class deleted on A: its samples leave B too (B keeps the empty class: it did not
+    // delete it).
+    let blight = a.status()["classes"]
+        .as_array()
+        .expect("classes")
+        .iter()
+        .find(|c| c["name"] == "Blight")
+        .map(|c| c["samples"].as_u64().expect("samples"))
+        .expect("A has Blight");
+    assert!(blight > 0);
+    let reply = device_support::connect(&a.socket)
+        .request(&Request::Delete {
+            class: "Blight".into(),
+        })
+        .expect("delete");
+    assert!(reply.ok, "{reply:?}");
+    let left = 27 - blight;
+    wait_until("B dropped A's Blight samples", || samples(&b) == left);
+    b.wait_log("the deletion of class \"Blight\"");
+    assert_eq!(samples(&a), left);
+
     // Restarting both merges nothing again.
     for (device, dir, board) in [(a, &dir_a, &board_a), (b, &dir_b, &board_b)] {
         let mut device = device;
@@ -283,6 +304,6 @@ fn labels_on_one_device_teach_the_other_across_restarts_undo_and_bad_messages() 
         let _ = again.latest_line();
         let _ = again.latest_line();
         assert_eq!(fleet(&again, "merged"), 0);
-        assert_eq!(samples(&again), 27);
+        assert_eq!(samples(&again), left);
     }
 }
