@@ -12,6 +12,13 @@
 //! The undo history holds the last [`UNDO_DEPTH`] actions (a label with all its frames, a new
 //! class, a rename, a deletion); [`LabelEvent::Undo`] takes back the newest.
 //!
+//! # Fleet
+//! Samples merged from other devices of a fleet group ([`LabelEvent::Merge`]) are stored like
+//! labels but are not in the undo history; `remote` remembers each one's fleet id (and those taken
+//! back, [`LabelEvent::Unmerge`]) so none is merged twice. A label of a frame drops a merged sample
+//! of the same frame (the device's own label wins), and undoing a label keeps the class it created
+//! when merged samples have come into it since.
+//!
 //! # Eviction: a class-balanced reservoir
 //! - Each class keeps at most `max_samples_per_class` samples. Once full, the class is a reservoir
 //!   sample of everything it was ever taught: the n-th label of the class is stored with
