@@ -99,8 +99,10 @@ pub enum Refused {
 
 /// Encodes a message.
 pub fn encode(message: &FleetMessage) -> Vec<u8> {
-    // Our own types always encode.
-    postcard::to_allocvec(message).unwrap_or_default()
+    // Our own types always encode. Trimmed: it may wait in the queue while the broker is away.
+    let mut bytes = postcard::to_allocvec(message).unwrap_or_default();
+    bytes.shrink_to_fit();
+    bytes
 }
 
 /// Decodes and checks a message from the group for this device's backbone.

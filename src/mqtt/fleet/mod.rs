@@ -38,8 +38,9 @@ use message::{FleetAction, FleetMessage, SharedSample, MESSAGE_VERSION};
 
 use super::{MqttConfig, MqttError};
 
-/// Messages waiting for the network at most; more are dropped and counted.
-const OUT_QUEUE: usize = 1024;
+/// Messages waiting for the network at most (about 6 KB each with a thumbnail); more are dropped
+/// and counted.
+const OUT_QUEUE: usize = 256;
 /// Checked messages waiting for the service loop.
 const IN_QUEUE: usize = 64;
 /// Messages merged per call of [`FleetLink::merge_pending`] (each turn of the loop's wait between
