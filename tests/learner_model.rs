@@ -1,18 +1,20 @@
 //! A model-based property test of the learner: random sequences of labels (with context frames),
-//! undo, rename, delete, retrain swaps, settles, snapshots, crashes at any write boundary and
-//! restarts, run on a learner over a fault-injecting file system and on a reference learner
+//! undo, rename, delete, fleet merges and take-backs (some delivered twice), retrain swaps,
+//! settles, snapshots, crashes at any write boundary and restarts, run on a learner over a fault-injecting file system and on a reference learner
 //! that never crashes. The reference applies exactly what the subject acknowledged (and, after a
 //! crash, an unacknowledged action the subject's disk turned out to hold). After every restart
-//! both must hold the same classes, counts and undo history, and, once settled, make the same
+//! both must hold the same classes, counts, undo history and fleet ids, and, once settled, make the same
 //! predictions on fixed features.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use fieldtune::learner::fleet::RemoteLabel;
 use fieldtune::learner::{Frame, Learner, LearnerConfig, LearnerError};
 use fieldtune::model::BackboneId;
 use fieldtune::store::fs::{Fault, FaultyFs, RealFs};
+use fieldtune::store::remote::RemoteId;
 use fieldtune::store::{FeatureEncoding, FrameHash, StoreConfig};
 use ndarray::ArrayView1;
 use proptest::prelude::*;
@@ -72,6 +74,16 @@ enum Op {
         pick_sample: usize,
         pick_class: usize,
     },
+    /// A sample another device of the fleet labelled (fleet id `n`: small, so some come twice).
+    Merge {
+        n: u8,
+        class: usize,
+        seed: u64,
+    },
+    /// Another device took back its sample `n`.
+    Unmerge {
+        n: u8,
+    },
     Poll,
     Settle,
     Snapshot,
@@ -93,6 +105,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0usize..64, 0usize..8)
             .prop_map(|(pick_sample, pick_class)| Op::Move { pick_sample, pick_class }),
         1 => Just(Op::Snapshot),
+        2 => (0u8..12, 0usize..5, any::<u64>()).prop_map(|(n, class, seed)| Op::Merge { n, class, seed }),
+        1 => (0u8..12).prop_map(|n| Op::Unmerge { n }),
     ];
     prop_oneof![
         10 => action.clone(),
@@ -155,6 +169,23 @@ fn act(learner: &mut Learner, op: &Op) -> Result<(), LearnerError> {
             let to = classes[pick_class % classes.len()].name.clone();
             learner.move_sample(sample, &to)
         }
+        Op::Merge { n, class, seed } => {
+            let mut rng = ChaCha8Rng::seed_from_u64(*seed);
+            let features = feature(*class, &mut rng);
+            let name = format!("c{class}");
+            let label = RemoteLabel {
+                id: RemoteId::of_own("peer", u64::from(*n), u64::from(*n)),
+                class: &name,
+                frame_hash: FrameHash::of(&[0xEE, *n]),
+                time_ms: u64::from(*n),
+                features: &features,
+                thumbnail: &[],
+            };
+            learner.merge_remote(&label).map(|_| ())
+        }
+        Op::Unmerge { n } => learner
+            .unmerge_remote(&[RemoteId::of_own("peer", u64::from(*n), u64::from(*n))])
+            .map(|_| ()),
         Op::Snapshot => learner.snapshot(),
         _ => Ok(()),
     }
@@ -188,7 +219,7 @@ fn knowledge(learner: &mut Learner) -> Knowledge {
         .into_iter()
         .map(|c| (c.name, c.samples))
         .collect();
-    let undo = format!("{:?}", learner.data().undo);
+    let undo = format!("{:?} {:?}", learner.data().undo, learner.data().remote);
     let predictions = probes()
         .iter()
         .map(|p| {
@@ -295,7 +326,29 @@ fn a_fixed_history_with_every_kind_of_action_and_crash() {
             after: 1,
             then: Box::new(label(1, 2, 5)),
         },
+        Op::Merge {
+            n: 1,
+            class: 1,
+            seed: 8,
+        },
+        Op::Crash {
+            after: 1,
+            then: Box::new(Op::Merge {
+                n: 2,
+                class: 3,
+                seed: 9,
+            }),
+        },
+        Op::Merge {
+            n: 1,
+            class: 1,
+            seed: 8,
+        },
         Op::Rename { pick: 1, suffix: 7 },
+        Op::Crash {
+            after: 1,
+            then: Box::new(Op::Unmerge { n: 1 }),
+        },
         Op::Delete { pick: 0 },
         Op::Restart,
         Op::Undo,

@@ -219,9 +219,16 @@ fn a_learner_opens_the_v2_state_and_keeps_learning() {
 }
 
 fn v3_dir() -> tempfile::TempDir {
+    fixture_copy("v3")
+}
+
+/// A copy of the committed fixture `tests/fixtures/store/<name>/`.
+fn fixture_copy(name: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store/v3");
-    for entry in std::fs::read_dir(fixture).expect("the committed v3 fixture") {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/store")
+        .join(name);
+    for entry in std::fs::read_dir(fixture).expect("the committed fixture") {
         let entry = entry.expect("entry");
         std::fs::copy(entry.path(), dir.path().join(entry.file_name())).expect("copy");
     }
@@ -294,4 +301,63 @@ fn the_committed_v3_state_is_read_and_migrated() {
     assert_eq!(store.data().samples, before.samples);
     assert_eq!(store.data().classes, before.classes);
     assert_eq!(store.data().undo, before.undo);
+}
+
+#[test]
+fn the_committed_v4_state_is_read_and_migrated_and_keeps_merged_fleet_samples() {
+    use fieldtune::store::events::{ClassTarget, Sample};
+    use fieldtune::store::remote::{RemoteId, RemoteMark};
+    use fieldtune::store::LabelEvent;
+    let dir = fixture_copy("v4");
+    let config = StoreConfig::default();
+    let open = || {
+        Store::open(
+            Arc::new(fieldtune::store::fs::RealFs),
+            dir.path(),
+            v3_backbone(),
+            config.clone(),
+        )
+    };
+    let (mut store, opened) = open().expect("the current code reads format version 4");
+    assert!(opened.report.migrated, "{}", opened.report);
+    assert_eq!(opened.report.snapshot_version, Some(4));
+    assert_eq!(opened.report.replayed, 4, "{}", opened.report);
+    let data = store.data();
+    assert_eq!(data.seq, 7);
+    let live: Vec<(&str, usize)> = data
+        .live_classes()
+        .map(|(i, c)| (c.name.as_str(), data.class_count(i)))
+        .collect();
+    assert_eq!(live, [("Blight", 3), ("Nashi", 1)]);
+    let ids: Vec<u64> = data.samples.iter().map(|s| s.id).collect();
+    assert_eq!(ids, [0, 1, 2, 3], "sample 4 was undone");
+    // Format 4 kept thumbnails; it knew no fleet.
+    assert!(data.samples.iter().all(|s| !s.thumbnail.is_empty()));
+    assert!(data.remote.is_empty());
+
+    // A merge (new in format 5) on the migrated state, rewritten in format 5: it reads back.
+    let remote = RemoteId::of_own("cam-a", 9, 1);
+    let sample = Sample {
+        id: data.next_sample_id,
+        class: 1,
+        ..data.samples[0].clone()
+    };
+    let merged_id = sample.id;
+    store
+        .commit(LabelEvent::Merge {
+            class: ClassTarget::Existing(1),
+            remote,
+            sample,
+        })
+        .expect("merge");
+    store.snapshot().expect("snapshot");
+    let before = store.data().clone();
+    drop(store);
+    let (store, opened) = open().expect("reopen");
+    assert_eq!(opened.report.snapshot_version, Some(FORMAT_VERSION));
+    assert_eq!(store.data().samples, before.samples);
+    assert_eq!(
+        store.data().remote.get(&remote),
+        Some(&RemoteMark::Merged { sample: merged_id })
+    );
 }

@@ -21,6 +21,7 @@ use serde::Deserialize;
 
 pub mod buttons;
 pub mod control;
+pub mod fleet;
 pub mod head;
 pub mod learning;
 pub mod model;
@@ -126,6 +127,7 @@ pub struct RawBoard {
     pub web: Option<web::RawWeb>,
     /// Absent: no MQTT (src/mqtt/config.rs).
     pub mqtt: Option<crate::mqtt::config::RawMqtt>,
+    pub fleet: Option<fleet::RawFleet>,
 }
 
 /// A validated board.
@@ -148,6 +150,7 @@ pub struct Board {
     pub web: Option<crate::web::WebConfig>,
     /// `None` when MQTT is off (the default).
     pub mqtt: Option<crate::mqtt::MqttConfig>,
+    pub fleet: Option<fleet::FleetConfig>,
 }
 
 impl Board {
@@ -210,6 +213,7 @@ impl Board {
                 .unwrap_or_else(|| "board".into())
         });
         let (control_socket, control_limits) = control::validate(raw.control, &at)?;
+        let mqtt = crate::mqtt::config::validate(raw.mqtt, path)?;
         Ok(Board {
             name,
             source: source::validate(raw.source, &at)?,
@@ -218,7 +222,8 @@ impl Board {
             store: store::validate(raw.store, &at)?,
             learning: learning::validate(raw.learning, &at)?,
             output: output::validate(raw.output, &at)?,
-            mqtt: crate::mqtt::config::validate(raw.mqtt, path)?,
+            fleet: fleet::validate(raw.fleet, mqtt.is_some(), &at)?,
+            mqtt,
             control_socket,
             control_limits,
             buttons: buttons::validate(raw.buttons, &at)?,

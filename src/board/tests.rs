@@ -106,6 +106,23 @@ const INVALID: &[(&str, &str, &str)] = &[
         "store.thumbnail_px",
         "32 to 512",
     ),
+    ("[fleet]\ntopic_root = \"x\"\n", "fleet.group", "is missing"),
+    ("[fleet]\ngroup = \"a b\"\n", "fleet.group", "ASCII letters"),
+    (
+        "[fleet]\ngroup = \"north\"\n",
+        "fleet.group",
+        "needs [mqtt]",
+    ),
+    (
+        "[mqtt]\nbroker = \"mqtt://h\"\n[fleet]\ngroup = \"n\"\ntopic_root = \"a/#\"\n",
+        "fleet.topic_root",
+        "without '+'",
+    ),
+    (
+        "[mqtt]\nbroker = \"mqtt://h\"\n[fleet]\ngroup = \"n\"\nmax_message_bytes = 10\n",
+        "fleet.max_message_bytes",
+        "4096 to 262144",
+    ),
     (
         "[learning]\ncontext_frames = 65\n",
         "learning.context_frames",
@@ -459,6 +476,7 @@ fn the_table_covers_every_key_a_section_can_refuse() {
         include_str!("control.rs"),
         include_str!("web.rs"),
         include_str!("buttons.rs"),
+        include_str!("fleet.rs"),
     ];
     let mut keys = std::collections::BTreeSet::new();
     for source in sources {

@@ -246,6 +246,18 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
         s.skipped_frames,
         s.skipped_fraction * 100.0
     );
+    if let Some(f) = &s.fleet {
+        outln!(
+            "fleet     group {}: {} messages shared ({} dropped), {} received, {} merged, {} taken out, {} refused",
+            escaped(&f.group),
+            f.published,
+            f.dropped,
+            f.received,
+            f.merged,
+            f.removed,
+            f.refused
+        );
+    }
     if s.classes.is_empty() {
         outln!("classes   none yet: label a frame (fieldtune label CLASS)");
     } else {

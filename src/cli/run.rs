@@ -218,6 +218,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let (learner, report) =
         Learner::open(&board.store.dir, embedder.backbone_id(), config, Some(lock))?;
+    // The fleet's persistent session: what the group said while this device was away comes now.
+    let fleet = match (&board.mqtt, &board.fleet) {
+        (Some(mqtt), Some(fleet)) => Some(
+            crate::mqtt::fleet::FleetLink::start(mqtt, fleet, embedder.backbone_id())
+                .with_context(|| format!("board {}: cannot start the fleet link", board.name))?,
+        ),
+        _ => None,
+    };
     tracing::info!("state {}: {report}", board.store.dir.display());
     let output = PredictionOutput::open_rotating(
         &board.output.predictions,
@@ -245,6 +253,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     })?;
     let service = match mqtt {
         Some(link) => service.with_mqtt(link),
+        None => service,
+    };
+    let service = match fleet {
+        Some(link) => service.with_fleet(link),
         None => service,
     };
     let started = Instant::now();
@@ -279,6 +291,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "rss_kib_every_30_s": rss_series,
             "arena": crate::heap::ARENA.stats(),
             "mqtt": status.mqtt,
+            "fleet": status.fleet,
         });
         outln!("{}", serde_json::to_string_pretty(&report)?);
     }

@@ -57,6 +57,7 @@ use crate::store::{FrameHash, IfLost, RecoveryReport, Store, StoreConfig};
 
 pub mod error;
 pub mod fit;
+pub mod fleet;
 mod import;
 pub mod names;
 mod online;

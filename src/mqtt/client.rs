@@ -170,17 +170,27 @@ impl Drop for Worker {
 
 /// The connection options a board asks for.
 fn options(config: &MqttConfig) -> Result<MqttOptions, MqttError> {
-    let mut options = MqttOptions::new(&config.client_id, &config.host, config.port);
+    let mut options = connection_options(config, &config.client_id)?;
+    options.set_clean_session(true).set_last_will(LastWill::new(
+        Topics::new(&config.topic_prefix).availability,
+        "offline",
+        QoS::AtLeastOnce,
+        true,
+    ));
+    Ok(options)
+}
+
+/// The broker, login, TLS and bounds of `config`, as client `client_id` (no last will; a clean
+/// session unless the caller says otherwise).
+pub(super) fn connection_options(
+    config: &MqttConfig,
+    client_id: &str,
+) -> Result<MqttOptions, MqttError> {
+    let mut options = MqttOptions::new(client_id, &config.host, config.port);
     options
         .set_keep_alive(config.keep_alive)
         .set_clean_session(true)
-        .set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES)
-        .set_last_will(LastWill::new(
-            Topics::new(&config.topic_prefix).availability,
-            "offline",
-            QoS::AtLeastOnce,
-            true,
-        ));
+        .set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
     if let Some((user, password)) = &config.login {
         let password = match password {
             Password::None => String::new(),
@@ -204,7 +214,7 @@ fn options(config: &MqttConfig) -> Result<MqttOptions, MqttError> {
 }
 
 /// Sleeps `wait` in short steps; false when `stop` was set meanwhile.
-fn sleep_unless_stopped(wait: Duration, stop: &AtomicBool) -> bool {
+pub(super) fn sleep_unless_stopped(wait: Duration, stop: &AtomicBool) -> bool {
     let until = Instant::now() + wait;
     while Instant::now() < until {
         if stop.load(Ordering::Relaxed) {

@@ -15,9 +15,11 @@
 //! `mqtt.max_message_bytes`, not UTF-8 or not a request is refused with a log line. Anyone who may
 //! publish on `P/cmd` can label, rename and delete: restrict it with the broker's ACL.
 //!
-//! Topics and payloads: [`messages`]; the board section: [`config`].
+//! Topics and payloads: [`messages`]; the board section: [`config`]. Fleet learning (`[fleet]`,
+//! labels shared between devices of a group): [`fleet`].
 
 pub mod config;
+pub mod fleet;
 pub mod gate;
 pub mod messages;
 

@@ -34,6 +34,7 @@ use crate::control::{Incoming, Reply, Request};
 use crate::embedder::Embedder;
 use crate::head::{HeadKind, HyperParams};
 use crate::learner::{Frame as LabelFrame, Learner, LearnerConfig, Polled};
+use crate::mqtt::fleet::{FleetLink, Shared};
 use crate::mqtt::MqttLink;
 use crate::notify::Notifier;
 use crate::source::{Backoff, Frame, FrameData, FrameSource, SourceError};
@@ -167,6 +168,9 @@ pub struct Status {
     /// The MQTT link's figures (`None` when `[mqtt]` is off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mqtt: Option<crate::mqtt::MqttStatus>,
+    /// The fleet's figures (`None` when `[fleet]` is off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<crate::mqtt::fleet::FleetStatus>,
 }
 
 /// One class in the status.
@@ -205,6 +209,8 @@ pub struct Service {
     /// The MQTT link (`[mqtt]`), and the class names it last heard of.
     mqtt: Option<MqttLink>,
     mqtt_classes: Vec<String>,
+    /// Labels shared with the fleet group (`[fleet]`).
+    fleet: Option<FleetLink>,
 }
 
 fn now_ms() -> u64 {
@@ -252,6 +258,7 @@ impl Service {
             last_embedded: None,
             mqtt: None,
             mqtt_classes: Vec::new(),
+            fleet: None,
         })
     }
 
@@ -259,6 +266,13 @@ impl Service {
     #[must_use]
     pub fn with_mqtt(mut self, link: MqttLink) -> Self {
         self.mqtt = Some(link);
+        self
+    }
+
+    /// Shares label actions with the fleet group through `link`, and merges the group's.
+    #[must_use]
+    pub fn with_fleet(mut self, link: FleetLink) -> Self {
+        self.fleet = Some(link);
         self
     }
 
@@ -300,6 +314,7 @@ impl Service {
             predictions: self.predictions.clone(),
             store_bytes: dir_bytes(self.learner.store().dir()),
             mqtt: self.mqtt.as_ref().map(MqttLink::status),
+            fleet: self.fleet.as_ref().map(FleetLink::status),
         }
     }
 
@@ -369,6 +384,7 @@ impl Service {
                     Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => std::thread::sleep(wait),
                 }
+                self.merge_fleet();
                 self.notifier.watchdog();
             }
             if stop.load(Ordering::Relaxed) {
@@ -670,7 +686,9 @@ impl Service {
             return;
         }
         if let Some(truth) = self.recent.back().and_then(|r| r.truth.clone()) {
+            let watch = self.fleet_watch(Some(&Shared::Label));
             let reply = self.label(&truth, None);
+            self.fleet_share(watch, Some(Shared::Label), &reply);
             if let Some(e) = reply.error {
                 tracing::warn!("automatic label: {e}");
             }
@@ -681,6 +699,8 @@ impl Service {
         match command {
             Command::Control(Incoming { request, reply }) => {
                 let event = event_of(&request);
+                let shared = fleet_shared(&request);
+                let watch = self.fleet_watch(shared.as_ref());
                 let answer = match request {
                     Request::Label { class, frame } => self.label(&class, frame),
                     Request::Undo => self.undo(),
@@ -712,6 +732,7 @@ impl Service {
                 if let Some(event) = event {
                     self.announce(event, &answer);
                 }
+                self.fleet_share(watch, shared, &answer);
                 // The client may have gone; nothing to do then.
                 let _ = reply.send(answer);
             }
@@ -721,6 +742,12 @@ impl Service {
                 } else {
                     "label"
                 };
+                let shared = Some(if matches!(action, Action::Undo) {
+                    Shared::TakeBack
+                } else {
+                    Shared::Label
+                });
+                let watch = self.fleet_watch(shared.as_ref());
                 let answer = match action {
                     Action::Label(i) => match self.learner.classes().get(i) {
                         Some(class) => {
@@ -739,10 +766,30 @@ impl Service {
                     Action::Undo => self.undo(),
                 };
                 self.announce(event, &answer);
+                self.fleet_share(watch, shared, &answer);
                 if let Some(e) = answer.error {
                     tracing::warn!("button: {e}");
                 }
             }
+        }
+    }
+
+    /// The live samples before an action the fleet hears of (None: no fleet, or not shared).
+    fn fleet_watch(&self, shared: Option<&Shared>) -> Option<crate::mqtt::fleet::Watch> {
+        Some(self.fleet.as_ref()?.watch(&self.learner, shared?))
+    }
+
+    /// Shares with the fleet group what a successful action changed.
+    fn fleet_share(
+        &self,
+        watch: Option<crate::mqtt::fleet::Watch>,
+        shared: Option<Shared>,
+        answer: &Reply,
+    ) {
+        if let (Some(fleet), Some(watch), Some(shared), true) =
+            (&self.fleet, watch, shared, answer.ok)
+        {
+            fleet.share(&self.learner, &watch, &shared);
         }
     }
 
@@ -1057,7 +1104,19 @@ impl Service {
         }
     }
 
+    /// Merges a few of the labels the fleet group sent (never waits).
+    fn merge_fleet(&mut self) {
+        if let Some(fleet) = &self.fleet {
+            if fleet.merge_pending(&mut self.learner) > 0 {
+                self.dirty = true;
+                self.snapshot_if_due();
+                self.mqtt_classes_changed();
+            }
+        }
+    }
+
     fn poll_learner(&mut self) {
+        self.merge_fleet();
         match self.learner.poll() {
             Polled::Idle => {}
             Polled::Swapped => {
@@ -1101,6 +1160,16 @@ impl Service {
 }
 
 /// The MQTT event a request makes when it succeeds (`None`: it changes nothing).
+/// How the fleet hears of a request (None: not shared).
+fn fleet_shared(request: &Request) -> Option<Shared> {
+    match request {
+        Request::Label { .. } => Some(Shared::Label),
+        Request::Undo | Request::DeleteSample { .. } => Some(Shared::TakeBack),
+        Request::Delete { class } => Some(Shared::DeleteClass(class.clone())),
+        _ => None,
+    }
+}
+
 fn event_of(request: &Request) -> Option<&'static str> {
     match request {
         Request::Label { .. } => Some("label"),

@@ -12,6 +12,13 @@
 //! The undo history holds the last [`UNDO_DEPTH`] actions (a label with all its frames, a new
 //! class, a rename, a deletion); [`LabelEvent::Undo`] takes back the newest.
 //!
+//! # Fleet
+//! Samples merged from other devices of a fleet group ([`LabelEvent::Merge`]) are stored like
+//! labels but are not in the undo history; `remote` remembers each one's fleet id (and those taken
+//! back, [`LabelEvent::Unmerge`]) so none is merged twice. A label of a frame drops a merged sample
+//! of the same frame (the device's own label wins), and undoing a label keeps the class it created
+//! when merged samples have come into it since.
+//!
 //! # Eviction: a class-balanced reservoir
 //! - Each class keeps at most `max_samples_per_class` samples. Once full, the class is a reservoir
 //!   sample of everything it was ever taught: the n-th label of the class is stored with
@@ -24,11 +31,14 @@
 //! - "Random" is a hash of the sample id, not a generator: replaying the journal after a power cut
 //!   makes exactly the same choices as the live run did.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::config::StoreConfig;
 use super::events::{Action, ClassTarget, JournalEntry, LabelEvent, Sample};
 use super::features::Blob;
+use super::remote::{RemoteId, RemoteMark};
 use super::{Result, StoreError};
 
 /// How many recent actions `undo` can take back.
@@ -73,6 +83,9 @@ pub struct StateData {
     /// Bytes of stored samples: features, views and thumbnails (kept in step with `samples`;
     /// see [`Sample::stored_bytes`]).
     pub feature_bytes: u64,
+    /// Samples of other devices of the fleet group seen so far: merged (as which local sample)
+    /// or taken back. Since format 5.
+    pub remote: BTreeMap<RemoteId, RemoteMark>,
 }
 
 /// What applying one event did, for the code that keeps the head in step.
@@ -274,6 +287,32 @@ impl StateData {
                 Some(_) => Ok(()),
             },
             LabelEvent::Clear { class } => class.map_or(Ok(()), |c| self.class_ok(c)),
+            LabelEvent::Merge {
+                class,
+                remote,
+                sample,
+            } => {
+                if self.remote.contains_key(remote) {
+                    return Err(invalid(format!(
+                        "remote sample {} was merged or taken back before",
+                        remote.hex()
+                    )));
+                }
+                self.check(
+                    &LabelEvent::Label {
+                        class: class.clone(),
+                        samples: vec![sample.clone()],
+                    },
+                    dim,
+                )
+            }
+            LabelEvent::Unmerge { remote } => {
+                if remote.is_empty() {
+                    Err(invalid("an unmerge names no remote sample"))
+                } else {
+                    Ok(())
+                }
+            }
         }
     }
 
@@ -320,6 +359,9 @@ impl StateData {
                 for sample in samples {
                     self.add_sample(sample.clone(), config, &mut applied);
                 }
+                // This device's own label of a frame wins over a sample merged for it.
+                let frames: Vec<_> = samples.iter().map(|s| s.frame_hash).collect();
+                self.drop_merged_frames(&frames, &mut applied);
                 self.push_action(
                     Action::Label {
                         seq: entry.seq,
@@ -376,16 +418,79 @@ impl StateData {
             }
             LabelEvent::Clear { class: None } => {
                 let next = self.next_sample_id;
+                // What was merged stays known: a message delivered again is not merged again.
+                let remote = std::mem::take(&mut self.remote);
                 *self = Self {
                     seq: self.seq,
                     next_sample_id: next,
+                    remote,
                     ..Self::default()
                 };
                 applied.removed = true;
             }
+            LabelEvent::Merge {
+                class,
+                remote,
+                sample,
+            } => {
+                if let ClassTarget::New(name) = class {
+                    self.push_class(name);
+                }
+                self.add_sample(sample.clone(), config, &mut applied);
+                self.remote
+                    .insert(*remote, RemoteMark::Merged { sample: sample.id });
+            }
+            LabelEvent::Unmerge { remote } => {
+                for id in remote {
+                    if let Some(RemoteMark::Merged { sample }) = self.remote.get(id).copied() {
+                        if let Some(at) = self.samples.iter().position(|s| s.id == sample) {
+                            self.remove_at(at);
+                            applied.removed = true;
+                        }
+                    }
+                    self.remote.insert(*id, RemoteMark::Removed);
+                }
+            }
         }
         self.seq = entry.seq;
         Ok(applied)
+    }
+
+    /// Local ids of the samples merged from other devices (stored or not).
+    pub fn merged_ids(&self) -> std::collections::HashSet<u64> {
+        self.remote
+            .values()
+            .filter_map(|m| match m {
+                RemoteMark::Merged { sample } => Some(*sample),
+                RemoteMark::Removed => None,
+            })
+            .collect()
+    }
+
+    /// Whether class `class` holds samples merged from other devices.
+    fn holds_merged(&self, class: u32) -> bool {
+        if self.remote.is_empty() {
+            return false;
+        }
+        let merged = self.merged_ids();
+        self.samples
+            .iter()
+            .any(|s| s.class == class && merged.contains(&s.id))
+    }
+
+    /// Removes merged samples of these frames (this device labelled them itself).
+    fn drop_merged_frames(&mut self, frames: &[super::events::FrameHash], applied: &mut Applied) {
+        if self.remote.is_empty() {
+            return;
+        }
+        let merged = self.merged_ids();
+        let before = self.samples.len();
+        self.samples
+            .retain(|s| !(merged.contains(&s.id) && frames.contains(&s.frame_hash)));
+        if self.samples.len() != before {
+            applied.removed = true;
+            self.recount();
+        }
     }
 
     fn push_class(&mut self, name: &str) -> u32 {
@@ -418,9 +523,11 @@ impl StateData {
                 samples, created, ..
             } => {
                 self.samples.retain(|s| !samples.contains(&s.id));
-                if let Some(class) = created {
-                    self.classes[*class as usize].deleted = true;
-                    self.purge_class(*class);
+                // The class it created goes too, unless samples merged from the fleet group
+                // have come into it since: those are not this device's to take back.
+                if let Some(class) = created.filter(|c| !self.holds_merged(*c)) {
+                    self.classes[class as usize].deleted = true;
+                    self.purge_class(class);
                 }
             }
             Action::NewClass { class } => {

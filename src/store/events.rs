@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::features::{Blob, StoredFeature};
+use super::remote::RemoteId;
 
 /// sha256 of the source frame's bytes: ties a stored sample to the image it came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -111,6 +112,23 @@ pub enum LabelEvent {
         /// The sample's id.
         sample: u64,
     },
+    /// A sample another device of the fleet group labelled, merged into the replay set (not
+    /// undoable here: its own device takes it back with [`LabelEvent::Unmerge`]). A class it
+    /// names that is not live here is created. Since format 5.
+    Merge {
+        /// The class, by index or new.
+        class: ClassTarget,
+        /// Its fleet id.
+        remote: RemoteId,
+        /// The sample, with a local id.
+        sample: Sample,
+    },
+    /// Samples other devices took back (undo, class deletion): removed here when merged, and
+    /// refused when they arrive later. Since format 5.
+    Unmerge {
+        /// Their fleet ids.
+        remote: Vec<RemoteId>,
+    },
 }
 
 impl LabelEvent {
@@ -125,6 +143,8 @@ impl LabelEvent {
             Self::Undo => "undo",
             Self::Clear { .. } => "clear",
             Self::DeleteSample { .. } => "delete sample",
+            Self::Merge { .. } => "merge",
+            Self::Unmerge { .. } => "unmerge",
         }
     }
 }

@@ -21,8 +21,9 @@
 //! report exactly what they dropped ([`Damage`]); for a journal that is the torn last append of a
 //! power cut, for files written atomically it means the file is corrupt.
 //!
-//! Version history: 1 = features always f32, no per-sample id (read through [`super::migrate`]);
-//! 2 = current.
+//! Version history (older ones read through [`super::migrate`]): 1 = features always f32, no
+//! per-sample id; 2 = ids, f16, the journal; 3 = one event per label action; 4 = thumbnails and
+//! views; 5 = current (the fleet's remote samples).
 
 use std::path::Path;
 
@@ -35,7 +36,7 @@ use crate::model::BackboneId;
 /// The first 8 bytes of every fieldtune file.
 pub const MAGIC: [u8; 8] = *b"FLDTUNE\0";
 /// The format version this build writes.
-pub const FORMAT_VERSION: u16 = 4;
+pub const FORMAT_VERSION: u16 = 5;
 /// The oldest format version this build still reads.
 pub const OLDEST_READABLE_VERSION: u16 = 1;
 /// Length of the fixed header.

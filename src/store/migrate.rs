@@ -14,10 +14,13 @@
 //! - Version 4 keeps a thumbnail (a small JPEG) and the features of augmented views with each
 //!   sample, and journals the deletion of one sample. Version-3 samples come in without either.
 //!
+//! - Version 5 keeps the fleet's remote samples (merged, or taken back by their device) in the
+//!   snapshot and journals merges; version-4 files are read as they are, with none known.
+//!
 //! A version-2 label becomes a one-frame label (the grouping of its frames was never written), and
 //! its undo takes back the newest action. A version-1 or -2 head is not trusted: its fingerprint
 //! is unknown, so the head is retrained from the samples on opening.
-//! `tests/fixtures/store/v1/`, `v2/` and `v3/` hold states the current code must keep reading.
+//! `tests/fixtures/store/v1/` to `v4/` hold states the current code must keep reading.
 
 use std::path::Path;
 
@@ -108,6 +111,7 @@ pub fn decode_v1(records: &[&[u8]], path: &Path, backbone: &BackboneId) -> Resul
         undo: Vec::new(),
         head: None,
         feature_bytes,
+        remote: Default::default(),
     })
 }
 
@@ -178,6 +182,7 @@ pub fn decode_v2(records: &[&[u8]], path: &Path, backbone: &BackboneId) -> Resul
         undo,
         head: None,
         feature_bytes,
+        remote: Default::default(),
     })
 }
 
@@ -278,17 +283,45 @@ pub fn sample_v3(payload: &[u8], path: &Path, index: usize) -> Result<Sample> {
     format::decode_record::<SampleV3>(payload, path, index).map(Sample::from)
 }
 
-/// Turns a version-3 snapshot's records into the current state: the header record is unchanged
-/// (version 4 only added an undo action); samples come in without thumbnails or views.
+/// The first record of a version-3 or -4 snapshot (version 5 added the fleet's remote samples).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotMetaV4 {
+    /// Last event included.
+    pub seq: u64,
+    /// When it was written, ms since the Unix epoch.
+    pub created_ms: u64,
+    /// Classes (tombstones included).
+    pub classes: Vec<ClassEntry>,
+    /// Id the next sample gets.
+    pub next_sample_id: u64,
+    /// Actions that can be undone, newest last.
+    pub undo: Vec<Action>,
+    /// The head's bytes and what it was trained on.
+    pub head: Option<super::data::HeadBlob>,
+    /// Sample records that follow.
+    pub samples: u64,
+}
+
+/// Turns a version-4 snapshot's records into the current state: no remote samples were known
+/// (fleet learning came with version 5); samples and journal events are unchanged.
 ///
 /// # Errors
 /// [`super::StoreError::Corrupt`] for an undecodable or inconsistent record.
-pub fn decode_v3(records: &[&[u8]], path: &Path, backbone: &BackboneId) -> Result<StateData> {
+pub fn decode_v4(records: &[&[u8]], path: &Path, backbone: &BackboneId) -> Result<StateData> {
+    decode_meta_v4(records, path, backbone, format::decode_record)
+}
+
+fn decode_meta_v4(
+    records: &[&[u8]],
+    path: &Path,
+    backbone: &BackboneId,
+    sample: fn(&[u8], &Path, usize) -> Result<Sample>,
+) -> Result<StateData> {
     let (first, rest) = records
         .split_first()
         .ok_or_else(|| corrupt(path, "no snapshot header record".into()))?;
-    let meta: super::snapshot::SnapshotMeta = format::decode_record(first, path, 0)?;
-    let samples = decode_samples(rest, meta.samples, &meta.classes, backbone, path, sample_v3)?;
+    let meta: SnapshotMetaV4 = format::decode_record(first, path, 0)?;
+    let samples = decode_samples(rest, meta.samples, &meta.classes, backbone, path, sample)?;
     let feature_bytes = samples.iter().map(|s| s.stored_bytes()).sum();
     Ok(StateData {
         seq: meta.seq,
@@ -298,7 +331,17 @@ pub fn decode_v3(records: &[&[u8]], path: &Path, backbone: &BackboneId) -> Resul
         undo: meta.undo,
         head: meta.head,
         feature_bytes,
+        remote: Default::default(),
     })
+}
+
+/// Turns a version-3 snapshot's records into the current state: the header record is unchanged
+/// (version 4 only added an undo action); samples come in without thumbnails or views.
+///
+/// # Errors
+/// [`super::StoreError::Corrupt`] for an undecodable or inconsistent record.
+pub fn decode_v3(records: &[&[u8]], path: &Path, backbone: &BackboneId) -> Result<StateData> {
+    decode_meta_v4(records, path, backbone, sample_v3)
 }
 
 /// Version-3 journal event (the current one without `DeleteSample`, with version-3 samples).

@@ -8,6 +8,7 @@
 //!   (bounds, eviction) that change it; pure, no I/O.
 //! - [`journal`], [`snapshot`], [`migrate`], [`checks`], [`recovery`], [`state_dir`]: how it
 //!   lives on flash.
+//! - [`remote`]: samples merged from other devices of a fleet group, and their tombstones.
 //! - [`lock`]: one process at a time per state directory.
 //! - [`error`]: [`StoreError`], the one error type here.
 //!
@@ -28,6 +29,7 @@ pub mod lock;
 pub mod merge;
 pub mod migrate;
 pub mod recovery;
+pub mod remote;
 pub mod snapshot;
 pub mod state_dir;
 

@@ -19,6 +19,7 @@ use super::checks::{self, corrupt};
 use super::data::{ClassEntry, HeadBlob, StateData};
 use super::events::Action;
 use super::format::{self, FileKind, Header};
+use super::remote::{RemoteId, RemoteMark};
 use super::{migrate, Result};
 use crate::model::BackboneId;
 
@@ -35,7 +36,7 @@ pub fn parse_snapshot_name(name: &str) -> Option<u64> {
         .ok()
 }
 
-/// The first record of a snapshot (format versions 3 and 4).
+/// The first record of a snapshot (format version 5; 3 and 4: [`migrate::SnapshotMetaV4`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotMeta {
     /// Last event included.
@@ -52,6 +53,8 @@ pub struct SnapshotMeta {
     pub head: Option<HeadBlob>,
     /// Sample records that follow.
     pub samples: u64,
+    /// The fleet's remote samples seen: merged or taken back.
+    pub remote: Vec<(RemoteId, RemoteMark)>,
 }
 
 /// Encodes `data` as a snapshot (or export) file in the current format version.
@@ -72,6 +75,7 @@ pub fn encode(
         undo: data.undo.clone(),
         head: data.head.clone(),
         samples: data.samples.len() as u64,
+        remote: data.remote.iter().map(|(k, v)| (*k, *v)).collect(),
     };
     let per_sample = data
         .samples
@@ -106,6 +110,7 @@ pub fn decode(bytes: &[u8], path: &Path, kind: FileKind, backbone: &BackboneId) 
         1 => migrate::decode_v1(&container.records, path, backbone)?,
         2 => migrate::decode_v2(&container.records, path, backbone)?,
         3 => migrate::decode_v3(&container.records, path, backbone)?,
+        4 => migrate::decode_v4(&container.records, path, backbone)?,
         _ => decode_current(&container.records, path, backbone)?,
     };
     Ok(Decoded { data, version })
@@ -133,6 +138,7 @@ fn decode_current(records: &[&[u8]], path: &Path, backbone: &BackboneId) -> Resu
         undo: meta.undo,
         head: meta.head,
         feature_bytes,
+        remote: meta.remote.into_iter().collect(),
     })
 }
 

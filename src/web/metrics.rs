@@ -1,7 +1,7 @@
 //! `/metrics`: the service's status in the Prometheus text format (version 0.0.4): frames,
 //! predictions per class, labels, retrains, stage latencies, stored samples and store bytes, the
 //! web server's live streams (open, frames sent, frames skipped for slow clients), and the MQTT
-//! link's counters when `[mqtt]` is on.
+//! link's counters when `[mqtt]` is on, and the fleet's when `[fleet]` is.
 
 use std::fmt::Write;
 
@@ -165,6 +165,42 @@ pub fn render(status: &Status) -> String {
             "MQTT command messages refused.",
             &one(mqtt.refused as f64),
         );
+    }
+    if let Some(fleet) = &status.fleet {
+        for (name, help, value) in [
+            (
+                "fleet_published_total",
+                "Fleet messages handed to the broker connection.",
+                fleet.published,
+            ),
+            (
+                "fleet_dropped_total",
+                "Fleet messages dropped (queue to the network full).",
+                fleet.dropped,
+            ),
+            (
+                "fleet_received_total",
+                "Fleet messages from other devices of the group.",
+                fleet.received,
+            ),
+            (
+                "fleet_refused_total",
+                "Fleet messages refused (malformed, oversized, another backbone, …).",
+                fleet.refused,
+            ),
+            (
+                "fleet_merged_total",
+                "Samples merged from other devices of the group.",
+                fleet.merged,
+            ),
+            (
+                "fleet_removed_total",
+                "Merged samples taken out again (taken back by their device).",
+                fleet.removed,
+            ),
+        ] {
+            metric(name, "counter", help, &one(value as f64));
+        }
     }
     if let Some(accuracy) = status.labelled_accuracy {
         metric(

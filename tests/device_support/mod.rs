@@ -1,10 +1,12 @@
 //! Shared pieces of the tests that run the real service (`fieldtune run`) as a child process:
 //! reading its prediction lines and connecting to its control socket. Each test file starts the
-//! service with its own board and arguments. [`broker`]: a real MQTT broker and its clients.
+//! service with its own board and arguments. [`broker`]: a real MQTT broker and its clients; [`mqtt_device`]: the service with
+//! `[mqtt]` (and `[fleet]`) as a child.
 
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod mqtt_device;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
