@@ -20,6 +20,8 @@ mod op;
 mod rewrite;
 
 #[cfg(test)]
+mod speed;
+#[cfg(test)]
 mod tests;
 
 pub use kernel::Isa;

@@ -14,15 +14,15 @@ use super::{replace_depthwise, Isa, Replaced};
 
 /// One random depthwise problem.
 #[derive(Debug, Clone)]
-struct Problem {
-    channels: usize,
-    hw: (usize, usize),
-    kernel: (usize, usize),
-    stride: (usize, usize),
-    padding: PaddingSpec,
-    format: DataFormat,
-    relu6: bool,
-    seed: u64,
+pub(super) struct Problem {
+    pub(super) channels: usize,
+    pub(super) hw: (usize, usize),
+    pub(super) kernel: (usize, usize),
+    pub(super) stride: (usize, usize),
+    pub(super) padding: PaddingSpec,
+    pub(super) format: DataFormat,
+    pub(super) relu6: bool,
+    pub(super) seed: u64,
 }
 
 fn problems() -> impl Strategy<Value = Problem> {
@@ -78,7 +78,7 @@ fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
 }
 
 /// The problem as a decluttered typed model, and its input.
-fn model(p: &Problem) -> TractResult<(TypedModel, Tensor)> {
+pub(super) fn model(p: &Problem) -> TractResult<(TypedModel, Tensor)> {
     let (c, (h, w), (kh, kw)) = (p.channels, p.hw, p.kernel);
     let shape = p.format.from_n_c_hw(1, c, [h, w])?.shape;
     let mut model = TypedModel::default();
