@@ -101,6 +101,13 @@ impl DepthwiseConv {
     }
 }
 
+impl DepthwiseConv {
+    /// Whether the op runs on channels-last tensors.
+    pub fn channels_last(&self) -> bool {
+        self.format.c_is_last()
+    }
+}
+
 impl PartialEq for DepthwiseConv {
     fn eq(&self, other: &Self) -> bool {
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();

@@ -1,7 +1,8 @@
 //! Finds tract's depthwise convolutions in a decluttered typed model and puts ours in their
 //! place, with the clamp that follows fused in. Either layout is taken: channels first (NCHW,
 //! CHW: what the ONNX file says) or last (NHWC, HWC: where tract moves them when its machine has
-//! a channels-inner depthwise kernel, as on aarch64). Anything else (dilations, batches,
+//! a channels-inner depthwise kernel, as on aarch64, and where `relayout` moves them first
+//! everywhere else). Anything else (dilations, batches,
 //! quantised or non-constant weights, padding as wide as the filter) stays with tract's own op,
 //! and the reason is logged.
 
@@ -14,6 +15,7 @@ use tract_onnx::tract_core::ops::nn::DataFormat;
 use super::geometry::Geometry;
 use super::kernel::{Clamp, Isa};
 use super::op::DepthwiseConv;
+use super::relayout::move_channels_last;
 
 /// What [`replace_depthwise`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -24,14 +26,20 @@ pub struct Replaced {
     pub clamps_fused: usize,
     /// Depthwise convolutions left to tract (a shape or layout we do not run).
     pub left_to_tract: usize,
+    /// Of these, how many run channels last (moved there by tract, or by `relayout`).
+    pub channels_last: usize,
 }
 
-/// Replaces every depthwise convolution of `model` that our op runs, using `isa`'s kernel. Each
-/// one left to tract is logged (info) with the reason.
+/// Replaces every depthwise convolution of `model` that our op runs, using `isa`'s kernel, after
+/// moving the graph channels last around them where tract can (`relayout`: our channels-last
+/// kernels are the faster ones, see `speed`). Each one left to tract is logged (info) with the
+/// reason.
 ///
 /// # Errors
 /// When patching the model fails (a bug: nothing is replaced that was not checked first).
 pub fn replace_depthwise(model: &mut TypedModel, isa: Isa) -> TractResult<Replaced> {
+    let moved = move_channels_last(model)?;
+    tracing::debug!("{moved} depthwise convolutions moved channels last");
     let mut replaced = Replaced::default();
     let candidates: Vec<usize> = model
         .nodes()
@@ -52,6 +60,7 @@ pub fn replace_depthwise(model: &mut TypedModel, isa: Isa) -> TractResult<Replac
             }
         };
         let node = model.node(id);
+        let channels_last = op.channels_last();
         tracing::debug!(node = %node.name, "depthwise convolution run by ours: {:?}", op.info()?);
         let mut patch = TypedModelPatch::new(format!("fieldtune depthwise {}", node.name));
         let input = patch.tap_model(model, node.inputs[0])?;
@@ -61,13 +70,14 @@ pub fn replace_depthwise(model: &mut TypedModel, isa: Isa) -> TractResult<Replac
         patch.apply(model)?;
         replaced.convolutions += 1;
         replaced.clamps_fused += usize::from(fused);
+        replaced.channels_last += usize::from(channels_last);
     }
     model.compact()?;
     Ok(replaced)
 }
 
 /// One filter per channel (channel multiplier 1).
-fn is_depthwise(conv: &Conv) -> bool {
+pub(super) fn is_depthwise(conv: &Conv) -> bool {
     let spec = &conv.pool_spec;
     conv.group > 1 && conv.group == spec.input_channels && conv.group == spec.output_channels
 }

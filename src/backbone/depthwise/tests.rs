@@ -149,7 +149,8 @@ fn check(p: &Problem) -> Result<(), TestCaseError> {
             Replaced {
                 convolutions: 1,
                 clamps_fused: usize::from(p.relu6),
-                left_to_tract: 0
+                left_to_tract: 0,
+                channels_last: usize::from(p.format.c_is_last()),
             }
         );
         let got = run(ours, &input).expect("our op runs");
