@@ -232,8 +232,7 @@ fn a_convolution_with_dilation_stays_with_tract() {
     }
     let why = ours(&decluttered, id.expect("a Conv"), Isa::best())
         .expect("inspects")
-        .err()
-        .expect("left to tract");
+        .expect_err("left to tract");
     assert_eq!(why, "dilation [2, 2]");
     let replaced = replace_depthwise(&mut decluttered, Isa::best()).expect("patches");
     assert_eq!(replaced.convolutions, 0);
