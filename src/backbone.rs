@@ -442,15 +442,16 @@ fn check_graph(
 
 impl TractBackbone {
     /// Who runs the depthwise convolutions, and how many of them ours took (with how many
-    /// clamps fused, and how many were left to tract), e.g. `avx2+fma: 16 convolutions, 16
-    /// clamps fused, 0 left to tract`.
+    /// clamps fused, how many run channels last, and how many were left to tract), e.g.
+    /// `avx2+fma (15 channels last): 16 convolutions, 16 clamps fused, 0 left to tract`.
     pub fn depthwise_summary(&self) -> String {
         let r = &self.replaced;
         match self.depthwise {
             Depthwise::Tract => "tract's own".to_string(),
             Depthwise::Ours(kernel) => format!(
-                "{}: {} convolutions, {} clamps fused, {} left to tract",
+                "{} ({} channels last): {} convolutions, {} clamps fused, {} left to tract",
                 kernel.name(),
+                r.channels_last,
                 r.convolutions,
                 r.clamps_fused,
                 r.left_to_tract

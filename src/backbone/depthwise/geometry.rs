@@ -1,5 +1,5 @@
-//! Where a depthwise convolution reads: its shape, and the layout that turns every tap of the
-//! filter into one contiguous row for the kernels.
+//! Where a depthwise convolution reads: its shape (either layout), and, channels first, the
+//! layout that turns every tap of the filter into one contiguous row for the kernels.
 //!
 //! A channel's input is copied, with its zero padding, into `stride_h × stride_w` *phase planes*:
 //! plane `(a, b)` holds the padded rows `a, a + stride_h, …` and, of each, the columns
@@ -11,7 +11,7 @@
 
 use super::kernel::{Clamp, Isa, Rows};
 
-/// The shape of a depthwise convolution of one image (batch 1), channels first.
+/// The shape of a depthwise convolution of one image (batch 1), channels first or last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Geometry {
     pub channels: usize,
@@ -80,7 +80,7 @@ impl Geometry {
     }
 }
 
-/// The phase-plane layout of a [`Geometry`]: the scratch buffers' sizes and each tap's offset.
+/// The phase-plane layout of a channels-first [`Geometry`]: the scratch buffers' sizes and each tap's offset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
     geometry: Geometry,

@@ -1,34 +1,47 @@
-//! The depthwise convolution as a tract operation: one NCHW (batch 1) or CHW f32 input, the
-//! filter and bias held in the op, the following ReLU6 (or ReLU) clamp fused in. It stands in a
-//! typed model where tract's `Conv` was (see `rewrite`), and tract's optimiser leaves it alone.
+//! The depthwise convolution as a tract operation: one f32 input, channels first (NCHW with batch
+//! 1, CHW) or last (NHWC with batch 1, HWC), the filter and bias held in the op, the following
+//! ReLU6 (or ReLU) clamp fused in. It stands in a typed model where tract's `Conv` was (see
+//! `rewrite`), and tract's optimiser leaves it alone.
 
 use std::sync::Arc;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::nn::DataFormat;
 
+use super::channels_last::ChannelsLast;
 use super::geometry::{Geometry, Layout};
 use super::kernel::{Clamp, Isa};
+
+/// How the op walks its tensors: by channel planes (channels first) or by output rows of pixels
+/// (channels last).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Plan {
+    ChannelsFirst(Arc<Layout>),
+    ChannelsLast(Arc<ChannelsLast>),
+}
 
 /// A depthwise convolution with its weights, run by our kernels.
 #[derive(Debug, Clone)]
 pub struct DepthwiseConv {
-    layout: Arc<Layout>,
+    plan: Plan,
+    format: DataFormat,
     geometry: Geometry,
-    /// `channels × taps` filter values, row-major per channel.
+    /// The filter values: channels first `channels × taps` (row-major per channel), channels
+    /// last `taps × channels` (`ChannelsLast::arrange_weights`).
     weights: Arc<[f32]>,
     /// One value per channel.
     bias: Arc<[f32]>,
     clamp: Clamp,
     isa: Isa,
-    /// `[1, C, H, W]` or `[C, H, W]`.
+    /// `[1, C, H, W]`, `[C, H, W]`, `[1, H, W, C]` or `[H, W, C]`.
     input_shape: TVec<usize>,
     output_shape: TVec<usize>,
 }
 
 impl DepthwiseConv {
-    /// The op for `geometry` (valid) with these weights, clamp and kernel; `batch_axis` says
-    /// whether the tensors are NCHW (batch 1) rather than CHW.
+    /// The op for `geometry` (valid) with these weights (`channels × taps`, as ONNX's OIHW
+    /// filter), clamp and kernel, on tensors of `format` (a batch axis, if any, of 1).
     ///
     /// # Errors
     /// When the weights or bias do not fit the geometry, or the geometry is not valid.
@@ -38,7 +51,7 @@ impl DepthwiseConv {
         bias: Vec<f32>,
         clamp: Clamp,
         isa: Isa,
-        batch_axis: bool,
+        format: DataFormat,
     ) -> TractResult<DepthwiseConv> {
         ensure!(
             geometry.is_valid(),
@@ -47,14 +60,36 @@ impl DepthwiseConv {
         ensure!(weights.len() == geometry.channels * geometry.taps());
         ensure!(bias.len() == geometry.channels);
         let g = &geometry;
-        let mut input_shape: TVec<usize> = tvec!(g.channels, g.in_h, g.in_w);
-        let mut output_shape: TVec<usize> = tvec!(g.channels, g.out_h(), g.out_w());
-        if batch_axis {
-            input_shape.insert(0, 1);
-            output_shape.insert(0, 1);
-        }
+        let (input_shape, output_shape) = if format.c_is_last() {
+            (
+                tvec!(g.in_h, g.in_w, g.channels),
+                tvec!(g.out_h(), g.out_w(), g.channels),
+            )
+        } else {
+            (
+                tvec!(g.channels, g.in_h, g.in_w),
+                tvec!(g.channels, g.out_h(), g.out_w()),
+            )
+        };
+        let (input_shape, output_shape) = if format.has_n() {
+            let batch = |shape: TVec<usize>| std::iter::once(1).chain(shape).collect();
+            (batch(input_shape), batch(output_shape))
+        } else {
+            (input_shape, output_shape)
+        };
+        let (plan, weights) = if format.c_is_last() {
+            let plan = ChannelsLast::new(geometry);
+            let weights = plan.arrange_weights(&weights);
+            (Plan::ChannelsLast(Arc::new(plan)), weights)
+        } else {
+            (
+                Plan::ChannelsFirst(Arc::new(Layout::new(geometry))),
+                weights,
+            )
+        };
         Ok(DepthwiseConv {
-            layout: Arc::new(Layout::new(geometry)),
+            plan,
+            format,
             geometry,
             weights: weights.into(),
             bias: bias.into(),
@@ -66,10 +101,18 @@ impl DepthwiseConv {
     }
 }
 
+impl DepthwiseConv {
+    /// Whether the op runs on channels-last tensors.
+    pub fn channels_last(&self) -> bool {
+        self.format.c_is_last()
+    }
+}
+
 impl PartialEq for DepthwiseConv {
     fn eq(&self, other: &Self) -> bool {
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         self.geometry == other.geometry
+            && self.format == other.format
             && self.isa == other.isa
             && self.input_shape == other.input_shape
             && self.clamp.lo.to_bits() == other.clamp.lo.to_bits()
@@ -89,7 +132,7 @@ impl Op for DepthwiseConv {
     fn info(&self) -> TractResult<Vec<String>> {
         let g = &self.geometry;
         Ok(vec![format!(
-            "{}x{}, stride {}x{}, pads {},{},{},{}, {} channels of {}x{}, clamp {}..{}, kernel {}",
+            "{}x{}, stride {}x{}, pads {},{},{},{}, {} channels of {}x{} ({:?}), clamp {}..{}, kernel {}",
             g.kernel_h,
             g.kernel_w,
             g.stride_h,
@@ -101,6 +144,7 @@ impl Op for DepthwiseConv {
             g.channels,
             g.in_h,
             g.in_w,
+            self.format,
             self.clamp.lo,
             self.clamp.hi,
             self.isa.name()
@@ -133,19 +177,33 @@ impl EvalOp for DepthwiseConv {
             let mut plain = output.try_as_plain_ram_mut()?;
             let out = plain.as_slice_mut::<f32>()?;
             let work = out.len() * g.taps();
-            // Channels are independent: on a pool they split across its threads.
-            tract_linalg::multithread::par_chunks_mut(out, g.out_plane(), work, |first, chunk| {
-                self.layout.run(
-                    self.isa,
-                    x,
-                    &self.weights,
-                    &self.bias,
-                    self.clamp,
-                    first,
-                    chunk,
-                );
-                Ok(())
-            })?;
+            let (weights, bias) = (&self.weights[..], &self.bias[..]);
+            // Channels first, channels are independent; channels last, output rows are: on a
+            // pool they split across its threads.
+            match &self.plan {
+                Plan::ChannelsFirst(layout) => {
+                    tract_linalg::multithread::par_chunks_mut(
+                        out,
+                        g.out_plane(),
+                        work,
+                        |first, chunk| {
+                            layout.run(self.isa, x, weights, bias, self.clamp, first, chunk);
+                            Ok(())
+                        },
+                    )?;
+                }
+                Plan::ChannelsLast(plan) => {
+                    tract_linalg::multithread::par_chunks_mut(
+                        out,
+                        plan.row_len(),
+                        work,
+                        |first, chunk| {
+                            plan.run(self.isa, x, weights, bias, self.clamp, first, chunk);
+                            Ok(())
+                        },
+                    )?;
+                }
+            }
         }
         Ok(tvec!(output.into_tvalue()))
     }

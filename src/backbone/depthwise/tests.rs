@@ -1,6 +1,7 @@
-//! Our depthwise op against tract's own on random shapes: the same small model (a depthwise
-//! `Conv`, optionally followed by a ReLU6 as `Max` then `Min`) optimised by tract alone and with
-//! our op put in, run on the same input, for every kernel this machine runs.
+//! Our depthwise op against tract's own on random shapes, in every layout (NCHW, CHW, NHWC, HWC):
+//! the same small model (a depthwise `Conv`, optionally followed by a ReLU6 as `Max` then `Min`)
+//! optimised by tract alone and with our op put in, run on the same input, for every kernel this
+//! machine runs.
 
 use proptest::prelude::*;
 use tract_onnx::prelude::*;
@@ -8,33 +9,35 @@ use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec, PoolSpec
 use tract_onnx::tract_core::ops::math::{max, min};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
+use super::rewrite::ours;
 use super::{replace_depthwise, Isa, Replaced};
 
 /// One random depthwise problem.
 #[derive(Debug, Clone)]
-struct Problem {
-    channels: usize,
-    hw: (usize, usize),
-    kernel: (usize, usize),
-    stride: (usize, usize),
-    padding: PaddingSpec,
-    batch_axis: bool,
-    relu6: bool,
-    seed: u64,
+pub(super) struct Problem {
+    pub(super) channels: usize,
+    pub(super) hw: (usize, usize),
+    pub(super) kernel: (usize, usize),
+    pub(super) stride: (usize, usize),
+    pub(super) padding: PaddingSpec,
+    pub(super) format: DataFormat,
+    pub(super) relu6: bool,
+    pub(super) seed: u64,
 }
 
 fn problems() -> impl Strategy<Value = Problem> {
     (
-        2usize..7,
+        // Past 32: every block size of the channels-last kernels, and their overlapping tails.
+        2usize..40,
         (1usize..4, 1usize..4),
         (1usize..6, 2usize..6),
         (1usize..4, 1usize..4),
         0u8..4,
-        (any::<bool>(), any::<bool>(), 0u64..1000),
+        (0..FORMATS.len(), any::<bool>(), 0u64..1000),
         (0usize..18, 0usize..18),
     )
         .prop_map(
-            |(channels, pads, kernel, stride, padding, (batch_axis, relu6, seed), extra)| {
+            |(channels, pads, kernel, stride, padding, (format, relu6, seed), extra)| {
                 // At least the filter's size, so that every padding gives an output.
                 let hw = (kernel.0 + extra.0, kernel.1 + extra.1);
                 let padding = match padding {
@@ -52,13 +55,21 @@ fn problems() -> impl Strategy<Value = Problem> {
                     kernel,
                     stride,
                     padding,
-                    batch_axis,
+                    format: FORMATS[format],
                     relu6,
                     seed,
                 }
             },
         )
 }
+
+/// Every layout tract's `Conv` takes.
+const FORMATS: [DataFormat; 4] = [
+    DataFormat::NCHW,
+    DataFormat::CHW,
+    DataFormat::NHWC,
+    DataFormat::HWC,
+];
 
 fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
     (0..n)
@@ -67,13 +78,9 @@ fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
 }
 
 /// The problem as a decluttered typed model, and its input.
-fn model(p: &Problem) -> TractResult<(TypedModel, Tensor)> {
+pub(super) fn model(p: &Problem) -> TractResult<(TypedModel, Tensor)> {
     let (c, (h, w), (kh, kw)) = (p.channels, p.hw, p.kernel);
-    let shape: TVec<usize> = if p.batch_axis {
-        tvec!(1, c, h, w)
-    } else {
-        tvec!(c, h, w)
-    };
+    let shape = p.format.from_n_c_hw(1, c, [h, w])?.shape;
     let mut model = TypedModel::default();
     let x = model.add_source("x", f32::fact(&*shape))?;
     let k = model.add_const(
@@ -83,11 +90,7 @@ fn model(p: &Problem) -> TractResult<(TypedModel, Tensor)> {
     let b = model.add_const("b", Tensor::from_shape(&[c], &values(c, p.seed + 1, 2.0))?)?;
     let conv = Conv {
         pool_spec: PoolSpec {
-            data_format: if p.batch_axis {
-                DataFormat::NCHW
-            } else {
-                DataFormat::CHW
-            },
+            data_format: p.format,
             kernel_shape: tvec!(kh, kw),
             padding: p.padding.clone(),
             dilations: None,
@@ -126,12 +129,17 @@ fn run(model: TypedModel, input: &Tensor) -> TractResult<Vec<f32>> {
 
 fn check(p: &Problem) -> Result<(), TestCaseError> {
     let (decluttered, input) = model(p).expect("model builds");
-    let convs = decluttered
+    let formats: Vec<DataFormat> = decluttered
         .nodes()
         .iter()
-        .filter(|n| n.op_as::<Conv>().is_some())
-        .count();
-    prop_assert_eq!(convs, 1, "tract keeps the depthwise Conv through declutter");
+        .filter_map(|n| n.op_as::<Conv>())
+        .map(|conv| conv.pool_spec.data_format)
+        .collect();
+    prop_assert_eq!(
+        formats,
+        vec![p.format],
+        "tract keeps the depthwise Conv and its layout through declutter"
+    );
     let want = run(decluttered.clone(), &input).expect("tract runs");
     for isa in Isa::available() {
         let mut ours = decluttered.clone();
@@ -141,7 +149,8 @@ fn check(p: &Problem) -> Result<(), TestCaseError> {
             Replaced {
                 convolutions: 1,
                 clamps_fused: usize::from(p.relu6),
-                left_to_tract: 0
+                left_to_tract: 0,
+                channels_last: usize::from(p.format.c_is_last()),
             }
         );
         let got = run(ours, &input).expect("our op runs");
@@ -176,14 +185,23 @@ fn efficientnet_lite0_shapes_match_tract() {
         (40, 7, 3, 1, 1, 1),
     ];
     for (channels, size, kernel, stride, before, after) in shapes {
-        for relu6 in [false, true] {
+        // Channels first as in the file, channels last as tract moves them on aarch64.
+        let formats = if stride == 1 {
+            [DataFormat::NCHW, DataFormat::NHWC]
+        } else {
+            [DataFormat::CHW, DataFormat::HWC]
+        };
+        for (relu6, format) in [false, true]
+            .into_iter()
+            .flat_map(|r| formats.map(|f| (r, f)))
+        {
             check(&Problem {
                 channels,
                 hw: (size, size),
                 kernel: (kernel, kernel),
                 stride: (stride, stride),
                 padding: PaddingSpec::Explicit(tvec!(before, before), tvec!(after, after)),
-                batch_axis: stride == 1,
+                format,
                 relu6,
                 seed: 3,
             })
@@ -200,16 +218,22 @@ fn a_convolution_with_dilation_stays_with_tract() {
         kernel: (3, 3),
         stride: (1, 1),
         padding: PaddingSpec::Valid,
-        batch_axis: true,
+        format: DataFormat::NHWC,
         relu6: false,
         seed: 1,
     };
     let (mut decluttered, _) = model(&p).expect("model builds");
+    let mut id = None;
     for node in &mut decluttered.nodes {
         if let Some(conv) = node.op_as_mut::<Conv>() {
             conv.pool_spec.dilations = Some(tvec!(2, 2));
+            id = Some(node.id);
         }
     }
+    let why = ours(&decluttered, id.expect("a Conv"), Isa::best())
+        .expect("inspects")
+        .expect_err("left to tract");
+    assert_eq!(why, "dilation [2, 2]");
     let replaced = replace_depthwise(&mut decluttered, Isa::best()).expect("patches");
     assert_eq!(replaced.convolutions, 0);
     assert_eq!(replaced.left_to_tract, 1);

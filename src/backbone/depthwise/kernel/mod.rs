@@ -1,8 +1,9 @@
-//! The inner loop of the depthwise convolution, one file per instruction set: `portable` (plain
-//! Rust that the compiler vectorises where it can: armv7 and every other target), `avx2` (x86-64
-//! with AVX2 and FMA, chosen at run time) and `neon` (aarch64, where NEON is always present).
+//! The inner loops of the depthwise convolution, two per instruction set, one file each:
+//! `portable` (plain Rust that the compiler vectorises where it can: armv7 and every other
+//! target), `avx2` (x86-64 with AVX2 and FMA, chosen at run time) and `neon` (aarch64, where NEON
+//! is always present); the `*_hwc` files hold the channels-last kernels.
 //!
-//! Every kernel computes the same thing, a sum of shifted rows: for output row `y` and column `x`
+//! Channels first (NCHW, CHW), every kernel computes the same thing, a sum of shifted rows: for output row `y` and column `x`
 //! (`out` is rows of `width`), `out[y·width + x] = clamp(bias + Σ_t weights[t] ·
 //! src[offsets[t] + y·stride + x])`, where the clamp is `max(lo)` then `min(hi)` (ReLU6 is
 //! `lo = 0, hi = 6`; no clamp is `lo = -∞, hi = +∞`). `geometry` lays a channel's input out so
@@ -10,14 +11,26 @@
 //! × one vector; a row or a column count that is not a multiple of the block ends with a block
 //! that overlaps the one before (the same values are written twice), so nothing is computed
 //! outside the output and no scalar tail is needed.
+//!
+//! Channels last (NHWC, HWC), the channel is the contiguous axis, so the vectors run across
+//! channels: for output pixel `i` of a run of pixels (`out` is pixels of `channels` values) and
+//! channel `c`, `out[i·channels + c] = clamp(bias[c] + Σ_t weights[w_t + c] · src[s_t + i·step +
+//! c])`, where tap `t` reads its weights (one per channel) at `w_t` and its source pixel at `s_t`
+//! (`Pixels`). A tap's weights are loaded once per block of 4 pixels; a channel count that is not
+//! a multiple of the block ends with an overlapping block, as the rows do above.
 
 mod portable;
+mod portable_hwc;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx2_hwc;
 
 #[cfg(target_arch = "aarch64")]
 mod neon;
+#[cfg(target_arch = "aarch64")]
+mod neon_hwc;
 
 /// The taps and the shape of one channel's sum.
 #[derive(Debug, Clone, Copy)]
@@ -31,6 +44,21 @@ pub struct Rows<'a> {
     pub width: usize,
     /// Source values from one row to the next (at least `width`).
     pub stride: usize,
+}
+
+/// The taps and the shape of a run of output pixels, channels last.
+#[derive(Debug, Clone, Copy)]
+pub struct Pixels<'a> {
+    /// For each tap: where its source pixel starts for the run's first output pixel, and where
+    /// its weights (one per channel) start in `weights`.
+    pub taps: &'a [(usize, usize)],
+    /// The weights, `channels` values per tap.
+    pub weights: &'a [f32],
+    /// One value per channel.
+    pub bias: &'a [f32],
+    pub channels: usize,
+    /// Source values from one output pixel to the next (`stride_w × channels`).
+    pub step: usize,
 }
 
 /// The starts of blocks of `size` covering `0..n` (`n >= size`): `0, size, 2·size, …`, and
@@ -153,6 +181,61 @@ impl Isa {
             }
         }
     }
+
+    /// `out[i·channels + c] = clamp(bias[c] + Σ_(s, w) weights[w + c] · src[s + i·step + c])`
+    /// for every pixel `i` of `out` and channel `c < channels`, `(s, w)` running over the taps.
+    ///
+    /// # Panics
+    /// When `out` is not whole pixels, the bias is not one value per channel, a tap's weights run
+    /// past `weights` or its pixels past `src`; or when this machine does not run the
+    /// instruction set (only `Isa::available()` ones may be used).
+    pub fn sum_channels(self, src: &[f32], pixels: &Pixels, clamp: Clamp, out: &mut [f32]) {
+        let channels = pixels.channels;
+        assert!(
+            channels > 0 && out.len().is_multiple_of(channels),
+            "whole pixels"
+        );
+        assert_eq!(pixels.bias.len(), channels, "one bias per channel");
+        if out.is_empty() {
+            return;
+        }
+        let last = (out.len() / channels - 1) * pixels.step + channels;
+        for &(s, w) in pixels.taps {
+            assert!(s + last <= src.len(), "a tap reads past the source");
+            assert!(
+                w + channels <= pixels.weights.len(),
+                "a tap's weights run past the end"
+            );
+        }
+        match self {
+            Isa::Portable => portable_hwc::sum_channels(src, pixels, clamp, out),
+            Isa::Avx2Fma => {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    assert!(
+                        std::is_x86_feature_detected!("avx2")
+                            && std::is_x86_feature_detected!("fma"),
+                        "this CPU lacks AVX2 or FMA"
+                    );
+                    // SAFETY: the CPU has AVX2 and FMA, and every tap's pixels and weights lie
+                    // inside `src` and `weights` (both checked above).
+                    unsafe { avx2_hwc::sum_channels(src, pixels, clamp, out) }
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                panic!("the AVX2 kernel exists on x86-64 only")
+            }
+            Isa::Neon => {
+                #[cfg(target_arch = "aarch64")]
+                {
+                    // SAFETY: NEON is part of every aarch64 CPU; every tap's pixels and weights
+                    // lie inside `src` and `weights` (checked above).
+                    unsafe { neon_hwc::sum_channels(src, pixels, clamp, out) }
+                }
+                #[cfg(not(target_arch = "aarch64"))]
+                panic!("the NEON kernel exists on aarch64 only")
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -202,6 +285,51 @@ mod tests {
             for isa in Isa::available() {
                 let mut out = vec![f32::NAN; width * height];
                 isa.sum_taps(&src, &rows, clamp, &mut out);
+                for (i, (got, want)) in out.iter().zip(&want).enumerate() {
+                    proptest::prop_assert!((got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                        "{} at {i}: {got} against {want}", isa.name());
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Every kernel this machine runs gives the naive channels-last sum on every shape
+        /// (whole and overlapping blocks of pixels and of channels, too few of either for a
+        /// block), tap count, tap order and clamp.
+        #[test]
+        fn every_kernel_sums_the_channels(
+            channels in 1usize..70,
+            count in 0usize..11,
+            step_pixels in 1usize..4,
+            taps in proptest::collection::vec((0usize..30, 0usize..25), 0..26),
+            seed in 0u32..1000,
+            clamped in proptest::bool::ANY,
+        ) {
+            let step = step_pixels * channels;
+            let taps: Vec<(usize, usize)> =
+                taps.iter().map(|&(s, w)| (s * channels + s % 3, w * channels)).collect();
+            let reach = count.saturating_sub(1) * step + channels;
+            let len = taps.iter().map(|&(s, _)| s).max().unwrap_or(0) + reach;
+            let src: Vec<f32> = (0..len)
+                .map(|i| ((i as f32 + seed as f32) * 0.37).sin() * 4.0)
+                .collect();
+            let weights: Vec<f32> = (0..25 * channels).map(|t| ((t as f32) * 0.71 + 0.2).cos()).collect();
+            let bias: Vec<f32> = (0..channels).map(|c| c as f32 * 0.05 - 0.7).collect();
+            let clamp = if clamped { Clamp { lo: 0.0, hi: 6.0 } } else { Clamp::NONE };
+            let pixels = Pixels { taps: &taps, weights: &weights, bias: &bias, channels, step };
+            let mut want = Vec::new();
+            for i in 0..count {
+                for c in 0..channels {
+                    let sum = taps.iter().fold(bias[c], |acc, &(s, w)| {
+                        acc + weights[w + c] * src[s + i * step + c]
+                    });
+                    want.push(clamp.apply(sum));
+                }
+            }
+            for isa in Isa::available() {
+                let mut out = vec![f32::NAN; channels * count];
+                isa.sum_channels(&src, &pixels, clamp, &mut out);
                 for (i, (got, want)) in out.iter().zip(&want).enumerate() {
                     proptest::prop_assert!((got - want).abs() <= 1e-5 * (1.0 + want.abs()),
                         "{} at {i}: {got} against {want}", isa.name());
