@@ -16,13 +16,13 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rumqttc::{Client, Connection, Event, LastWill, MqttOptions, Packet, Publish, QoS};
 
 use super::config::{MqttConfig, Password, Security};
 use super::messages::{self, Topics};
+use super::worker::Worker;
 use super::{Counters, MqttError, Outgoing};
 use crate::control::{self, Incoming, Reply};
 
@@ -44,13 +44,6 @@ struct Discovered {
     classes: Vec<String>,
     /// The classes whose button is on the broker.
     announced: BTreeSet<String>,
-}
-
-/// The running threads; dropping it stops them.
-pub(super) struct Worker {
-    stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
-    done: Receiver<()>,
 }
 
 /// Starts the threads.
@@ -137,35 +130,7 @@ pub(super) fn spawn<T: Send + 'static>(
             }),
         )?);
     }
-    Ok(Worker {
-        stop,
-        threads,
-        done,
-    })
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        // The publisher says `offline` and disconnects; the connection thread then ends, which
-        // closes the commands thread's channel. A broker that does not answer is not waited for.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let mut ended = 0;
-        while ended < self.threads.len() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.done.recv_timeout(left) {
-                Ok(()) => ended += 1,
-                Err(_) => break,
-            }
-        }
-        if ended == self.threads.len() {
-            for thread in self.threads.drain(..) {
-                let _ = thread.join();
-            }
-        } else {
-            tracing::warn!("mqtt: the broker did not acknowledge the disconnect in time; leaving");
-        }
-    }
+    Ok(Worker::new("mqtt", stop, threads, done))
 }
 
 /// The connection options a board asks for.

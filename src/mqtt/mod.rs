@@ -27,6 +27,8 @@ pub mod messages;
 mod client;
 #[cfg(feature = "mqtt")]
 mod tls;
+#[cfg(feature = "mqtt")]
+mod worker;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -110,7 +112,7 @@ pub struct MqttLink {
     counters: Arc<Counters>,
     gate: PredictionGate,
     #[cfg(feature = "mqtt")]
-    _worker: client::Worker,
+    _worker: worker::Worker,
 }
 
 impl MqttLink {

@@ -16,8 +16,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rumqttc::{Client, Connection, Event, Packet, Publish, QoS};
 
@@ -26,17 +25,11 @@ use super::{FleetCounters, Received};
 use crate::board::fleet::FleetConfig;
 use crate::model::BackboneId;
 use crate::mqtt::client::{connection_options, sleep_unless_stopped};
+use crate::mqtt::worker::Worker;
 use crate::mqtt::{MqttConfig, MqttError};
 
 /// Requests waiting inside the connection.
 const CONNECTION_QUEUE: usize = 64;
-
-/// The running threads; dropping it stops them.
-pub(super) struct Worker {
-    stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
-    done: Receiver<()>,
-}
 
 /// Messages received and not acknowledged yet, by token.
 type Pending = Arc<Mutex<HashMap<u64, Publish>>>;
@@ -125,33 +118,7 @@ pub(super) fn spawn(
                 .map_err(MqttError::Thread)?,
         );
     }
-    Ok(Worker {
-        stop,
-        threads,
-        done,
-    })
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let mut ended = 0;
-        while ended < self.threads.len() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.done.recv_timeout(left) {
-                Ok(()) => ended += 1,
-                Err(_) => break,
-            }
-        }
-        if ended == self.threads.len() {
-            for thread in self.threads.drain(..) {
-                let _ = thread.join();
-            }
-        } else {
-            tracing::warn!("fleet: the broker did not acknowledge the disconnect in time; leaving");
-        }
-    }
+    Ok(Worker::new("fleet", stop, threads, done))
 }
 
 /// The connection thread's view.

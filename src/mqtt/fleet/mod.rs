@@ -119,7 +119,7 @@ pub struct FleetLink {
     acks: Sender<u64>,
     counters: Arc<FleetCounters>,
     #[cfg(feature = "mqtt")]
-    _worker: link::Worker,
+    _worker: crate::mqtt::worker::Worker,
 }
 
 /// The fleet ids of `learner`'s live samples: their own for merged ones, derived for this
