@@ -128,48 +128,10 @@ impl ChannelsLast {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backbone::depthwise::geometry::reference;
 
     fn geometry(in_hw: (usize, usize), kernel: usize, stride: usize, pads: [usize; 4]) -> Geometry {
-        Geometry {
-            channels: 19,
-            in_h: in_hw.0,
-            in_w: in_hw.1,
-            kernel_h: kernel,
-            kernel_w: kernel,
-            stride_h: stride,
-            stride_w: stride,
-            pad_top: pads[0],
-            pad_left: pads[1],
-            pad_bottom: pads[2],
-            pad_right: pads[3],
-        }
-    }
-
-    /// The convolution as defined, one output at a time, channels last, weights `C × taps`.
-    fn naive(g: &Geometry, input: &[f32], weights: &[f32], bias: &[f32]) -> Vec<f32> {
-        let c_n = g.channels;
-        let mut out = Vec::new();
-        for y in 0..g.out_h() {
-            for x in 0..g.out_w() {
-                for c in 0..c_n {
-                    let mut sum = bias[c];
-                    for ky in 0..g.kernel_h {
-                        for kx in 0..g.kernel_w {
-                            let iy = (y * g.stride_h + ky).checked_sub(g.pad_top);
-                            let ix = (x * g.stride_w + kx).checked_sub(g.pad_left);
-                            if let (Some(iy), Some(ix)) = (iy, ix) {
-                                if iy < g.in_h && ix < g.in_w {
-                                    sum += weights[c * g.taps() + ky * g.kernel_w + kx]
-                                        * input[(iy * g.in_w + ix) * c_n + c];
-                                }
-                            }
-                        }
-                    }
-                    out.push(sum);
-                }
-            }
-        }
-        out
+        reference::square(19, in_hw, kernel, stride, pads)
     }
 
     #[test]
@@ -194,7 +156,7 @@ mod tests {
                 .map(|i| (i as f32 * 0.7).cos())
                 .collect();
             let bias: Vec<f32> = (0..g.channels).map(|c| c as f32 * 0.1 - 0.5).collect();
-            let want = naive(&g, &input, &weights, &bias);
+            let want = reference::output(&g, &input, &weights, &bias, true);
             let plan = ChannelsLast::new(g);
             let arranged = plan.arrange_weights(&weights);
             for isa in Isa::available() {

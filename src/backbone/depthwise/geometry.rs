@@ -191,13 +191,21 @@ impl Layout {
     }
 }
 
+/// The convolution as defined, for the kernels' tests in both layouts.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(super) mod reference {
+    use super::Geometry;
 
-    fn geometry(in_hw: (usize, usize), kernel: usize, stride: usize, pads: [usize; 4]) -> Geometry {
+    /// A square kernel and stride over `channels` channels; `pads` top, left, bottom, right.
+    pub fn square(
+        channels: usize,
+        in_hw: (usize, usize),
+        kernel: usize,
+        stride: usize,
+        pads: [usize; 4],
+    ) -> Geometry {
         Geometry {
-            channels: 2,
+            channels,
             in_h: in_hw.0,
             in_w: in_hw.1,
             kernel_h: kernel,
@@ -211,10 +219,25 @@ mod tests {
         }
     }
 
-    /// The convolution as defined, one output at a time.
-    fn naive(g: &Geometry, input: &[f32], weights: &[f32], bias: &[f32]) -> Vec<f32> {
-        let mut out = Vec::new();
-        for c in 0..g.channels {
+    /// Every output as a plain sum (weights `C × taps`), in the input's layout: channels first
+    /// (`C × H × W`) or channels last (`H × W × C`).
+    pub fn output(
+        g: &Geometry,
+        input: &[f32],
+        weights: &[f32],
+        bias: &[f32],
+        channels_last: bool,
+    ) -> Vec<f32> {
+        let (c_n, out_plane) = (g.channels, g.out_h() * g.out_w());
+        let at = |c: usize, y: usize, x: usize| {
+            if channels_last {
+                (y * g.in_w + x) * c_n + c
+            } else {
+                c * g.in_plane() + y * g.in_w + x
+            }
+        };
+        let mut out = vec![0.0; c_n * out_plane];
+        for c in 0..c_n {
             for y in 0..g.out_h() {
                 for x in 0..g.out_w() {
                     let mut sum = bias[c];
@@ -225,16 +248,31 @@ mod tests {
                             if let (Some(iy), Some(ix)) = (iy, ix) {
                                 if iy < g.in_h && ix < g.in_w {
                                     sum += weights[c * g.taps() + ky * g.kernel_w + kx]
-                                        * input[c * g.in_plane() + iy * g.in_w + ix];
+                                        * input[at(c, iy, ix)];
                                 }
                             }
                         }
                     }
-                    out.push(sum);
+                    let pixel = y * g.out_w() + x;
+                    let index = if channels_last {
+                        pixel * c_n + c
+                    } else {
+                        c * out_plane + pixel
+                    };
+                    out[index] = sum;
                 }
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geometry(in_hw: (usize, usize), kernel: usize, stride: usize, pads: [usize; 4]) -> Geometry {
+        reference::square(2, in_hw, kernel, stride, pads)
     }
 
     #[test]
@@ -256,7 +294,7 @@ mod tests {
                 .map(|i| (i as f32 * 0.7).cos())
                 .collect();
             let bias = [0.5, -0.25];
-            let want = naive(&g, &input, &weights, &bias);
+            let want = reference::output(&g, &input, &weights, &bias, false);
             for isa in Isa::available() {
                 let mut got = vec![f32::NAN; g.channels * g.out_plane()];
                 Layout::new(g).run(isa, &input, &weights, &bias, Clamp::NONE, 0, &mut got);
