@@ -292,12 +292,27 @@ pub fn with_views(
     let kept: Vec<usize> = (0..view_of.len().min(views.nrows()))
         .filter(|&j| fitted.get(view_of[j]).copied().unwrap_or(false))
         .collect();
-    let view_rows = Dataset {
-        features: views.select(Axis(0), &kept),
-        labels: kept.iter().map(|&j| all.labels[view_of[j]]).collect(),
+    // The fitting rows, then the views of fitting rows, written once into the one matrix the
+    // head trains on (on a device it is the largest it holds).
+    let mut features = Array2::<f32>::zeros((fit_rows.len() + kept.len(), all.dim()));
+    let sources = fit_rows
+        .iter()
+        .map(|&i| all.features.row(i))
+        .chain(kept.iter().map(|&j| views.row(j)));
+    for (mut row, source) in features.axis_iter_mut(Axis(0)).zip(sources) {
+        row.assign(&source);
+    }
+    let labels = fit_rows
+        .iter()
+        .map(|&i| all.labels[i])
+        .chain(kept.iter().map(|&j| all.labels[view_of[j]]))
+        .collect();
+    let fit = Dataset {
+        features,
+        labels,
         classes: all.classes.clone(),
     };
-    (all.select(&fit_rows).concat(&view_rows), val)
+    (fit, val)
 }
 
 /// Test-time views: the class with the highest mean probability over each row of `features` and

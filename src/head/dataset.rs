@@ -121,6 +121,30 @@ impl Dataset {
     /// images give the same head whether they came from a folder (`fieldtune train`, f32) or from
     /// a device's replay set in the order they were labelled (f16).
     pub fn canonical(&self) -> Dataset {
+        let (indices, labels, classes) = self.canonical_order();
+        Dataset {
+            features: self.features.select(Axis(0), &indices),
+            labels,
+            classes,
+        }
+    }
+
+    /// [`Dataset::canonical`] without a second copy of the features: the rows are moved into
+    /// canonical order where they are (one row of scratch), for the device's retrain, whose
+    /// training set is the largest matrix it holds.
+    pub fn into_canonical(mut self) -> Dataset {
+        let (indices, labels, classes) = self.canonical_order();
+        permute_rows(&mut self.features, &indices);
+        Dataset {
+            features: self.features,
+            labels,
+            classes,
+        }
+    }
+
+    /// The canonical order: for each new row the old row it takes, the new labels and the
+    /// class names in their new order.
+    fn canonical_order(&self) -> (Vec<usize>, Vec<usize>, Vec<String>) {
         let mut class_order: Vec<usize> = (0..self.classes.len()).collect();
         class_order.sort_by(|&a, &b| self.classes[a].cmp(&self.classes[b]));
         let mut new_label = vec![0; self.classes.len()];
@@ -139,15 +163,14 @@ impl Dataset {
             .map(|i| (new_label[self.labels[i]], row_key(i), i))
             .collect();
         rows.sort_unstable();
-        let indices: Vec<usize> = rows.iter().map(|r| r.2).collect();
-        Dataset {
-            features: self.features.select(Axis(0), &indices),
-            labels: rows.iter().map(|r| r.0).collect(),
-            classes: class_order
+        (
+            rows.iter().map(|r| r.2).collect(),
+            rows.iter().map(|r| r.0).collect(),
+            class_order
                 .iter()
                 .map(|&c| self.classes[c].clone())
                 .collect(),
-        }
+        )
     }
 
     /// Splits off a stratified hold-out of about `fraction` of each class, taking at least one sample
@@ -182,8 +205,60 @@ impl Dataset {
     }
 }
 
+/// Reorders the rows of `m` so that new row `i` is old row `from[i]` (`from` a permutation),
+/// following each cycle of the permutation with one row of scratch.
+fn permute_rows(m: &mut Array2<f32>, from: &[usize]) {
+    let cols = m.ncols();
+    if !m.is_standard_layout() {
+        *m = m.select(Axis(0), from);
+        return;
+    }
+    let Some(flat) = m.as_slice_mut() else {
+        return;
+    };
+    let mut done = vec![false; from.len()];
+    let mut scratch = vec![0.0f32; cols];
+    for start in 0..from.len() {
+        if done[start] || from[start] == start {
+            done[start] = true;
+            continue;
+        }
+        scratch.copy_from_slice(&flat[start * cols..(start + 1) * cols]);
+        let mut i = start;
+        loop {
+            done[i] = true;
+            let source = from[i];
+            if source == start {
+                flat[i * cols..(i + 1) * cols].copy_from_slice(&scratch);
+                break;
+            }
+            flat.copy_within(source * cols..(source + 1) * cols, i * cols);
+            i = source;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn into_canonical_moves_the_rows_as_canonical_copies_them() {
+        use super::Dataset;
+        let n = 37;
+        let features = ndarray::Array2::from_shape_fn((n, 5), |(r, c)| {
+            ((r * 7 + c * 3) % 11) as f32 - (r % 3) as f32 * 0.5
+        });
+        let data = Dataset {
+            features,
+            labels: (0..n).map(|r| (r * 5) % 3).collect(),
+            classes: vec!["rust".into(), "blight".into(), "healthy".into()],
+        };
+        let copied = data.canonical();
+        let moved = data.into_canonical();
+        assert_eq!(moved.labels, copied.labels);
+        assert_eq!(moved.classes, copied.classes);
+        assert_eq!(moved.features, copied.features);
+    }
+
     #[test]
     fn canonical_order_does_not_depend_on_the_given_order_or_f16_rounding() {
         use super::Dataset;

@@ -38,7 +38,7 @@
 //!    fitted on would make the unknown threshold too tight.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use ndarray::{s, Array1, Array2, ArrayView2, Axis};
 use rand::seq::SliceRandom;
@@ -181,7 +181,14 @@ impl Head {
         hyper: &HyperParams,
         on_epoch: &mut dyn FnMut(&EpochReport),
     ) -> Result<(Head, TrainReport), HeadError> {
-        train_head(train, val, kind, hyper, 1, on_epoch)
+        train_head(
+            Cow::Borrowed(train),
+            val.map(Cow::Borrowed),
+            kind,
+            hyper,
+            1,
+            on_epoch,
+        )
     }
 
     /// [`Head::train`] with the MLP's hidden layer split over `threads` threads (at most
@@ -201,7 +208,14 @@ impl Head {
         threads: usize,
         on_epoch: &mut dyn FnMut(&EpochReport),
     ) -> Result<(Head, TrainReport), HeadError> {
-        train_head(train, val, kind, hyper, threads.min(MAX_THREADS), on_epoch)
+        train_head(
+            Cow::Borrowed(train),
+            val.map(Cow::Borrowed),
+            kind,
+            hyper,
+            threads.min(MAX_THREADS),
+            on_epoch,
+        )
     }
 
     /// Same as [`Head::train`]: the name the device uses for retraining from its stored features.
@@ -217,12 +231,29 @@ impl Head {
     ) -> Result<(Head, TrainReport), HeadError> {
         Self::train(train, val, kind, hyper, on_epoch)
     }
+
+    /// [`Head::train`] on data sets it may consume: the same head, bit for bit, with one copy of
+    /// the training rows fewer while it trains (with validation rows given and the schedule run
+    /// to its end, the refit's rows are made first and the calibration run standardises `train`
+    /// where it is). The device's retrain, whose training set is the largest matrix it holds.
+    ///
+    /// # Errors
+    /// As [`Head::train`].
+    pub fn train_owned(
+        train: Dataset,
+        val: Option<Dataset>,
+        kind: HeadKind,
+        hyper: &HyperParams,
+    ) -> Result<(Head, TrainReport), HeadError> {
+        let val = val.map(Cow::Owned);
+        train_head(Cow::Owned(train), val, kind, hyper, 1, &mut |_| {})
+    }
 }
 
 /// See the module docs.
 fn train_head(
-    train: &Dataset,
-    val: Option<&Dataset>,
+    train: Cow<'_, Dataset>,
+    val: Option<Cow<'_, Dataset>>,
     kind: HeadKind,
     hyper: &HyperParams,
     threads: usize,
@@ -231,7 +262,7 @@ fn train_head(
     train.check("train")?;
     let kind = kind.check()?;
     let dim = train.dim();
-    if let Some(v) = val {
+    if let Some(v) = &val {
         v.check("val")?;
         if v.dim() != dim {
             return Err(HeadError::DimensionMismatch {
@@ -248,33 +279,53 @@ fn train_head(
     }
     let mut rng = ChaCha8Rng::seed_from_u64(hyper.seed());
     let k = train.classes.len();
+    let classes = train.classes.clone();
+
+    // Both sets ours, validation rows given and the schedule run to its end: the refit's rows
+    // (every row, as `refit_all` orders them) are made now, and the calibration run takes
+    // `train` itself, standardised in place, instead of a standardised copy beside it.
+    let refit_rows = match (&train, &val) {
+        (Cow::Owned(t), Some(v)) if hyper.patience() == 0 => Some(Mutex::new(Some(t.concat(v)))),
+        _ => None,
+    };
+    // `train` when it is still needed as it is (for the refit's rows).
+    let kept: Option<Cow<Dataset>>;
 
     // 1. Which rows fit the weights, which validate.
     let holdout;
     // The hold-out's row indices, from which the refit takes all rows again.
     let mut split = None;
     let (fit, val, source): (Cow<Dataset>, Option<Cow<Dataset>>, _) = match val {
-        Some(v) => (
-            Cow::Borrowed(train),
-            Some(Cow::Borrowed(v)),
-            ValidationSource::Given,
-        ),
-        None if train
-            .class_counts()
-            .iter()
-            .all(|&c| c >= MIN_PER_CLASS_FOR_HOLDOUT) =>
-        {
-            let (rest, held) = train.stratified_split(hyper.validation_fraction(), &mut rng);
-            holdout = held.len();
-            let parts = (
-                Cow::Owned(train.select(&rest)),
-                Some(Cow::Owned(train.select(&held))),
-                ValidationSource::HeldOut(holdout),
-            );
-            split = Some((rest, held));
-            parts
+        Some(v) if refit_rows.is_some() => {
+            kept = None;
+            (train, Some(v), ValidationSource::Given)
         }
-        None => (Cow::Borrowed(train), None, ValidationSource::None),
+        Some(v) => {
+            kept = Some(train);
+            let train = kept.as_deref().expect("kept above");
+            (Cow::Borrowed(train), Some(v), ValidationSource::Given)
+        }
+        None => {
+            kept = Some(train);
+            let train = kept.as_deref().expect("kept above");
+            if train
+                .class_counts()
+                .iter()
+                .all(|&c| c >= MIN_PER_CLASS_FOR_HOLDOUT)
+            {
+                let (rest, held) = train.stratified_split(hyper.validation_fraction(), &mut rng);
+                holdout = held.len();
+                let parts = (
+                    Cow::Owned(train.select(&rest)),
+                    Some(Cow::Owned(train.select(&held))),
+                    ValidationSource::HeldOut(holdout),
+                );
+                split = Some((rest, held));
+                parts
+            } else {
+                (Cow::Borrowed(train), None, ValidationSource::None)
+            }
+        }
     };
 
     // 2. Standardise. The class-mean prior is made from the raw rows first, so that a copy of
@@ -330,7 +381,21 @@ fn train_head(
         (epochs, refit_rng)
     });
     let all_rows = |rng: &mut ChaCha8Rng, epochs: usize| match &val {
-        Some(v) => refit_all(train, v, split.as_ref(), kind, hyper, epochs, threads, rng).map(Some),
+        Some(v) => {
+            let made = refit_rows
+                .as_ref()
+                .and_then(|cell| cell.lock().unwrap_or_else(|e| e.into_inner()).take());
+            match made {
+                Some(all) => refit_on(all, kind, hyper, epochs, threads, rng),
+                None => {
+                    let train = kept
+                        .as_deref()
+                        .expect("train is kept unless its rows were made");
+                    refit_all(train, v, split.as_ref(), kind, hyper, epochs, threads, rng)
+                }
+            }
+            .map(Some)
+        }
         None => Ok(None),
     };
     let (first, refit) = std::thread::scope(|scope| -> Result<_, HeadError> {
@@ -473,7 +538,7 @@ fn train_head(
         dim,
         kind,
         hyper: hyper.clone(),
-        classes: train.classes.clone(),
+        classes,
         standardizer,
         params,
         prototypes,
@@ -561,7 +626,6 @@ fn refit_all(
     threads: usize,
     rng: &mut ChaCha8Rng,
 ) -> Result<Refit, HeadError> {
-    let k = train.classes.len();
     let all = match split {
         Some((rest, held)) => {
             let order: Vec<usize> = rest.iter().chain(held).copied().collect();
@@ -569,6 +633,19 @@ fn refit_all(
         }
         None => train.concat(val),
     };
+    refit_on(all, kind, hyper, epochs, threads, rng)
+}
+
+/// Step 6 on `all`, every row in the order [`refit_all`] makes them.
+fn refit_on(
+    all: Dataset,
+    kind: HeadKind,
+    hyper: &HyperParams,
+    epochs: usize,
+    threads: usize,
+    rng: &mut ChaCha8Rng,
+) -> Result<Refit, HeadError> {
+    let k = all.classes.len();
     let standardizer = Standardizer::fit(all.features.view());
     let weights = class_weights(&all.class_counts(), hyper.class_balanced());
     let prior = class_mean_prior(
@@ -601,7 +678,7 @@ fn refit_all(
         &mut |_| {},
     )?;
     let prototypes = Prototypes::fit(z.view(), &labels, k);
-    let center = center_of(&refit.params, z.view(), kind, train.dim());
+    let center = center_of(&refit.params, z.view(), kind, z.ncols());
     Ok(Refit {
         standardizer,
         params: refit.params,
@@ -876,5 +953,26 @@ mod tests {
         assert_eq!(epochs, CALIBRATION_EPOCHS);
         assert_eq!(report.refit_epochs, Some(30));
         assert!(report.calibration.temperature.is_finite() && report.calibration.samples > 0);
+    }
+
+    /// Training on data sets it consumes gives the same head and report as training on
+    /// borrowed ones, with validation rows given and without.
+    #[test]
+    fn owned_training_gives_the_same_bits() {
+        let train = blobs(5);
+        let val = blobs(6);
+        let hyper = HyperParams::builder().epochs(12).check().expect("valid");
+        for kind in [HeadKind::Linear, HeadKind::Mlp { hidden: 24 }] {
+            for given in [true, false] {
+                let v = given.then_some(&val);
+                let (borrowed, report) =
+                    Head::train(&train, v, kind, &hyper, &mut |_| {}).expect("trains");
+                let (owned, owned_report) =
+                    Head::train_owned(train.clone(), v.cloned(), kind, &hyper).expect("trains");
+                assert_eq!(owned, borrowed, "{kind:?}, validation given: {given}");
+                assert_eq!(owned_report.refit_samples, report.refit_samples);
+                assert_eq!(owned_report.calibration, report.calibration);
+            }
+        }
     }
 }

@@ -31,17 +31,19 @@ pub struct TrainingData {
 /// # Errors
 /// As [`fit_head`].
 pub fn fit_split(
-    data: &TrainingData,
+    data: TrainingData,
     kind: HeadKind,
     hyper: &HyperParams,
     prior: Option<&Head>,
 ) -> Result<Head, HeadError> {
-    match &data.val {
-        Some(val) if prior.is_none() && data.train.classes.len() >= 2 => {
-            Head::train(&data.train, Some(val), kind, hyper, &mut |_| {}).map(|(head, _)| head)
+    let TrainingData { train, val } = data;
+    match val {
+        // Consumed: the device's largest matrix is not held twice while the head trains.
+        Some(val) if prior.is_none() && train.classes.len() >= 2 => {
+            Head::train_owned(train, Some(val), kind, hyper).map(|(head, _)| head)
         }
-        Some(val) => fit_head(&data.train.concat(val), kind, hyper, prior),
-        None => fit_head(&data.train, kind, hyper, prior),
+        Some(val) => fit_head(&train.concat(&val), kind, hyper, prior),
+        None => fit_head(&train, kind, hyper, prior),
     }
 }
 

@@ -342,7 +342,7 @@ impl Learner {
     /// Fits the head to the stored samples on this thread.
     fn refit_now(&mut self) -> Result<(), LearnerError> {
         let (data, job, prior) = self.training_set();
-        let head = fit::fit_split(&data, self.kind, &self.hyper, prior.as_ref())
+        let head = fit::fit_split(data, self.kind, &self.hyper, prior.as_ref())
             .map_err(|e| LearnerError::Head(e.to_string()))?;
         self.head = head;
         self.head_classes = job.classes;

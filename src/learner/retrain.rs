@@ -55,7 +55,7 @@ impl Retrainer {
         }
         let handle = std::thread::Builder::new()
             .name("fieldtune-retrain".into())
-            .spawn(move || super::fit::fit_split(&data, kind, &hyper, prior.as_ref()));
+            .spawn(move || super::fit::fit_split(data, kind, &hyper, prior.as_ref()));
         match handle {
             Ok(handle) => {
                 self.running = Some((handle, job));

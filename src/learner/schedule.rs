@@ -106,7 +106,7 @@ impl Learner {
             .collect();
         let training = if view_of.is_empty() || prior.is_some() {
             TrainingData {
-                train: all.canonical(),
+                train: all.into_canonical(),
                 val: None,
             }
         } else {
@@ -119,9 +119,11 @@ impl Learner {
             }
             let (train, val) =
                 crate::augment::with_views(&all, views.view(), &view_of, None, &self.hyper);
+            // The frames and views are in `train` now: free them before the retrain starts.
+            drop((all, views));
             TrainingData {
-                train: train.canonical(),
-                val: val.map(|v| v.canonical()),
+                train: train.into_canonical(),
+                val: val.map(Dataset::into_canonical),
             }
         };
         let classes = match &prior {
