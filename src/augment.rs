@@ -266,6 +266,26 @@ pub fn with_views(
     val: Option<Dataset>,
     hyper: &HyperParams,
 ) -> (Dataset, Option<Dataset>) {
+    let view_of = &view_of[..view_of.len().min(views.nrows())];
+    with_views_from(
+        all,
+        |j, mut row| row.assign(&views.row(j)),
+        view_of,
+        val,
+        hyper,
+    )
+}
+
+/// [`with_views`] with view `j` written into its training row by `write_view(j, row)` (a device
+/// decodes its stored views straight into the training matrix, never holding them all as f32
+/// beside it). `view_of` has one entry per view.
+pub fn with_views_from(
+    all: &Dataset,
+    write_view: impl Fn(usize, ndarray::ArrayViewMut1<f32>),
+    view_of: &[usize],
+    val: Option<Dataset>,
+    hyper: &HyperParams,
+) -> (Dataset, Option<Dataset>) {
     if !views_pay(all) {
         return (all.clone(), val);
     }
@@ -289,18 +309,18 @@ pub fn with_views(
     for &i in &fit_rows {
         fitted[i] = true;
     }
-    let kept: Vec<usize> = (0..view_of.len().min(views.nrows()))
+    let kept: Vec<usize> = (0..view_of.len())
         .filter(|&j| fitted.get(view_of[j]).copied().unwrap_or(false))
         .collect();
     // The fitting rows, then the views of fitting rows, written once into the one matrix the
     // head trains on (on a device it is the largest it holds).
     let mut features = Array2::<f32>::zeros((fit_rows.len() + kept.len(), all.dim()));
-    let sources = fit_rows
-        .iter()
-        .map(|&i| all.features.row(i))
-        .chain(kept.iter().map(|&j| views.row(j)));
-    for (mut row, source) in features.axis_iter_mut(Axis(0)).zip(sources) {
-        row.assign(&source);
+    let mut rows = features.axis_iter_mut(Axis(0));
+    for (mut row, &i) in rows.by_ref().zip(&fit_rows) {
+        row.assign(&all.features.row(i));
+    }
+    for (row, &j) in rows.zip(&kept) {
+        write_view(j, row);
     }
     let labels = fit_rows
         .iter()

@@ -110,17 +110,17 @@ impl Learner {
                 val: None,
             }
         } else {
-            let mut views = Array2::<f32>::zeros((view_of.len(), dim));
-            let stored = samples.iter().flat_map(|s| &s.views);
-            for (mut row, view) in views.axis_iter_mut(Axis(0)).zip(stored) {
-                if let Some(slice) = row.as_slice_mut() {
+            // Each stored view is decoded straight into its training row.
+            let stored: Vec<_> = samples.iter().flat_map(|s| &s.views).collect();
+            let write_view = |j: usize, mut row: ndarray::ArrayViewMut1<f32>| {
+                if let (Some(view), Some(slice)) = (stored.get(j), row.as_slice_mut()) {
                     view.decode_into(slice);
                 }
-            }
+            };
             let (train, val) =
-                crate::augment::with_views(&all, views.view(), &view_of, None, &self.hyper);
-            // The frames and views are in `train` now: free them before the retrain starts.
-            drop((all, views));
+                crate::augment::with_views_from(&all, write_view, &view_of, None, &self.hyper);
+            // The frames are in `train` now: free them before the retrain starts.
+            drop(all);
             TrainingData {
                 train: train.into_canonical(),
                 val: val.map(Dataset::into_canonical),
