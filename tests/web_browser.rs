@@ -237,12 +237,24 @@ impl Browser {
             .to_string()
     }
 
-    fn click(&self, element: &str) {
-        self.call(
-            "POST",
-            &format!("/element/{element}/click"),
-            Some(json!({})),
-        );
+    /// Finds `css` and clicks it. The page redraws its class lists as the status changes, so an
+    /// element found just before a redraw is stale by the click: it is found again.
+    fn click_css(&self, css: &str) {
+        let start = Instant::now();
+        loop {
+            let element = self.wait_for(css);
+            let path = format!("/session/{}/element/{element}/click", self.session);
+            let (status, value) = request(self.port, "POST", &path, Some(&json!({})));
+            if status == 200 {
+                return;
+            }
+            let stale = value["value"]["error"].as_str() == Some("stale element reference");
+            assert!(
+                stale && start.elapsed() < Duration::from_secs(60),
+                "click {css}: {value}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     fn type_text(&self, element: &str, text: &str) {
@@ -449,7 +461,7 @@ fn a_person_in_a_browser_labels_what_they_see() {
     let name = browser.find("#newname");
     browser.type_text(&name, "Blight");
     let before = browser.shown().expect("shown");
-    browser.click(&browser.find("#newlabel"));
+    browser.click_css("#newlabel");
     let message = browser.wait_message("", "frame ");
     let after = browser.shown().expect("shown");
     let labelled: u64 = message
@@ -465,14 +477,14 @@ fn a_person_in_a_browser_labels_what_they_see() {
 
     // Clicking the class button labels the frame on screen again, and that frame's image is what
     // the sample keeps.
-    let button = browser.wait_for("button.class[data-class='Blight']");
+    browser.wait_for("button.class[data-class='Blight']");
     let start = Instant::now();
     while browser.shown() == Some(labelled) {
         assert!(start.elapsed() < Duration::from_secs(120), "no next frame");
         std::thread::sleep(Duration::from_millis(100));
     }
     let before = browser.shown().expect("shown");
-    browser.click(&button);
+    browser.click_css("button.class[data-class='Blight']");
     let message = browser.wait_message(&message, "frame ");
     let after = browser.shown().expect("shown");
     let labelled: u64 = message
@@ -505,11 +517,11 @@ fn a_person_in_a_browser_labels_what_they_see() {
     browser.call("POST", &format!("/element/{name}/clear"), Some(json!({})));
     browser.type_text(&name, "Rust");
     let old = browser.message();
-    browser.click(&browser.find("#newclass"));
+    browser.click_css("#newclass");
     browser.wait_message(&old, "class Rust created");
     browser.wait_for("#which option[value='Rust']");
-    browser.click(&browser.find("#which option[value='Rust']"));
-    browser.click(&browser.find("#rename"));
+    browser.click_css("#which option[value='Rust']");
+    browser.click_css("#rename");
     browser.call("POST", "/alert/text", Some(json!({"text": "Common rust"})));
     browser.call("POST", "/alert/accept", Some(json!({})));
     browser.wait_message("", "Rust is now Common rust");
@@ -524,18 +536,19 @@ fn a_person_in_a_browser_labels_what_they_see() {
 
     // The gallery of Blight: move its newest sample to Common rust.
     browser.wait_for("#which option[value='Blight']");
-    browser.click(&browser.find("#which option[value='Blight']"));
-    browser.click(&browser.find("#show"));
-    let option = browser.wait_for(&format!(
+    browser.click_css("#which option[value='Blight']");
+    browser.click_css("#show");
+    let option = format!(
         ".thumb[data-sample='{}'] option[value='Common rust']",
         ids[0]
-    ));
+    );
+    browser.wait_for(&option);
     let png = browser.screenshot();
     assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
     let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-page.png");
     std::fs::write(&shot, &png).expect("write the screenshot");
     eprintln!("screenshot: {}", shot.display());
-    browser.click(&option);
+    browser.click_css(&option);
     browser.wait_message("", &format!("sample {} moved to Common rust", ids[0]));
     assert_eq!(device.samples("Blight"), [ids[1]]);
     assert_eq!(device.samples("Common rust"), [ids[0]]);
