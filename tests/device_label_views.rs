@@ -10,10 +10,9 @@ mod device_support;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Receiver;
-use std::time::{Duration, Instant};
 
 use fieldtune::augment::{self, View};
-use fieldtune::control::{ControlClient, Request};
+use fieldtune::control::Request;
 use fieldtune::embedder::Embedder;
 use fieldtune::learner::{Frame, Learner, LearnerConfig};
 use fieldtune::model::ModelDescriptor;
@@ -96,14 +95,7 @@ impl Device {
     }
 
     fn request(&self, request: &Request) -> serde_json::Value {
-        let start = Instant::now();
-        let mut client = loop {
-            match ControlClient::connect(&self.socket) {
-                Ok(c) => break c,
-                Err(e) if start.elapsed() > Duration::from_secs(60) => panic!("{e}"),
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
-            }
-        };
+        let mut client = device_support::connect(&self.socket);
         let reply = client.request(request).expect("request");
         assert!(reply.ok, "{request:?}: {reply:?}");
         reply.data.expect("reply data")

@@ -9,9 +9,8 @@ mod device_support;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Receiver;
-use std::time::{Duration, Instant};
 
-use fieldtune::control::{ControlClient, Request};
+use fieldtune::control::Request;
 use fieldtune::embedder::Embedder;
 use fieldtune::learner::{Learner, LearnerConfig};
 use fieldtune::model::ModelDescriptor;
@@ -78,14 +77,7 @@ impl Device {
     }
 
     fn request(&self, request: &Request) -> serde_json::Value {
-        let start = Instant::now();
-        let mut client = loop {
-            match ControlClient::connect(&self.socket) {
-                Ok(c) => break c,
-                Err(e) if start.elapsed() > Duration::from_secs(60) => panic!("{e}"),
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
-            }
-        };
+        let mut client = device_support::connect(&self.socket);
         let reply = client.request(request).expect("request");
         assert!(reply.ok, "{reply:?}");
         reply.data.expect("reply data")
