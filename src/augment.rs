@@ -254,7 +254,7 @@ pub fn embed_views(
 /// `validation_fraction` when every class has
 /// [`crate::head::train::MIN_PER_CLASS_FOR_HOLDOUT`] rows, else none), and only the rows kept for
 /// fitting bring their views. `fieldtune train --augment` and a device's refit both go through
-/// here.
+/// here ([`with_views_from`]).
 ///
 /// Views join only when every class has at least [`MIN_PER_CLASS_FOR_VIEWS`] rows
 /// ([`views_pay`]); otherwise `all` and `val` come back as given, without views, and the head
@@ -267,30 +267,51 @@ pub fn with_views(
     hyper: &HyperParams,
 ) -> (Dataset, Option<Dataset>) {
     let view_of = &view_of[..view_of.len().min(views.nrows())];
-    with_views_from(
+    let given = val.is_some();
+    let (rows, val_from) = with_views_from(
         all,
+        all.dim(),
+        |i, mut row| row.assign(&all.features.row(i)),
         |j, mut row| row.assign(&views.row(j)),
         view_of,
         val,
         hyper,
-    )
+    );
+    if val_from == rows.len() && !given {
+        return (rows, None);
+    }
+    let part = |range: std::ops::Range<usize>| Dataset {
+        features: rows
+            .features
+            .slice(ndarray::s![range.clone(), ..])
+            .to_owned(),
+        labels: rows.labels[range].to_vec(),
+        classes: rows.classes.clone(),
+    };
+    (part(0..val_from), Some(part(val_from..rows.len())))
 }
 
-/// [`with_views`] with view `j` written into its training row by `write_view(j, row)` (a device
-/// decodes its stored views straight into the training matrix, never holding them all as f32
-/// beside it). `view_of` has one entry per view.
+/// [`with_views`] in one matrix of `dim` columns, with sample `i` written into its row by
+/// `write_sample(i, row)` and view `j` by `write_view(j, row)` (a device decodes its stored
+/// samples and views straight into the training matrix, never holding them as f32 beside it):
+/// `all` gives the samples' labels and classes, its features are not read (they may have no
+/// columns). `view_of` has one entry per view. Returns the rows (the fitting rows, the views of
+/// fitting rows, then the validation rows: `val`'s or the hold-out's) and where the validation
+/// rows start (the end when there are none), as [`crate::head::Head::train_joined`] takes them.
 pub fn with_views_from(
     all: &Dataset,
+    dim: usize,
+    write_sample: impl Fn(usize, ndarray::ArrayViewMut1<f32>),
     write_view: impl Fn(usize, ndarray::ArrayViewMut1<f32>),
     view_of: &[usize],
     val: Option<Dataset>,
     hyper: &HyperParams,
-) -> (Dataset, Option<Dataset>) {
-    if !views_pay(all) {
-        return (all.clone(), val);
-    }
-    let (fit_rows, val) = match val {
-        Some(v) => ((0..all.len()).collect::<Vec<_>>(), Some(v)),
+) -> (Dataset, usize) {
+    let pay = views_pay(all);
+    let (fit_rows, held) = match &val {
+        // Without views the hold-out is left to the head's own rules.
+        _ if !pay => ((0..all.len()).collect::<Vec<_>>(), Vec::new()),
+        Some(_) => ((0..all.len()).collect(), Vec::new()),
         None => {
             let enough = all
                 .class_counts()
@@ -298,13 +319,13 @@ pub fn with_views_from(
                 .all(|&c| c >= crate::head::train::MIN_PER_CLASS_FOR_HOLDOUT);
             if enough {
                 let mut rng = ChaCha8Rng::seed_from_u64(hyper.seed());
-                let (rest, held) = all.stratified_split(hyper.validation_fraction(), &mut rng);
-                (rest, Some(all.select(&held)))
+                all.stratified_split(hyper.validation_fraction(), &mut rng)
             } else {
-                ((0..all.len()).collect(), None)
+                ((0..all.len()).collect(), Vec::new())
             }
         }
     };
+    let view_of = if pay { view_of } else { &[] };
     let mut fitted = vec![false; all.len()];
     for &i in &fit_rows {
         fitted[i] = true;
@@ -312,27 +333,45 @@ pub fn with_views_from(
     let kept: Vec<usize> = (0..view_of.len())
         .filter(|&j| fitted.get(view_of[j]).copied().unwrap_or(false))
         .collect();
-    // The fitting rows, then the views of fitting rows, written once into the one matrix the
-    // head trains on (on a device it is the largest it holds).
-    let mut features = Array2::<f32>::zeros((fit_rows.len() + kept.len(), all.dim()));
+    // The fitting rows, the views of fitting rows, then the validation rows, written once into
+    // the one matrix the head trains on (on a device it is the largest it holds).
+    let val_len = val.as_ref().map_or(held.len(), Dataset::len);
+    let val_from = fit_rows.len() + kept.len();
+    let mut features = Array2::<f32>::zeros((val_from + val_len, dim));
     let mut rows = features.axis_iter_mut(Axis(0));
-    for (mut row, &i) in rows.by_ref().zip(&fit_rows) {
-        row.assign(&all.features.row(i));
+    for (row, &i) in rows.by_ref().zip(&fit_rows) {
+        write_sample(i, row);
     }
-    for (row, &j) in rows.zip(&kept) {
+    for (row, &j) in rows.by_ref().zip(&kept) {
         write_view(j, row);
+    }
+    match &val {
+        Some(v) => {
+            for (mut row, given) in rows.zip(v.features.axis_iter(Axis(0))) {
+                row.assign(&given);
+            }
+        }
+        None => {
+            for (row, &i) in rows.zip(&held) {
+                write_sample(i, row);
+            }
+        }
     }
     let labels = fit_rows
         .iter()
         .map(|&i| all.labels[i])
         .chain(kept.iter().map(|&j| all.labels[view_of[j]]))
+        .chain(match &val {
+            Some(v) => v.labels.clone(),
+            None => held.iter().map(|&i| all.labels[i]).collect(),
+        })
         .collect();
-    let fit = Dataset {
+    let rows = Dataset {
         features,
         labels,
         classes: all.classes.clone(),
     };
-    (fit, val)
+    (rows, val_from)
 }
 
 /// Test-time views: the class with the highest mean probability over each row of `features` and

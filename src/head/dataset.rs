@@ -142,9 +142,35 @@ impl Dataset {
         }
     }
 
+    /// [`Dataset::into_canonical`] of the rows before `split` and of the rows from `split` on,
+    /// each part ordered on its own, in the one matrix (a device's training rows followed by its
+    /// validation rows, see [`crate::head::Head::train_joined`]).
+    pub fn into_canonical_split(mut self, split: usize) -> Dataset {
+        let split = split.min(self.len());
+        let (mut indices, mut labels, classes) = self.canonical_order_of(0..split);
+        let (rest, rest_labels, _) = self.canonical_order_of(split..self.len());
+        indices.extend(rest);
+        labels.extend(rest_labels);
+        permute_rows(&mut self.features, &indices);
+        Dataset {
+            features: self.features,
+            labels,
+            classes,
+        }
+    }
+
     /// The canonical order: for each new row the old row it takes, the new labels and the
     /// class names in their new order.
     fn canonical_order(&self) -> (Vec<usize>, Vec<usize>, Vec<String>) {
+        self.canonical_order_of(0..self.len())
+    }
+
+    /// [`Dataset::canonical_order`] of the rows `range` alone (row indices stay those of the
+    /// whole matrix).
+    fn canonical_order_of(
+        &self,
+        range: std::ops::Range<usize>,
+    ) -> (Vec<usize>, Vec<usize>, Vec<String>) {
         let mut class_order: Vec<usize> = (0..self.classes.len()).collect();
         class_order.sort_by(|&a, &b| self.classes[a].cmp(&self.classes[b]));
         let mut new_label = vec![0; self.classes.len()];
@@ -159,7 +185,7 @@ impl Dataset {
                     (h ^ u64::from(half::f16::from_f32(v).to_bits())).wrapping_mul(0x0100_0000_01b3)
                 })
         };
-        let mut rows: Vec<(usize, u64, usize)> = (0..self.len())
+        let mut rows: Vec<(usize, u64, usize)> = range
             .map(|i| (new_label[self.labels[i]], row_key(i), i))
             .collect();
         rows.sort_unstable();

@@ -12,6 +12,9 @@
 //!    chooses nothing: it is the shorter calibration run ([`CALIBRATION_EPOCHS`], a schedule of
 //!    the same shape), whose weights give the temperature and the report's validation figures,
 //!    and the refit of step 6, whose epoch count is known, runs beside it on a thread of its own.
+//!    Both read one matrix, every row standardised for the refit; the calibration run maps the
+//!    rows it reads onto its own standardisation (see `calibrated`), so a retrain holds its
+//!    training rows once ([`Head::train_joined`] takes them already in one matrix).
 //!    With `patience` > 0, early
 //!    stopping: after each epoch the validation loss is measured; the epoch with the lowest one
 //!    is the best, and training stops after `patience` epochs without improvement.
@@ -38,9 +41,9 @@
 //!    fitted on would make the unknown threshold too tight.
 
 use std::borrow::Cow;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use ndarray::{s, Array1, Array2, ArrayView2, Axis};
+use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, Axis};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -232,21 +235,36 @@ impl Head {
         Self::train(train, val, kind, hyper, on_epoch)
     }
 
-    /// [`Head::train`] on data sets it may consume: the same head, bit for bit, with one copy of
-    /// the training rows fewer while it trains (with validation rows given and the schedule run
-    /// to its end, the refit's rows are made first and the calibration run standardises `train`
-    /// where it is). The device's retrain, whose training set is the largest matrix it holds.
+    /// [`Head::train`] on one matrix of the training rows then the validation rows, which it
+    /// consumes: `rows[..val_from]` are fitted on and `rows[val_from..]` validate (with
+    /// `val_from` at the end there are none, and [`Head::train`]'s hold-out rules apply). The
+    /// same head, bit for bit, as [`Head::train`] given the two parts apart, without the copy of
+    /// every row that joining them takes: the device's retrain, whose training set is the largest
+    /// matrix it holds, is held once while it trains.
     ///
     /// # Errors
-    /// As [`Head::train`].
-    pub fn train_owned(
-        train: Dataset,
-        val: Option<Dataset>,
+    /// As [`Head::train`]; `val_from` 0 is an empty training set.
+    pub fn train_joined(
+        rows: Dataset,
+        val_from: usize,
         kind: HeadKind,
         hyper: &HyperParams,
     ) -> Result<(Head, TrainReport), HeadError> {
-        let val = val.map(Cow::Owned);
-        train_head(Cow::Owned(train), val, kind, hyper, 1, &mut |_| {})
+        if val_from >= rows.len() {
+            return train_head(Cow::Owned(rows), None, kind, hyper, 1, &mut |_| {});
+        }
+        rows.check("train")?;
+        let kind = kind.check()?;
+        if val_from == 0 {
+            return Err(HeadError::EmptyDataset("train"));
+        }
+        let split = Split {
+            rows: Cow::Owned(rows),
+            fit: val_from,
+            source: ValidationSource::Given,
+        };
+        let rng = ChaCha8Rng::seed_from_u64(hyper.seed());
+        train_split(split, kind, hyper, 1, rng, &mut |_| {})
     }
 }
 
@@ -261,12 +279,11 @@ fn train_head(
 ) -> Result<(Head, TrainReport), HeadError> {
     train.check("train")?;
     let kind = kind.check()?;
-    let dim = train.dim();
     if let Some(v) = &val {
         v.check("val")?;
-        if v.dim() != dim {
+        if v.dim() != train.dim() {
             return Err(HeadError::DimensionMismatch {
-                expected: dim,
+                expected: train.dim(),
                 got: v.dim(),
             });
         }
@@ -278,158 +295,208 @@ fn train_head(
         }
     }
     let mut rng = ChaCha8Rng::seed_from_u64(hyper.seed());
-    let k = train.classes.len();
-    let classes = train.classes.clone();
 
-    // Both sets ours, validation rows given and the schedule run to its end: the refit's rows
-    // (every row, as `refit_all` orders them) are made now, and the calibration run takes
-    // `train` itself, standardised in place, instead of a standardised copy beside it.
-    let refit_rows = match (&train, &val) {
-        (Cow::Owned(t), Some(v)) if hyper.patience() == 0 => Some(Mutex::new(Some(t.concat(v)))),
-        _ => None,
-    };
-    // `train` when it is still needed as it is (for the refit's rows).
-    let kept: Option<Cow<Dataset>>;
-
-    // 1. Which rows fit the weights, which validate.
-    let holdout;
-    // The hold-out's row indices, from which the refit takes all rows again.
-    let mut split = None;
-    let (fit, val, source): (Cow<Dataset>, Option<Cow<Dataset>>, _) = match val {
-        Some(v) if refit_rows.is_some() => {
-            kept = None;
-            (train, Some(v), ValidationSource::Given)
-        }
-        Some(v) => {
-            kept = Some(train);
-            let train = kept.as_deref().expect("kept above");
-            (Cow::Borrowed(train), Some(v), ValidationSource::Given)
-        }
-        None => {
-            kept = Some(train);
-            let train = kept.as_deref().expect("kept above");
-            if train
-                .class_counts()
-                .iter()
-                .all(|&c| c >= MIN_PER_CLASS_FOR_HOLDOUT)
-            {
-                let (rest, held) = train.stratified_split(hyper.validation_fraction(), &mut rng);
-                holdout = held.len();
-                let parts = (
-                    Cow::Owned(train.select(&rest)),
-                    Some(Cow::Owned(train.select(&held))),
-                    ValidationSource::HeldOut(holdout),
-                );
-                split = Some((rest, held));
-                parts
-            } else {
-                (Cow::Borrowed(train), None, ValidationSource::None)
-            }
-        }
-    };
-
-    // 2. Standardise. The class-mean prior is made from the raw rows first, so that a copy of
-    // them (the hold-out case) can be standardised in place.
-    let standardizer = Standardizer::fit(fit.features.view());
-    let zv = val
-        .as_ref()
-        .map(|v| standardizer.transform(v.features.view()));
-    let weights = class_weights(&fit.class_counts(), hyper.class_balanced());
-    let val_weights = val
-        .as_ref()
-        .map(|v| class_weights(&v.class_counts(), hyper.class_balanced()));
-    let prior = class_mean_prior(
-        kind,
-        fit.features.view(),
-        &fit.labels,
-        k,
-        &standardizer,
-        &mut rng,
-    );
-    let fit_len = fit.len();
-    let (z, fit_labels): (Array2<f32>, Cow<[usize]>) = match fit {
-        Cow::Owned(d) => (
-            standardizer.transform_owned(d.features),
-            Cow::Owned(d.labels),
-        ),
-        Cow::Borrowed(d) => (
-            standardizer.transform(d.features.view()),
-            Cow::Borrowed(&d.labels[..]),
-        ),
-    };
-
-    // 3 and 4. SGD from the class-mean prior, with early stopping on the validation data; or,
-    // when the schedule runs to its end (`patience` 0) and a refit follows, the shorter
-    // calibration run (see [`CALIBRATION_EPOCHS`]).
-    let calibration_only = val.is_some() && hyper.patience() == 0;
-    // Step 4a below: with too little validation data the head stays the class-mean prior.
-    let too_few = val.as_ref().is_some_and(|v| {
-        v.class_counts()
+    // 1. Which rows fit the weights, which validate: one matrix of the fitting rows then the
+    // validation rows, the order the refit takes them in.
+    let split = match val {
+        Some(v) => Split {
+            fit: train.len(),
+            rows: Cow::Owned(train.concat(&v)),
+            source: ValidationSource::Given,
+        },
+        None if train
+            .class_counts()
             .iter()
-            .any(|&c| c < MIN_VAL_PER_CLASS_TO_MOVE)
-    });
-    let stays_prior = too_few && prior.is_some();
-    // 6 (ahead). With `patience` 0 the refit's epoch count is known before the hold-out run:
-    // the whole schedule, or none when the head stays the prior. Then the refit runs on a
-    // thread of its own beside the calibration run. Its generator is the one the sequential
-    // order would hand it (the hold-out run's shuffles drawn, see [`skip_shuffles`]), so the
-    // weights are the same bits either way.
-    let known_refit_epochs = calibration_only.then(|| if stays_prior { 0 } else { hyper.epochs() });
-    let known_refit = known_refit_epochs.map(|epochs| {
-        let mut refit_rng = rng.clone();
-        skip_shuffles(&mut refit_rng, fit_len, hyper.epochs());
-        (epochs, refit_rng)
-    });
-    let all_rows = |rng: &mut ChaCha8Rng, epochs: usize| match &val {
-        Some(v) => {
-            let made = refit_rows
-                .as_ref()
-                .and_then(|cell| cell.lock().unwrap_or_else(|e| e.into_inner()).take());
-            match made {
-                Some(all) => refit_on(all, kind, hyper, epochs, threads, rng),
-                None => {
-                    let train = kept
-                        .as_deref()
-                        .expect("train is kept unless its rows were made");
-                    refit_all(train, v, split.as_ref(), kind, hyper, epochs, threads, rng)
-                }
+            .all(|&c| c >= MIN_PER_CLASS_FOR_HOLDOUT) =>
+        {
+            let (rest, held) = train.stratified_split(hyper.validation_fraction(), &mut rng);
+            let order: Vec<usize> = rest.iter().chain(&held).copied().collect();
+            Split {
+                fit: rest.len(),
+                rows: Cow::Owned(train.select(&order)),
+                source: ValidationSource::HeldOut(held.len()),
             }
-            .map(Some)
         }
-        None => Ok(None),
+        None => Split {
+            fit: train.len(),
+            rows: train,
+            source: ValidationSource::None,
+        },
     };
-    let (first, refit) = std::thread::scope(|scope| -> Result<_, HeadError> {
-        let background = known_refit.and_then(|(epochs, mut refit_rng)| {
-            let all_rows = &all_rows;
-            std::thread::Builder::new()
-                .name("fieldtune-refit".into())
-                .spawn_scoped(scope, move || all_rows(&mut refit_rng, epochs))
-                .ok()
+    train_split(split, kind, hyper, threads, rng, on_epoch)
+}
+
+/// The rows of a training run in one matrix: `rows[..fit]` are fitted on, the rest validate
+/// (none: no validation), and the refit takes them all in this order.
+struct Split<'a> {
+    rows: Cow<'a, Dataset>,
+    fit: usize,
+    source: ValidationSource,
+}
+
+/// Steps 2-6 on rows already split (see the module docs), with `rng` where step 1 left it.
+fn train_split(
+    split: Split<'_>,
+    kind: HeadKind,
+    hyper: &HyperParams,
+    threads: usize,
+    rng: ChaCha8Rng,
+    on_epoch: &mut dyn FnMut(&EpochReport),
+) -> Result<(Head, TrainReport), HeadError> {
+    if split.fit < split.rows.len() && hyper.patience() == 0 {
+        calibrated(split, kind, hyper, threads, rng, on_epoch)
+    } else {
+        early_stopping(split, kind, hyper, threads, rng, on_epoch)
+    }
+}
+
+/// Samples per class of `labels` (classes `0..k`).
+fn counts_of(labels: &[usize], k: usize) -> Vec<usize> {
+    let mut counts = vec![0; k];
+    for &y in labels {
+        if let Some(c) = counts.get_mut(y) {
+            *c += 1;
+        }
+    }
+    counts
+}
+
+/// Whether some class has too few validation rows for the head to move away from the prior
+/// (step 4a).
+fn too_few_to_move(val_labels: &[usize], k: usize) -> bool {
+    counts_of(val_labels, k)
+        .iter()
+        .any(|&c| c < MIN_VAL_PER_CLASS_TO_MOVE)
+}
+
+/// Steps 2-6 when the schedule runs to its end (`patience` 0) and there are validation rows: the
+/// calibration run (step 4, [`CALIBRATION_EPOCHS`]) and the refit on every row (step 6) run side
+/// by side, on ONE matrix: the rows standardised by the refit's statistics. The calibration run
+/// reads them through the per-dimension affine map onto its own standardisation (fitted on the
+/// fitting rows: `z_cal = z_all · a + c`, the same values up to rounding), so a retrain holds its
+/// training rows once. Everything the calibration needs from its own standardisation without
+/// the run (validation rows, prior, prototypes, leave-one-out scores) is made from the raw rows
+/// before they are standardised in place. The refit's weights do not depend on the calibration
+/// run: its generator is the one the sequential order would hand it (the hold-out run's
+/// shuffles drawn, see [`skip_shuffles`]).
+fn calibrated(
+    split: Split<'_>,
+    kind: HeadKind,
+    hyper: &HyperParams,
+    threads: usize,
+    mut rng: ChaCha8Rng,
+    on_epoch: &mut dyn FnMut(&EpochReport),
+) -> Result<(Head, TrainReport), HeadError> {
+    let Split {
+        rows,
+        fit: fit_len,
+        source,
+    } = split;
+    let Dataset {
+        features,
+        labels,
+        classes,
+    } = rows.into_owned();
+    let k = classes.len();
+    let dim = features.ncols();
+    let (fit_labels, val_labels) = labels.split_at(fit_len);
+
+    // 2. The calibration run's standardisation and everything made from it, from the raw rows.
+    let (calibration_std, zv, prior, prototypes, loo_scores) = {
+        let x_fit = features.slice(s![..fit_len, ..]);
+        let x_val = features.slice(s![fit_len.., ..]);
+        let standardizer = Standardizer::fit(x_fit);
+        let zv = standardizer.transform(x_val);
+        let prior = class_mean_prior(kind, x_fit, fit_labels, k, &standardizer, &mut rng);
+        let mut z = Array1::<f32>::zeros(dim);
+        let mut prototypes = Prototypes::fit(Array2::<f32>::zeros((0, dim)).view(), &[], k);
+        for (row, &y) in x_fit.axis_iter(Axis(0)).zip(fit_labels) {
+            standardizer.transform_into(row, z.view_mut());
+            prototypes.add(z.view(), y);
+        }
+        // With a few validation rows the threshold also takes the fitting rows' leave-one-out
+        // scores (step 5).
+        let loo_scores = (val_labels.len() < MIN_CALIBRATION_SAMPLES).then(|| {
+            x_fit
+                .axis_iter(Axis(0))
+                .zip(fit_labels)
+                .map(|(row, &y)| {
+                    standardizer.transform_into(row, z.view_mut());
+                    prototypes.nearest_excluding(z.view(), Some(y)).0
+                })
+                .collect::<Vec<f32>>()
         });
-        let schedule = if calibration_only {
-            Schedule::calibration(hyper, if stays_prior { 0 } else { CALIBRATION_EPOCHS })
-        } else {
-            Schedule::full(hyper)
-        };
-        let first = sgd_run(
+        (standardizer, zv, prior, prototypes, loo_scores)
+    };
+    let weights = class_weights(&counts_of(fit_labels, k), hyper.class_balanced());
+    let val_weights = class_weights(&counts_of(val_labels, k), hyper.class_balanced());
+    // Step 4a below: with too little validation data the head stays the class-mean prior.
+    let stays_prior = too_few_to_move(val_labels, k) && prior.is_some();
+
+    // 6 (ahead). The refit's generator, standardisation, weights and prior, then every row
+    // standardised in place: the one matrix both runs read.
+    let refit_epochs = if stays_prior { 0 } else { hyper.epochs() };
+    let mut refit_rng = rng.clone();
+    skip_shuffles(&mut refit_rng, fit_len, hyper.epochs());
+    let refit_std = Standardizer::fit(features.view());
+    let refit_weights = class_weights(&counts_of(&labels, k), hyper.class_balanced());
+    let refit_prior = class_mean_prior(
+        kind,
+        features.view(),
+        &labels,
+        k,
+        &refit_std,
+        &mut refit_rng,
+    );
+    let z = refit_std.transform_owned(features);
+    let to_calibration = Affine::between(&refit_std, &calibration_std);
+
+    let refit_run = |rng: &mut ChaCha8Rng| {
+        sgd_run(
             FitData {
                 z: z.view(),
-                labels: &fit_labels,
-                weights: &weights,
+                labels: &labels,
+                weights: &refit_weights,
+                affine: None,
             },
-            val.as_ref()
-                .zip(zv.as_ref())
-                .zip(val_weights.as_ref())
-                .map(|((v, zv), w)| FitData {
-                    z: zv.view(),
-                    labels: &v.labels,
-                    weights: w,
-                }),
+            None,
+            kind,
+            k,
+            refit_prior.as_ref(),
+            hyper,
+            Schedule::full(hyper).cut(refit_epochs),
+            true,
+            threads,
+            rng,
+            &mut |_| {},
+        )
+    };
+    let (first, refit) = std::thread::scope(|scope| -> Result<_, HeadError> {
+        let background = std::thread::Builder::new()
+            .name("fieldtune-refit".into())
+            .spawn_scoped(scope, || {
+                let mut rng = refit_rng.clone();
+                refit_run(&mut rng)
+            })
+            .ok();
+        let first = sgd_run(
+            FitData {
+                z: z.slice(s![..fit_len, ..]),
+                labels: fit_labels,
+                weights: &weights,
+                affine: Some(&to_calibration),
+            },
+            Some(FitData {
+                z: zv.view(),
+                labels: val_labels,
+                weights: &val_weights,
+                affine: None,
+            }),
             kind,
             k,
             prior.as_ref(),
             hyper,
-            schedule,
+            Schedule::calibration(hyper, if stays_prior { 0 } else { CALIBRATION_EPOCHS }),
             false,
             threads,
             &mut rng,
@@ -437,10 +504,11 @@ fn train_head(
         )?;
         let refit = match background {
             Some(handle) => match handle.join() {
-                Ok(refit) => Some(refit?),
+                Ok(refit) => refit?,
                 Err(panic) => std::panic::resume_unwind(panic),
             },
-            None => None,
+            // No thread to be had: the refit runs after the calibration run.
+            None => refit_run(&mut refit_rng.clone())?,
         };
         Ok((first, refit))
     })?;
@@ -451,97 +519,32 @@ fn train_head(
     let mut params = first.params;
     // 4a. A single validation image of a class cannot tell a move away from the class means from
     // luck: with so little validation data the head stays the class-mean prior.
-    if let (true, Some(p), Some(v), Some(zv), Some(w)) = (too_few, &prior, &val, &zv, &val_weights)
-    {
-        let p = &p.start;
-        let logits = p.logits(zv.view());
-        best_val_loss = Some(cross_entropy(logits.view(), &v.labels, w));
-        best_val_accuracy = Some(accuracy(logits.view(), &v.labels));
+    if let (true, Some(p)) = (stays_prior, &prior) {
+        let logits = p.start.logits(zv.view());
+        best_val_loss = Some(cross_entropy(logits.view(), val_labels, &val_weights));
+        best_val_accuracy = Some(accuracy(logits.view(), val_labels));
         best_epoch = 0;
-        params = p.clone();
+        params = p.start.clone();
     }
-    // 5. Prototypes and calibration, measured on data these weights never saw.
-    let prototypes = Prototypes::fit(z.view(), &fit_labels, k);
-    let calibration = match (&val, &zv) {
-        (Some(v), Some(zv)) => {
-            let logits = params.logits(zv.view());
-            let mut scores: Vec<f32> = zv
-                .axis_iter(Axis(0))
-                .map(|r| prototypes.nearest(r).0)
-                .collect();
-            if v.len() < MIN_CALIBRATION_SAMPLES {
-                // A few validation samples: their quantile is noise, so the leave-one-out scores
-                // of the fitting set join them; and the temperature stays 1 (the class-mean
-                // prior's scale was already fitted on leave-one-out logits).
-                scores.extend(
-                    z.axis_iter(Axis(0))
-                        .zip(fit_labels.iter())
-                        .map(|(r, &y)| prototypes.nearest_excluding(r, Some(y)).0),
-                );
-                let (unknown_threshold, accepted_fraction) =
-                    acceptance_threshold(&scores, hyper.target_acceptance());
-                Calibration {
-                    unknown_threshold,
-                    accepted_fraction,
-                    samples: scores.len(),
-                    ..Calibration::default()
-                }
-            } else {
-                calibration_from(logits.view(), &v.labels, &scores, hyper.target_acceptance())
-            }
-        }
-        _ => {
-            let scores: Vec<f32> = z
-                .axis_iter(Axis(0))
-                .zip(fit_labels.iter())
-                .map(|(r, &y)| prototypes.nearest_excluding(r, Some(y)).0)
-                .collect();
-            let (unknown_threshold, accepted_fraction) =
-                acceptance_threshold(&scores, hyper.target_acceptance());
-            Calibration {
-                unknown_threshold,
-                accepted_fraction,
-                samples: scores.len(),
-                ..Calibration::default()
-            }
-        }
-    };
-
-    // 6. Refit on every sample for the epoch count the validation data chose (the whole
-    // schedule with `patience` 0, unless the head stays the prior), unless it ran above.
-    let refit_epochs = known_refit_epochs.unwrap_or(best_epoch);
-    let refit = match refit {
-        Some(done) => done,
-        None => {
-            if calibration_only {
-                // The generator goes on as if the hold-out run had taken the whole schedule.
-                skip_shuffles(&mut rng, fit_len, hyper.epochs() - first.epochs_run);
-            }
-            all_rows(&mut rng, refit_epochs)?
-        }
-    };
-    let (standardizer, params, prototypes, z, center, refit_samples) = match refit {
-        Some(r) => (
-            r.standardizer,
-            r.params,
-            r.prototypes,
-            r.z,
-            r.center,
-            Some(r.samples),
-        ),
-        None => {
-            let center = center_of(&params, z.view(), kind, dim);
-            (standardizer, params, prototypes, z, center, None)
-        }
-    };
+    // 5. Calibration, measured on data these weights never saw.
+    let calibration = calibrate(
+        &params,
+        zv.view(),
+        val_labels,
+        &prototypes,
+        loo_scores,
+        hyper,
+    );
+    let refit_prototypes = Prototypes::fit(z.view(), &labels, k);
+    let center = center_of(&refit.params, z.view(), kind, dim);
     let head = Head {
         dim,
         kind,
         hyper: hyper.clone(),
         classes,
-        standardizer,
-        params,
-        prototypes,
+        standardizer: refit_std,
+        params: refit.params,
+        prototypes: refit_prototypes,
         calibration,
         online_scores: Vec::new(),
         center,
@@ -555,18 +558,246 @@ fn train_head(
         final_train_loss: first.final_train_loss,
         validation: source,
         fit_samples: fit_len,
-        refit_samples,
-        refit_epochs: refit_samples.map(|_| refit_epochs),
+        refit_samples: Some(labels.len()),
+        refit_epochs: Some(refit_epochs),
         calibration,
     };
     Ok((head, report))
 }
 
-/// Standardised rows, their labels and the per-class loss weights.
+/// Step 5 with validation rows: temperature and unknown threshold from the validation rows `zv`
+/// (standardised like the fitting rows) and the weights `params` fitted without them; with
+/// `loo_scores` (fewer than [`MIN_CALIBRATION_SAMPLES`] validation rows: the fitting rows'
+/// leave-one-out prototype scores), the temperature stays 1 and the threshold is set on both.
+fn calibrate(
+    params: &Params,
+    zv: ArrayView2<f32>,
+    val_labels: &[usize],
+    prototypes: &Prototypes,
+    loo_scores: Option<Vec<f32>>,
+    hyper: &HyperParams,
+) -> Calibration {
+    let mut scores: Vec<f32> = zv
+        .axis_iter(Axis(0))
+        .map(|r| prototypes.nearest(r).0)
+        .collect();
+    match loo_scores {
+        // A few validation samples: their quantile is noise, so the leave-one-out scores of the
+        // fitting set join them; and the temperature stays 1 (the class-mean prior's scale was
+        // already fitted on leave-one-out logits).
+        Some(loo) => {
+            scores.extend(loo);
+            let (unknown_threshold, accepted_fraction) =
+                acceptance_threshold(&scores, hyper.target_acceptance());
+            Calibration {
+                unknown_threshold,
+                accepted_fraction,
+                samples: scores.len(),
+                ..Calibration::default()
+            }
+        }
+        None => {
+            let logits = params.logits(zv);
+            calibration_from(
+                logits.view(),
+                val_labels,
+                &scores,
+                hyper.target_acceptance(),
+            )
+        }
+    }
+}
+
+/// Steps 2-6 with early stopping (`patience` > 0) or without validation rows: the hold-out run
+/// on the fitting rows' own standardised copy, then (with validation rows) the refit on every
+/// row for the best epoch count.
+fn early_stopping(
+    split: Split<'_>,
+    kind: HeadKind,
+    hyper: &HyperParams,
+    threads: usize,
+    mut rng: ChaCha8Rng,
+    on_epoch: &mut dyn FnMut(&EpochReport),
+) -> Result<(Head, TrainReport), HeadError> {
+    let Split {
+        rows,
+        fit: fit_len,
+        source,
+    } = split;
+    let k = rows.classes.len();
+    let dim = rows.dim();
+    let has_val = fit_len < rows.len();
+    let (fit_labels, val_labels) = rows.labels.split_at(fit_len);
+    let x_fit = rows.features.slice(s![..fit_len, ..]);
+
+    // 2. Standardise on the fitting rows.
+    let standardizer = Standardizer::fit(x_fit);
+    let zv = has_val.then(|| standardizer.transform(rows.features.slice(s![fit_len.., ..])));
+    let weights = class_weights(&counts_of(fit_labels, k), hyper.class_balanced());
+    let val_weights = class_weights(&counts_of(val_labels, k), hyper.class_balanced());
+    let prior = class_mean_prior(kind, x_fit, fit_labels, k, &standardizer, &mut rng);
+    let z = standardizer.transform(x_fit);
+
+    // 3 and 4. SGD from the class-mean prior, with early stopping on the validation rows.
+    let first = sgd_run(
+        FitData {
+            z: z.view(),
+            labels: fit_labels,
+            weights: &weights,
+            affine: None,
+        },
+        zv.as_ref().map(|zv| FitData {
+            z: zv.view(),
+            labels: val_labels,
+            weights: &val_weights,
+            affine: None,
+        }),
+        kind,
+        k,
+        prior.as_ref(),
+        hyper,
+        Schedule::full(hyper),
+        false,
+        threads,
+        &mut rng,
+        on_epoch,
+    )?;
+    let (mut best_val_loss, mut best_val_accuracy, mut best_epoch) = match first.best {
+        Some((vl, va, e)) => (Some(vl), Some(va), e),
+        None => (None, None, first.epochs_run),
+    };
+    let mut params = first.params;
+    // 4a. As in [`calibrated`].
+    if let (true, Some(p), Some(zv)) = (too_few_to_move(val_labels, k), &prior, &zv) {
+        let logits = p.start.logits(zv.view());
+        best_val_loss = Some(cross_entropy(logits.view(), val_labels, &val_weights));
+        best_val_accuracy = Some(accuracy(logits.view(), val_labels));
+        best_epoch = 0;
+        params = p.start.clone();
+    }
+    // 5. Prototypes and calibration, measured on data these weights never saw.
+    let prototypes = Prototypes::fit(z.view(), fit_labels, k);
+    let calibration = match &zv {
+        Some(zv) => {
+            let loo_scores = (val_labels.len() < MIN_CALIBRATION_SAMPLES).then(|| {
+                z.axis_iter(Axis(0))
+                    .zip(fit_labels)
+                    .map(|(r, &y)| prototypes.nearest_excluding(r, Some(y)).0)
+                    .collect()
+            });
+            calibrate(
+                &params,
+                zv.view(),
+                val_labels,
+                &prototypes,
+                loo_scores,
+                hyper,
+            )
+        }
+        None => {
+            let scores: Vec<f32> = z
+                .axis_iter(Axis(0))
+                .zip(fit_labels)
+                .map(|(r, &y)| prototypes.nearest_excluding(r, Some(y)).0)
+                .collect();
+            let (unknown_threshold, accepted_fraction) =
+                acceptance_threshold(&scores, hyper.target_acceptance());
+            Calibration {
+                unknown_threshold,
+                accepted_fraction,
+                samples: scores.len(),
+                ..Calibration::default()
+            }
+        }
+    };
+
+    // 6. Refit on every row for the epoch count the validation rows chose.
+    let refit = if has_val {
+        Some(refit_on(
+            rows.as_ref(),
+            kind,
+            hyper,
+            best_epoch,
+            threads,
+            &mut rng,
+        )?)
+    } else {
+        None
+    };
+    let (standardizer, params, prototypes, center, center_count, refit_samples) = match refit {
+        Some(r) => (
+            r.standardizer,
+            r.params,
+            r.prototypes,
+            r.center,
+            r.samples,
+            Some(r.samples),
+        ),
+        None => {
+            let center = center_of(&params, z.view(), kind, dim);
+            (standardizer, params, prototypes, center, z.nrows(), None)
+        }
+    };
+    let head = Head {
+        dim,
+        kind,
+        hyper: hyper.clone(),
+        classes: rows.classes.clone(),
+        standardizer,
+        params,
+        prototypes,
+        calibration,
+        online_scores: Vec::new(),
+        center,
+        center_count: center_count as u64,
+    };
+    let report = TrainReport {
+        epochs_run: first.epochs_run,
+        best_epoch,
+        best_val_accuracy,
+        best_val_loss,
+        final_train_loss: first.final_train_loss,
+        validation: source,
+        fit_samples: fit_len,
+        refit_samples,
+        refit_epochs: refit_samples.map(|_| best_epoch),
+        calibration,
+    };
+    Ok((head, report))
+}
+
+/// The per-dimension map `z · scale + offset` from one standardisation's values onto another's,
+/// for the same raw rows: `(x − m₁)·s₁ · (s₂/s₁) + (m₁ − m₂)·s₂ = (x − m₂)·s₂`.
+struct Affine {
+    scale: Array1<f32>,
+    offset: Array1<f32>,
+}
+
+impl Affine {
+    /// The map from `from`'s standardised values onto `to`'s.
+    fn between(from: &Standardizer, to: &Standardizer) -> Affine {
+        let scale = to.inv_std() / from.inv_std();
+        let offset = (from.mean() - to.mean()) * to.inv_std();
+        Affine { scale, offset }
+    }
+
+    /// Writes row `z` mapped into `out` (same length).
+    fn apply_into(&self, z: ArrayView1<f32>, mut out: ArrayViewMut1<f32>) {
+        ndarray::Zip::from(&mut out)
+            .and(&z)
+            .and(&self.scale)
+            .and(&self.offset)
+            .for_each(|o, &z, &a, &c| *o = z * a + c);
+    }
+}
+
+/// Standardised rows, their labels and the per-class loss weights; with `affine`, the rows the
+/// SGD sees are `z` mapped by it (see [`calibrated`]).
 struct FitData<'a> {
     z: ArrayView2<'a, f32>,
     labels: &'a [usize],
     weights: &'a [f32],
+    affine: Option<&'a Affine>,
 }
 
 /// What one SGD run produced.
@@ -606,39 +837,14 @@ struct Refit {
     standardizer: Standardizer,
     params: Params,
     prototypes: Prototypes,
-    /// Every row, standardised.
-    z: Array2<f32>,
     center: Array1<f32>,
     samples: usize,
 }
 
-/// Step 6: standardisation, prior, `epochs` epochs of SGD (tail-averaged), prototypes and centre
-/// on every row: the fitting rows then the validation rows (with a hold-out, the rows of `train`
-/// in the order `split` made them, else `train` then `val`).
-#[allow(clippy::too_many_arguments)]
-fn refit_all(
-    train: &Dataset,
-    val: &Dataset,
-    split: Option<&(Vec<usize>, Vec<usize>)>,
-    kind: HeadKind,
-    hyper: &HyperParams,
-    epochs: usize,
-    threads: usize,
-    rng: &mut ChaCha8Rng,
-) -> Result<Refit, HeadError> {
-    let all = match split {
-        Some((rest, held)) => {
-            let order: Vec<usize> = rest.iter().chain(held).copied().collect();
-            train.select(&order)
-        }
-        None => train.concat(val),
-    };
-    refit_on(all, kind, hyper, epochs, threads, rng)
-}
-
-/// Step 6 on `all`, every row in the order [`refit_all`] makes them.
+/// Step 6 (with early stopping): standardisation, prior, `epochs` epochs of SGD (tail-averaged),
+/// prototypes and centre on every row of `all` (the fitting rows then the validation rows).
 fn refit_on(
-    all: Dataset,
+    all: &Dataset,
     kind: HeadKind,
     hyper: &HyperParams,
     epochs: usize,
@@ -656,15 +862,13 @@ fn refit_on(
         &standardizer,
         rng,
     );
-    let Dataset {
-        features, labels, ..
-    } = all;
-    let z = standardizer.transform_owned(features);
+    let z = standardizer.transform(all.features.view());
     let refit = sgd_run(
         FitData {
             z: z.view(),
-            labels: &labels,
+            labels: &all.labels,
             weights: &weights,
+            affine: None,
         },
         None,
         kind,
@@ -677,15 +881,14 @@ fn refit_on(
         rng,
         &mut |_| {},
     )?;
-    let prototypes = Prototypes::fit(z.view(), &labels, k);
+    let prototypes = Prototypes::fit(z.view(), &all.labels, k);
     let center = center_of(&refit.params, z.view(), kind, z.ncols());
     Ok(Refit {
         standardizer,
         params: refit.params,
         prototypes,
-        z,
         center,
-        samples: labels.len(),
+        samples: all.len(),
     })
 }
 
@@ -772,7 +975,9 @@ fn sgd_run(
     let mut order: Vec<usize> = (0..n).collect();
     // Every buffer of a step is made here once and reused: the batch's rows and labels, the
     // layers' outputs and deltas (`ws`), the gradient and the momentum.
-    let gather = params.layers[0].w.nrows() > MAX_NARROW_OUTPUTS && !wide::available();
+    // Rows mapped by an affine map are always written into the batch matrix.
+    let gather = data.affine.is_some()
+        || (params.layers[0].w.nrows() > MAX_NARROW_OUTPUTS && !wide::available());
     let mut xb = Array2::<f32>::zeros((if gather { bs } else { 0 }, dim));
     let mut yb = vec![0usize; bs];
     let mut ws = Workspace::new();
@@ -811,13 +1016,19 @@ fn sgd_run(
             // does a wide one (the MLP) with AVX-512; otherwise the MLP gets them copied into one
             // matrix for ndarray's matrix product.
             let picked = Rows::picked(data.z, chunk);
-            let rows = match (gather, picked) {
-                (false, Some(rows)) => rows,
-                (true, Some(rows)) => {
+            let rows = match (data.affine, gather, picked) {
+                (Some(affine), _, _) => {
+                    for (r, &i) in chunk.iter().enumerate() {
+                        affine.apply_into(data.z.row(i), xb.row_mut(r));
+                    }
+                    Rows::all(xb.slice(s![..m, ..])).expect("a fresh matrix is contiguous")
+                }
+                (None, false, Some(rows)) => rows,
+                (None, true, Some(rows)) => {
                     rows.gather_into(&mut xb.slice_mut(s![..m, ..]));
                     Rows::all(xb.slice(s![..m, ..])).expect("a fresh matrix is contiguous")
                 }
-                (_, None) => {
+                (None, _, None) => {
                     for (r, &i) in chunk.iter().enumerate() {
                         xb.row_mut(r).assign(&data.z.row(i));
                     }
@@ -955,10 +1166,10 @@ mod tests {
         assert!(report.calibration.temperature.is_finite() && report.calibration.samples > 0);
     }
 
-    /// Training on data sets it consumes gives the same head and report as training on
-    /// borrowed ones, with validation rows given and without.
+    /// Training on the rows joined in one matrix gives the same head and report as training
+    /// on the two sets apart, with validation rows given and without.
     #[test]
-    fn owned_training_gives_the_same_bits() {
+    fn joined_training_gives_the_same_bits() {
         let train = blobs(5);
         let val = blobs(6);
         let hyper = HyperParams::builder().epochs(12).check().expect("valid");
@@ -967,8 +1178,11 @@ mod tests {
                 let v = given.then_some(&val);
                 let (borrowed, report) =
                     Head::train(&train, v, kind, &hyper, &mut |_| {}).expect("trains");
-                let (owned, owned_report) =
-                    Head::train_owned(train.clone(), v.cloned(), kind, &hyper).expect("trains");
+                let (owned, owned_report) = match v {
+                    Some(v) => Head::train_joined(train.concat(v), train.len(), kind, &hyper),
+                    None => Head::train_joined(train.clone(), train.len(), kind, &hyper),
+                }
+                .expect("trains");
                 assert_eq!(owned, borrowed, "{kind:?}, validation given: {given}");
                 assert_eq!(owned_report.refit_samples, report.refit_samples);
                 assert_eq!(owned_report.calibration, report.calibration);

@@ -14,19 +14,21 @@
 
 use crate::head::{Dataset, Head, HeadError, HeadKind, HyperParams};
 
-/// What a head is fitted to: the training rows and, when views of the samples are among them, the
-/// validation rows (samples only, drawn before the views were added; see
-/// [`crate::augment::with_views`]). `val` None: [`fit_head`]'s own rules.
+/// What a head is fitted to: the training rows and, when views of the samples are among them,
+/// the validation rows after them in the same matrix (samples only, drawn before the views were
+/// added; see [`crate::augment::with_views_from`]).
 #[derive(Debug, Clone)]
 pub struct TrainingData {
-    /// Rows fitted on.
-    pub train: Dataset,
-    /// Rows validated on (samples whose views are not in `train`).
-    pub val: Option<Dataset>,
+    /// Rows fitted on, then (from `val_from`) the rows validated on.
+    pub rows: Dataset,
+    /// Where the validation rows start; `None`: no validation rows of its own, [`fit_head`]'s
+    /// own rules.
+    pub val_from: Option<usize>,
 }
 
 /// Fits a head to `data`: [`fit_head`] when it has no validation rows of its own (or fewer than
-/// two classes, or an imported head to fine-tune: then on all its rows), else [`Head::train`] with them.
+/// two classes, or an imported head to fine-tune: then on all its rows), else
+/// [`Head::train_joined`] with them.
 ///
 /// # Errors
 /// As [`fit_head`].
@@ -36,14 +38,13 @@ pub fn fit_split(
     hyper: &HyperParams,
     prior: Option<&Head>,
 ) -> Result<Head, HeadError> {
-    let TrainingData { train, val } = data;
-    match val {
-        // Consumed: the device's largest matrix is not held twice while the head trains.
-        Some(val) if prior.is_none() && train.classes.len() >= 2 => {
-            Head::train_owned(train, Some(val), kind, hyper).map(|(head, _)| head)
+    let TrainingData { rows, val_from } = data;
+    match val_from {
+        // Consumed: the device's largest matrix is held once while the head trains.
+        Some(val_from) if prior.is_none() && rows.classes.len() >= 2 => {
+            Head::train_joined(rows, val_from, kind, hyper).map(|(head, _)| head)
         }
-        Some(val) => fit_head(&train.concat(&val), kind, hyper, prior),
-        None => fit_head(&train, kind, hyper, prior),
+        _ => fit_head(&rows, kind, hyper, prior),
     }
 }
 

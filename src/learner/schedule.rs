@@ -79,12 +79,6 @@ impl Learner {
         });
         let dim = self.store.backbone().dim as usize;
         let samples: Vec<&Sample> = data.live_samples().collect();
-        let mut features = Array2::<f32>::zeros((samples.len(), dim));
-        for (mut row, sample) in features.axis_iter_mut(Axis(0)).zip(&samples) {
-            if let Some(slice) = row.as_slice_mut() {
-                sample.feature.decode_into(slice);
-            }
-        }
         let labels = samples
             .iter()
             .map(|s| classes.iter().position(|&c| c == s.class).unwrap_or(0))
@@ -93,37 +87,58 @@ impl Learner {
             .iter()
             .map(|&c| data.classes[c as usize].name.clone())
             .collect();
-        let all = Dataset {
-            features,
-            labels,
-            classes: names,
-        };
         let prior = self.prior.as_ref().and_then(|p| p.live(data));
         let view_of: Vec<usize> = samples
             .iter()
             .enumerate()
             .flat_map(|(i, s)| std::iter::repeat_n(i, s.views.len()))
             .collect();
+        let write_sample = |i: usize, mut row: ndarray::ArrayViewMut1<f32>| {
+            if let (Some(sample), Some(slice)) = (samples.get(i), row.as_slice_mut()) {
+                sample.feature.decode_into(slice);
+            }
+        };
         let training = if view_of.is_empty() || prior.is_some() {
+            let mut features = Array2::<f32>::zeros((samples.len(), dim));
+            for (i, row) in features.axis_iter_mut(Axis(0)).enumerate() {
+                write_sample(i, row);
+            }
+            let all = Dataset {
+                features,
+                labels,
+                classes: names,
+            };
             TrainingData {
-                train: all.into_canonical(),
-                val: None,
+                rows: all.into_canonical(),
+                val_from: None,
             }
         } else {
-            // Each stored view is decoded straight into its training row.
+            // Each stored sample and view is decoded straight into its training row: `all`
+            // gives only the labels (no columns).
+            let all = Dataset {
+                features: Array2::zeros((samples.len(), 0)),
+                labels,
+                classes: names,
+            };
             let stored: Vec<_> = samples.iter().flat_map(|s| &s.views).collect();
             let write_view = |j: usize, mut row: ndarray::ArrayViewMut1<f32>| {
                 if let (Some(view), Some(slice)) = (stored.get(j), row.as_slice_mut()) {
                     view.decode_into(slice);
                 }
             };
-            let (train, val) =
-                crate::augment::with_views_from(&all, write_view, &view_of, None, &self.hyper);
-            // The frames are in `train` now: free them before the retrain starts.
-            drop(all);
+            let (rows, val_from) = crate::augment::with_views_from(
+                &all,
+                dim,
+                write_sample,
+                write_view,
+                &view_of,
+                None,
+                &self.hyper,
+            );
+            let has_val = val_from < rows.len();
             TrainingData {
-                train: train.into_canonical(),
-                val: val.map(Dataset::into_canonical),
+                rows: rows.into_canonical_split(val_from),
+                val_from: has_val.then_some(val_from),
             }
         };
         let classes = match &prior {

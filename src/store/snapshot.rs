@@ -116,6 +116,39 @@ pub fn decode(bytes: &[u8], path: &Path, kind: FileKind, backbone: &BackboneId) 
     Ok(Decoded { data, version })
 }
 
+/// Checks a snapshot file just written in the current format version, record by record, as
+/// [`decode`] would read it, without building the state a second time beside the live one.
+///
+/// # Errors
+/// As [`decode`].
+pub fn verify(bytes: &[u8], path: &Path, kind: FileKind, backbone: &BackboneId) -> Result<()> {
+    let container = format::read_whole(bytes, path, kind, backbone)?;
+    if container.header.version != format::FORMAT_VERSION {
+        return Err(corrupt(
+            path,
+            format!(
+                "was written as version {} but reads back as version {}",
+                format::FORMAT_VERSION,
+                container.header.version
+            ),
+        ));
+    }
+    let (first, rest) = container
+        .records
+        .split_first()
+        .ok_or_else(|| corrupt(path, "no snapshot header record".into()))?;
+    let meta: SnapshotMeta = format::decode_record(first, path, 0)?;
+    checks::check_samples(
+        rest,
+        meta.samples,
+        &meta.classes,
+        backbone,
+        path,
+        format::decode_record,
+        drop,
+    )
+}
+
 fn decode_current(records: &[&[u8]], path: &Path, backbone: &BackboneId) -> Result<StateData> {
     let (first, rest) = records
         .split_first()

@@ -279,18 +279,23 @@ impl Store {
         let path = self.dir.join(snapshot_name(seq));
         let bytes = snapshot::encode(&self.data, FileKind::Snapshot, &self.backbone, &path)?;
         write_atomic(self.fs.as_ref(), &path, &bytes)?;
+        // The state's bytes are held once at a time (written, then read back), never beside a
+        // second decoded state: on a device the snapshot meets a retrain's training rows.
+        let written = bytes.len() as u64;
+        drop(bytes);
         // Only a snapshot that reads back whole may let older files go.
         let back = self
             .fs
             .read(&path)
             .map_err(|e| StoreError::io("read back", &path, e))?;
-        snapshot::decode(&back, &path, FileKind::Snapshot, &self.backbone)?;
-        self.stats.snapshot_bytes += bytes.len() as u64;
+        snapshot::verify(&back, &path, FileKind::Snapshot, &self.backbone)?;
+        drop(back);
+        self.stats.snapshot_bytes += written;
         self.stats.snapshots += 1;
         if !self.snapshots.contains(&seq) {
             self.snapshots.push(seq);
         }
-        self.last_snapshot_bytes = bytes.len() as u64;
+        self.last_snapshot_bytes = written;
         self.journal_bytes = 0;
         self.events_since_snapshot = 0;
         self.repair_due = false;
@@ -298,7 +303,7 @@ impl Store {
             warn!("snapshot written, but cannot start a new journal segment ({e}); retrying later");
         }
         self.prune();
-        Ok(bytes.len() as u64)
+        Ok(written)
     }
 
     /// Snapshots if [`Self::snapshot_due`].
