@@ -56,34 +56,17 @@ pub(crate) fn decode_samples(
     path: &Path,
     decode: fn(&[u8], &Path, usize) -> Result<Sample>,
 ) -> Result<Vec<Sample>> {
-    let mut samples = Vec::with_capacity(records.len());
-    check_samples(records, expected, classes, backbone, path, decode, |s| {
-        samples.push(s);
-    })?;
-    Ok(samples)
-}
-
-/// [`decode_samples`] handing each checked sample to `each` instead of collecting them (a
-/// snapshot read back to be checked is not held a second time in memory).
-pub(crate) fn check_samples(
-    records: &[&[u8]],
-    expected: u64,
-    classes: &[ClassEntry],
-    backbone: &BackboneId,
-    path: &Path,
-    decode: fn(&[u8], &Path, usize) -> Result<Sample>,
-    mut each: impl FnMut(Sample),
-) -> Result<()> {
     if expected != records.len() as u64 {
         return Err(corrupt(
             path,
             format!("says {expected} samples but holds {}", records.len()),
         ));
     }
+    let mut samples = Vec::with_capacity(records.len());
     for (i, payload) in records.iter().enumerate() {
         let sample = decode(payload, path, i + 1)?;
         validate_sample(&sample, classes.len(), backbone, path, i + 1)?;
-        each(sample);
+        samples.push(sample);
     }
-    Ok(())
+    Ok(samples)
 }

@@ -343,7 +343,7 @@ fn valid_records_after(rest: &[u8]) -> usize {
 }
 
 /// The payload of the record at the start of `rest`, or why it is not a valid record.
-fn next_record(rest: &[u8]) -> std::result::Result<&[u8], String> {
+pub(crate) fn next_record(rest: &[u8]) -> std::result::Result<&[u8], String> {
     if rest.len() < RECORD_OVERHEAD {
         return Err(format!(
             "record framing cut short ({} of {RECORD_OVERHEAD} bytes)",

@@ -17,6 +17,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 pub trait Fs: Send + Sync + std::fmt::Debug {
     /// Reads a whole file.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Reads at most `len` bytes of a file from `offset` (fewer at its end): a large file read a
+    /// window at a time. The default reads the whole file and cuts the window out of it.
+    fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        let all = self.read(path)?;
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(all.len());
+        let end = start.saturating_add(len).min(all.len());
+        Ok(all[start..end].to_vec())
+    }
     /// The file names (not paths) in a directory, unsorted.
     fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
     /// Creates a directory and its parents.
@@ -44,6 +52,15 @@ pub struct RealFs;
 impl Fs for RealFs {
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         fs::read(path)
+    }
+
+    fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = fs::File::open(path)?;
+        file.seek(SeekFrom::Start(offset))?;
+        let mut window = Vec::with_capacity(len);
+        file.take(len as u64).read_to_end(&mut window)?;
+        Ok(window)
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {

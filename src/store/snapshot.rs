@@ -19,8 +19,9 @@ use super::checks::{self, corrupt};
 use super::data::{ClassEntry, HeadBlob, StateData};
 use super::events::Action;
 use super::format::{self, FileKind, Header};
+use super::fs::{self, Fs};
 use super::remote::{RemoteId, RemoteMark};
-use super::{migrate, Result};
+use super::{migrate, Result, StoreError};
 use crate::model::BackboneId;
 
 /// File name of the snapshot including events up to `seq`.
@@ -67,16 +68,7 @@ pub fn encode(
     backbone: &BackboneId,
     path: &Path,
 ) -> Result<Vec<u8>> {
-    let meta = SnapshotMeta {
-        seq: data.seq,
-        created_ms: now_ms(),
-        classes: data.classes.clone(),
-        next_sample_id: data.next_sample_id,
-        undo: data.undo.clone(),
-        head: data.head.clone(),
-        samples: data.samples.len() as u64,
-        remote: data.remote.iter().map(|(k, v)| (*k, *v)).collect(),
-    };
+    let meta = meta_of(data);
     let per_sample = data
         .samples
         .first()
@@ -88,6 +80,20 @@ pub fn encode(
         format::push_record(&mut bytes, sample, "a stored sample", path)?;
     }
     Ok(bytes)
+}
+
+/// The first record of a snapshot of `data`.
+fn meta_of(data: &StateData) -> SnapshotMeta {
+    SnapshotMeta {
+        seq: data.seq,
+        created_ms: now_ms(),
+        classes: data.classes.clone(),
+        next_sample_id: data.next_sample_id,
+        undo: data.undo.clone(),
+        head: data.head.clone(),
+        samples: data.samples.len() as u64,
+        remote: data.remote.iter().map(|(k, v)| (*k, *v)).collect(),
+    }
 }
 
 /// A decoded snapshot and the format version it was written in.
@@ -116,37 +122,147 @@ pub fn decode(bytes: &[u8], path: &Path, kind: FileKind, backbone: &BackboneId) 
     Ok(Decoded { data, version })
 }
 
-/// Checks a snapshot file just written in the current format version, record by record, as
-/// [`decode`] would read it, without building the state a second time beside the live one.
+/// Bytes of records gathered before they are appended to a snapshot being written, and read at
+/// a time when one is checked: a device's snapshot (megabytes of stored features) is never held
+/// whole in memory beside the live state and a retrain's training rows.
+const WINDOW: usize = 256 << 10;
+
+/// Writes `data` as a snapshot file at `path` through `fs`, atomically (to `<name>.tmp`, fsync,
+/// rename, fsync of the directory), encoding and appending its records a window at a time.
+/// Returns the file's length.
 ///
 /// # Errors
-/// As [`decode`].
-pub fn verify(bytes: &[u8], path: &Path, kind: FileKind, backbone: &BackboneId) -> Result<()> {
-    let container = format::read_whole(bytes, path, kind, backbone)?;
-    if container.header.version != format::FORMAT_VERSION {
+/// The storage failure (the temporary file is removed; `path` is untouched), or
+/// [`StoreError::Encode`].
+pub fn write(
+    fs: &dyn Fs,
+    data: &StateData,
+    kind: FileKind,
+    backbone: &BackboneId,
+    path: &Path,
+) -> Result<u64> {
+    let tmp = fs::tmp_path(path);
+    let staged = write_records(fs, data, kind, backbone, path, &tmp).and_then(|written| {
+        fs.sync_file(&tmp)
+            .map_err(|e| StoreError::io("fsync", &tmp, e))?;
+        fs.rename(&tmp, path)
+            .map_err(|e| StoreError::io("rename into place", path, e))?;
+        Ok(written)
+    });
+    let written = match staged {
+        Ok(written) => written,
+        Err(e) => {
+            // Best effort: on a full disk, removing is what frees the space again.
+            let _ = fs.remove(&tmp);
+            return Err(e);
+        }
+    };
+    let dir = fs::parent_dir(path);
+    fs.sync_dir(&dir)
+        .map_err(|e| StoreError::io("fsync directory", &dir, e))?;
+    Ok(written)
+}
+
+/// The records of `data` (as [`encode`] makes them) written into `tmp` a window at a time.
+fn write_records(
+    fs: &dyn Fs,
+    data: &StateData,
+    kind: FileKind,
+    backbone: &BackboneId,
+    path: &Path,
+    tmp: &Path,
+) -> Result<u64> {
+    let mut window = Vec::with_capacity(WINDOW + 1024);
+    window.extend_from_slice(&Header::new(kind, *backbone).encode());
+    format::push_record(&mut window, &meta_of(data), "the snapshot header", path)?;
+    fs.write_new(tmp, &window)
+        .map_err(|e| StoreError::io("write", tmp, e))?;
+    let mut written = window.len() as u64;
+    window.clear();
+    for sample in &data.samples {
+        format::push_record(&mut window, sample, "a stored sample", path)?;
+        if window.len() >= WINDOW {
+            fs.append(tmp, &window)
+                .map_err(|e| StoreError::io("write", tmp, e))?;
+            written += window.len() as u64;
+            window.clear();
+        }
+    }
+    if !window.is_empty() {
+        fs.append(tmp, &window)
+            .map_err(|e| StoreError::io("write", tmp, e))?;
+        written += window.len() as u64;
+    }
+    Ok(written)
+}
+
+/// Checks the snapshot file at `path`, just written in the current format version, record by
+/// record as [`decode`] would read it, a window of the file at a time: neither its bytes nor a
+/// second decoded state are held beside the live one.
+///
+/// # Errors
+/// The read's failure, or what [`decode`] would report.
+pub fn verify(fs: &dyn Fs, path: &Path, kind: FileKind, backbone: &BackboneId) -> Result<()> {
+    let read = |offset: u64, len: usize| {
+        fs.read_at(path, offset, len)
+            .map_err(|e| StoreError::io("read back", path, e))
+    };
+    let header = Header::decode(&read(0, format::HEADER_LEN)?, path)?;
+    header.check(path, kind, backbone)?;
+    if header.version != format::FORMAT_VERSION {
         return Err(corrupt(
             path,
             format!(
                 "was written as version {} but reads back as version {}",
                 format::FORMAT_VERSION,
-                container.header.version
+                header.version
             ),
         ));
     }
-    let (first, rest) = container
-        .records
-        .split_first()
-        .ok_or_else(|| corrupt(path, "no snapshot header record".into()))?;
-    let meta: SnapshotMeta = format::decode_record(first, path, 0)?;
-    checks::check_samples(
-        rest,
-        meta.samples,
-        &meta.classes,
-        backbone,
-        path,
-        format::decode_record,
-        drop,
-    )
+    let mut offset = format::HEADER_LEN as u64;
+    let mut window: Vec<u8> = Vec::new();
+    let mut meta: Option<SnapshotMeta> = None;
+    let mut samples = 0u64;
+    loop {
+        let chunk = read(offset, WINDOW)?;
+        let at_end = chunk.len() < WINDOW;
+        offset += chunk.len() as u64;
+        window.extend_from_slice(&chunk);
+        let mut used = 0;
+        while used < window.len() {
+            let payload = match format::next_record(&window[used..]) {
+                Ok(payload) => payload,
+                // The rest of this record is in the next window.
+                Err(_) if !at_end => break,
+                Err(reason) => {
+                    return Err(corrupt(path, format!("record {}: {reason}", samples + 1)));
+                }
+            };
+            match &meta {
+                None => meta = Some(format::decode_record(payload, path, 0)?),
+                Some(meta) => {
+                    let index = samples as usize + 1;
+                    let sample: crate::store::events::Sample =
+                        format::decode_record(payload, path, index)?;
+                    checks::validate_sample(&sample, meta.classes.len(), backbone, path, index)?;
+                    samples += 1;
+                }
+            }
+            used += format::RECORD_OVERHEAD + payload.len();
+        }
+        window.drain(..used);
+        if at_end {
+            break;
+        }
+    }
+    let meta = meta.ok_or_else(|| corrupt(path, "no snapshot header record".into()))?;
+    if meta.samples != samples {
+        return Err(corrupt(
+            path,
+            format!("says {} samples but holds {samples}", meta.samples),
+        ));
+    }
+    Ok(())
 }
 
 fn decode_current(records: &[&[u8]], path: &Path, backbone: &BackboneId) -> Result<StateData> {
@@ -180,4 +296,95 @@ pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::config::StoreConfig;
+    use crate::store::events::{ClassTarget, FrameHash, JournalEntry, LabelEvent, Sample};
+    use crate::store::features::{Blob, FeatureEncoding, StoredFeature};
+    use crate::store::fs::RealFs;
+
+    const DIM: u32 = 8;
+
+    /// A state whose snapshot spans several windows: 200 samples with 4 KiB thumbnails.
+    fn state() -> StateData {
+        let mut data = StateData::default();
+        let config = StoreConfig::default();
+        for (seq, id) in (1..=200u64).enumerate() {
+            let class = if seq == 0 {
+                ClassTarget::New("leaf".into())
+            } else {
+                ClassTarget::Existing(0)
+            };
+            let sample = Sample {
+                id,
+                class: 0,
+                time_ms: id,
+                frame_hash: FrameHash::default(),
+                feature: StoredFeature::encode(&[id as f32; DIM as usize], FeatureEncoding::F16),
+                thumbnail: Blob(vec![(id % 251) as u8; 4096]),
+                views: Vec::new(),
+            };
+            let entry = JournalEntry {
+                seq: seq as u64 + 1,
+                event: LabelEvent::Label {
+                    class,
+                    samples: vec![sample],
+                },
+            };
+            data.apply(&entry, DIM, &config).expect("a valid label");
+        }
+        data
+    }
+
+    fn backbone() -> BackboneId {
+        BackboneId {
+            sha256: [7; 32],
+            dim: DIM,
+        }
+    }
+
+    /// A snapshot written a window at a time reads back as the state, passes its check, and a
+    /// flipped byte or a cut end anywhere in it fails the check.
+    #[test]
+    fn a_windowed_snapshot_reads_back_and_damage_is_caught() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join(snapshot_name(200));
+        let data = state();
+        let written =
+            write(&RealFs, &data, FileKind::Snapshot, &backbone(), &path).expect("written");
+        let bytes = std::fs::read(&path).expect("read");
+        assert_eq!(bytes.len() as u64, written);
+        assert!(
+            bytes.len() > 2 * WINDOW,
+            "spans windows: {} bytes",
+            bytes.len()
+        );
+        assert!(!fs::tmp_path(&path).exists());
+        verify(&RealFs, &path, FileKind::Snapshot, &backbone()).expect("checks");
+        let decoded = decode(&bytes, &path, FileKind::Snapshot, &backbone()).expect("decodes");
+        assert_eq!(decoded.data.samples, data.samples);
+        assert_eq!(decoded.data.classes, data.classes);
+
+        for at in [
+            format::HEADER_LEN + 3,
+            WINDOW - 2,
+            WINDOW + 5,
+            bytes.len() - 1,
+        ] {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x40;
+            std::fs::write(&path, &bad).expect("write");
+            assert!(
+                verify(&RealFs, &path, FileKind::Snapshot, &backbone()).is_err(),
+                "byte {at} flipped"
+            );
+        }
+        std::fs::write(&path, &bytes[..bytes.len() - 10]).expect("write");
+        assert!(verify(&RealFs, &path, FileKind::Snapshot, &backbone()).is_err());
+        std::fs::write(&path, &bytes[..WINDOW]).expect("write");
+        assert!(verify(&RealFs, &path, FileKind::Snapshot, &backbone()).is_err());
+    }
 }

@@ -33,7 +33,7 @@ use super::config::StoreConfig;
 use super::data::{Applied, HeadBlob, StateData};
 use super::events::{JournalEntry, LabelEvent};
 use super::format::FileKind;
-use super::fs::{parent_dir, write_atomic, Fs};
+use super::fs::{parent_dir, Fs};
 use super::journal::{segment_name, Segment};
 use super::recovery::{recover, RecoveryReport};
 use super::snapshot::{self, snapshot_name};
@@ -277,19 +277,17 @@ impl Store {
     pub fn snapshot(&mut self) -> Result<u64> {
         let seq = self.data.seq;
         let path = self.dir.join(snapshot_name(seq));
-        let bytes = snapshot::encode(&self.data, FileKind::Snapshot, &self.backbone, &path)?;
-        write_atomic(self.fs.as_ref(), &path, &bytes)?;
-        // The state's bytes are held once at a time (written, then read back), never beside a
-        // second decoded state: on a device the snapshot meets a retrain's training rows.
-        let written = bytes.len() as u64;
-        drop(bytes);
+        // Written and read back a window at a time: a snapshot meets a device's retrain, and
+        // neither its bytes nor a second decoded state are held beside the live one.
+        let written = snapshot::write(
+            self.fs.as_ref(),
+            &self.data,
+            FileKind::Snapshot,
+            &self.backbone,
+            &path,
+        )?;
         // Only a snapshot that reads back whole may let older files go.
-        let back = self
-            .fs
-            .read(&path)
-            .map_err(|e| StoreError::io("read back", &path, e))?;
-        snapshot::verify(&back, &path, FileKind::Snapshot, &self.backbone)?;
-        drop(back);
+        snapshot::verify(self.fs.as_ref(), &path, FileKind::Snapshot, &self.backbone)?;
         self.stats.snapshot_bytes += written;
         self.stats.snapshots += 1;
         if !self.snapshots.contains(&seq) {
