@@ -339,20 +339,22 @@ pub fn with_views_from(
     let val_from = fit_rows.len() + kept.len();
     let mut features = Array2::<f32>::zeros((val_from + val_len, dim));
     let mut rows = features.axis_iter_mut(Axis(0));
-    for (row, &i) in rows.by_ref().zip(&fit_rows) {
+    // The index lists lead each zip: a zip that runs out of its second iterator has already
+    // taken (and dropped) an item of its first, so `rows` leading would skip a row.
+    for (&i, row) in fit_rows.iter().zip(rows.by_ref()) {
         write_sample(i, row);
     }
-    for (row, &j) in rows.by_ref().zip(&kept) {
+    for (&j, row) in kept.iter().zip(rows.by_ref()) {
         write_view(j, row);
     }
     match &val {
         Some(v) => {
-            for (mut row, given) in rows.zip(v.features.axis_iter(Axis(0))) {
+            for (given, mut row) in v.features.axis_iter(Axis(0)).zip(rows) {
                 row.assign(&given);
             }
         }
         None => {
-            for (row, &i) in rows.zip(&held) {
+            for (&i, row) in held.iter().zip(rows) {
                 write_sample(i, row);
             }
         }
@@ -416,5 +418,44 @@ mod tests {
         assert_eq!(m.get_pixel(0, 0), rgb.get_pixel(39, 0));
         assert!(a.width() <= 40 && a.height() <= 30 && a.width() * a.height() >= 300);
         assert_eq!(views(3), vec![View::Mirror, View::Crop(1), View::Crop(2)]);
+    }
+
+    /// Every row of the joined matrix is the sample or view its label says: the fitting rows,
+    /// their views, then the hold-out, none skipped or shifted.
+    #[test]
+    fn joined_rows_are_their_samples_and_views() {
+        let (classes, per_class) = (2, MIN_PER_CLASS_FOR_VIEWS + 6);
+        let n = classes * per_class;
+        // Row values: [sample index, index + 0.5, 0 for a sample or the view's number].
+        let all = Dataset {
+            features: Array2::from_shape_fn((n, 3), |(i, c)| [i as f32, i as f32 + 0.5, 0.0][c]),
+            labels: (0..n).map(|i| i % classes).collect(),
+            classes: vec!["a".into(), "b".into()],
+        };
+        let view_of: Vec<usize> = (0..n).flat_map(|i| [i, i]).collect();
+        let views = Array2::from_shape_fn((view_of.len(), 3), |(j, c)| {
+            let i = view_of[j] as f32;
+            [i, i + 0.5, (1 + j % 2) as f32][c]
+        });
+        let hyper = HyperParams::builder().check().expect("valid");
+        let (rows, val) = with_views(&all, views.view(), &view_of, None, &hyper);
+        let val = val.expect("a hold-out is drawn");
+        assert!(!val.is_empty() && val.len() < n);
+        for (r, row) in rows.features.axis_iter(Axis(0)).enumerate() {
+            assert_eq!(row[1] - row[0], 0.5, "row {r} is a whole sample or view");
+            assert_eq!(rows.labels[r], all.labels[row[0] as usize], "row {r}");
+        }
+        let views_in = rows
+            .features
+            .axis_iter(Axis(0))
+            .filter(|r| r[2] > 0.0)
+            .count();
+        assert_eq!(
+            views_in,
+            2 * (n - val.len()),
+            "every fitted sample brings both views"
+        );
+        assert_eq!(rows.len(), n - val.len() + views_in);
+        assert!(val.features.axis_iter(Axis(0)).all(|r| r[2] == 0.0));
     }
 }
