@@ -316,10 +316,12 @@ pub fn with_views_from(
     // head trains on (on a device it is the largest it holds).
     let mut features = Array2::<f32>::zeros((fit_rows.len() + kept.len(), all.dim()));
     let mut rows = features.axis_iter_mut(Axis(0));
-    for (mut row, &i) in rows.by_ref().zip(&fit_rows) {
+    // The index lists lead each zip: a zip that runs out of its second iterator has already
+    // taken (and dropped) an item of its first, so `rows` leading would skip a row.
+    for (&i, mut row) in fit_rows.iter().zip(rows.by_ref()) {
         row.assign(&all.features.row(i));
     }
-    for (row, &j) in rows.zip(&kept) {
+    for (&j, row) in kept.iter().zip(rows) {
         write_view(j, row);
     }
     let labels = fit_rows
