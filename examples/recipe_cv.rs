@@ -17,11 +17,13 @@
 //!   on `FIELD_DIR` (for the record: a recipe is chosen on `cv` and `val`), with each seed's
 //!   count of right answers.
 //!
-//! Recipes: `none` (no views), `v` (the `NV` views, as `train` adds them), `vK` (the first `K`),
-//! `mixA` (each view row moved toward its image's row: `x + A·(view − x)`), `dup` (the images twice
-//! and the views once: a view weighs half an image), `bv` (every image brings its views, the
-//! validation images too, into the final refit); each may end in `:wd=X`, `:ep=N`, `:lr=X`,
-//! `:cb=1` (class-balanced loss) to override a hyper-parameter.
+//! Recipes: `none` (no views), `v` (the `NV` whole views), `vK` (the first `K`), `mixA` (each view
+//! row moved toward its image's row: `x + A·(view − x)`; `default` is `mix` at
+//! `augment::VIEW_STRENGTH`, what `train` does), `dup` (the images twice and the whole views once: a
+//! view weighs half an image), `bv` (every image brings its whole views, the validation images
+//! too, into the final refit); each may end in `:wd=X`, `:ep=N`, `:lr=X`, `:cb=1` (class-balanced
+//! loss) to override a hyper-parameter. The strengths are absolute: the rows handed to
+//! `augment::with_views` are scaled so that its own `VIEW_STRENGTH` gives them.
 
 use std::path::Path;
 
@@ -93,7 +95,15 @@ fn build(
     hyper: &HyperParams,
 ) -> anyhow::Result<(Dataset, Option<Dataset>)> {
     let base = recipe.split(':').next().unwrap_or_default();
+    // `with_views` moves each view row toward its image by VIEW_STRENGTH; rows handed to it are
+    // scaled by 1 / VIEW_STRENGTH so that the recipe's own strength is what trains.
+    let through_with_views = base != "bv";
     let stack = |which: &[usize], alpha: f32| -> anyhow::Result<(Array2<f32>, Vec<usize>)> {
+        let alpha = if through_with_views {
+            alpha / fieldtune::augment::VIEW_STRENGTH
+        } else {
+            alpha
+        };
         let mut m = concatenate(
             Axis(0),
             &which.iter().map(|&v| views[v].view()).collect::<Vec<_>>(),
@@ -119,6 +129,7 @@ fn build(
             return Ok((Dataset::new(rows, labels, all.classes.clone())?, val));
         }
         "v" | "dup" => (every.clone(), 1.0),
+        "default" => (every.clone(), fieldtune::augment::VIEW_STRENGTH),
         _ => match (base.strip_prefix("mix"), base.strip_prefix('v')) {
             (Some(a), _) => (every.clone(), a.parse().context("mixA: A a number")?),
             (None, Some(k)) => ((0..k.parse().context("vK: K a number")?).collect(), 1.0),
@@ -252,7 +263,11 @@ fn main() -> anyhow::Result<()> {
                 odd_right += right(&head, &all.select(&held_odd));
                 odd_n += held_odd.len();
             }
-            let head = train(build(recipe, &all, &train_views, None, &hyper)?, kind, &hyper)?;
+            let head = train(
+                build(recipe, &all, &train_views, None, &hyper)?,
+                kind,
+                &hyper,
+            )?;
             va_right += right(&head, &val);
             va_n += val.len();
             let (mut fit, v) = build(recipe, &all, &train_views, Some(val.clone()), &hyper)?;
