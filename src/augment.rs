@@ -426,6 +426,21 @@ mod tests {
                 "{moved}"
             );
         }
+        // Without validation rows (a device's refit, rows in labelling order: classes alternate),
+        // the hold-out keeps its views out, and every view row carries its own image's label.
+        let (fit, held) = with_views(&all, views.view(), &view_of, None, &hyper);
+        let held = held.expect("a hold-out");
+        let images = all.len() - held.len();
+        assert_eq!(fit.len(), 2 * images);
+        for r in images..fit.len() {
+            let image = ((fit.features[[r, 0]] - 8.0 * VIEW_STRENGTH) / dim as f32).round();
+            assert_eq!(fit.labels[r], image as usize % k, "row {r}");
+            assert!(fit
+                .features
+                .row(r)
+                .iter()
+                .all(|&v| v >= 8.0 * VIEW_STRENGTH));
+        }
         let few = all.select(&(0..all.len() - 1).collect::<Vec<_>>());
         let (fit, _) = with_views(&few, views.view(), &view_of, Some(val), &hyper);
         assert_eq!(fit, few);
