@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::common::{folder_features, ModelArgs};
 use super::train::to_dataset;
-use crate::backbone::{Backbone, Depthwise, LoadOptions, TractBackbone};
+use crate::backbone::{Backbone, Depthwise, DepthwiseKernel, LoadOptions, TractBackbone};
 use crate::bench::{
     frame_bench, head_bench, threaded_backbone_bench, time, FrameBench, HeadBench,
     ThreadedBackbone, Timing,
@@ -45,7 +45,8 @@ pub struct Args {
     pub ops: bool,
     /// Who runs the depthwise convolutions: `tract`, `best` (the default), or one of our kernels
     /// this machine runs (`portable`, `avx2+fma`, `neon`). Comma-separated with `--ops`, which
-    /// profiles each in turn [default with --ops: tract,best].
+    /// profiles each in turn [default with --ops: tract and our op with the best kernel this
+    /// machine runs: `portable` on armv7, where `best` is tract's].
     #[arg(long, value_name = "KIND", value_delimiter = ',')]
     pub depthwise: Vec<Depthwise>,
     /// Print one JSON object.
@@ -76,7 +77,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut preprocessor = Preprocessor::new(descriptor.preprocessing.clone());
     if args.ops {
         let runners = if args.depthwise.is_empty() {
-            vec![Depthwise::Tract, Depthwise::default()]
+            // Ours even where `best` is tract's (armv7: only the portable kernel), so the two
+            // are always compared.
+            vec![Depthwise::Tract, Depthwise::Ours(DepthwiseKernel::best())]
         } else {
             args.depthwise.clone()
         };

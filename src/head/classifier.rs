@@ -48,7 +48,7 @@ const ONLINE_SCORES_NEEDED: usize = 20;
 /// its own sample's logits by `lr · (‖z‖² + 1) · (e_y − p)`, and standardised features have
 /// `‖z‖² ≈ dim`: on corn4-mini a label the head disagreed with moved that sample's logit differences
 /// by 20 to 60, which is how a few presses of one class swing the whole head. Chosen on
-/// `tests/head_online_rehearsal.rs` (bounds 0.25 / 0.5 / 1.0 / 2.0): the smallest keeps the other
+/// `tests/arithmetic/head_online_rehearsal.rs` (bounds 0.25 / 0.5 / 1.0 / 2.0): the smallest keeps the other
 /// classes nearly where they were; the device's background retrain, not this step, does the learning.
 pub const ONLINE_MAX_LOGIT_MOVE: f32 = 0.25;
 
@@ -405,7 +405,7 @@ impl Head {
     /// `1 + rows` predictions and one mini-batch gradient, plus one more forward pass per rescaling
     /// when the bound bites (one for the linear head).
     ///
-    /// Measured on real corn4-mini features (`tests/head_online_rehearsal.rs`: 4 images per class
+    /// Measured on real corn4-mini features (`tests/arithmetic/head_online_rehearsal.rs`: 4 images per class
     /// trained, then 10 presses of one class): the other classes' held-out accuracy went from 65.0 %
     /// to 62.8 % (linear; MLP 66.4 % → 64.1 %), against 54.2 % (51.0 %) with `learn`. Rehearsed
     /// samples that the head already fits confidently carry almost no gradient, so there the bound

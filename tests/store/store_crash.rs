@@ -4,7 +4,7 @@
 //! The recovered state must be exactly the state before or after the save — never a mix, never
 //! nothing.
 
-mod store_support;
+use crate::store_support;
 
 use std::sync::Arc;
 

@@ -4,7 +4,7 @@
 //! never skipped; a label of a frame that reused another frame's features stores the features of
 //! the labelled frame itself.
 
-mod device_support;
+use crate::device_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -5,7 +5,7 @@
 //! once every class has enough samples, the refit trains on the stored views, as `fieldtune train`
 //! trains on an image's.
 
-mod device_support;
+use crate::device_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

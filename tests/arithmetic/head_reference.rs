@@ -3,7 +3,7 @@
 //! toward the class-mean prior the training starts from, `head::fewshot`): full-batch gradient
 //! descent run to convergence, written here independently of the library's maths.
 
-mod head_support;
+use crate::head_support;
 
 use fieldtune::head::standardize::Standardizer;
 use fieldtune::head::{Head, HeadKind, HyperParams, ValidationSource};

@@ -6,7 +6,7 @@
 
 #![cfg(feature = "mqtt")]
 
-mod device_support;
+use crate::device_support;
 
 use std::time::{Duration, Instant};
 

@@ -8,7 +8,7 @@
 
 #![cfg(feature = "mqtt")]
 
-mod device_support;
+use crate::device_support;
 
 use std::collections::BTreeSet;
 use std::path::Path;

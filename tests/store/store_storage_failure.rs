@@ -2,9 +2,9 @@
 //! refuses is not applied (the state stays at the last durable event), the error names the file
 //! and a real fix, no temporary file is left behind, nothing already saved is damaged, and once
 //! the storage is back the same events commit. A real full file system is exercised through the
-//! release binary in `tests/device_full_disk.rs`.
+//! release binary in `tests/service/device_restart.rs` (a full tmpfs).
 
-mod store_support;
+use crate::store_support;
 
 use fieldtune::store::fs::Fault;
 use store_support::*;

@@ -5,7 +5,7 @@
 //! restart. Imports into a state with samples (without `--force`), of another backbone's head, or
 //! while the service runs are refused and change nothing.
 
-mod device_support;
+use crate::device_support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

@@ -6,7 +6,7 @@
 //! stream gets frames dropped, not queued, while the loop and other clients go on; samples moved
 //! through the API retrain the head (and an undo brings the same head back).
 
-mod device_support;
+use crate::device_support;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};

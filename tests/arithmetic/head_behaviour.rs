@@ -2,7 +2,7 @@
 //! imprinting, online learning, calibration, unknown detection, growing from empty, serde round trip
 //! and the typed errors.
 
-mod head_support;
+use crate::head_support;
 
 use fieldtune::head::{Dataset, Head, HeadError, HeadKind, HyperParams, ValidationSource};
 use head_support::{blob_splits, blobs, nearest_class_mean_accuracy, normal};

@@ -2,7 +2,7 @@
 //! does, keeps every press within its logit bound, pulls a poorly fitted rehearsed sample towards
 //! its class, and refuses bad input without changing the head.
 
-mod head_support;
+use crate::head_support;
 
 use fieldtune::head::classifier::ONLINE_MAX_LOGIT_MOVE;
 use fieldtune::head::params::logit_move;

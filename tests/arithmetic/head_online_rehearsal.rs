@@ -16,7 +16,8 @@
 //! class. Scenarios: every class as the pressed one × 5 shuffles of which images play which part =
 //! 20 scenarios, 1,080 other-class and 160 pressed-class predictions per figure.
 //!
-//! Figures (printed with `eprintln!`): `cargo test --test head_online_rehearsal -- --nocapture`.
+//! Figures (printed with `eprintln!`):
+//! `cargo test --test arithmetic head_online_rehearsal:: -- --nocapture`.
 //! With the bound at 0.25 (x86-64): linear head, other classes 65.0 % before → 54.2 % after
 //! `learn`, 64.5 % after `learn_rehearsed`; MLP 66.4 % → 51.0 % / 65.7 %. The pressed class:
 //! linear 66.9 % → 96.9 % / 68.8 %, MLP 65.6 % → 98.8 % / 73.8 %. (With the bound at 1.0 the

@@ -4,7 +4,7 @@
 //! mix) without panicking, damaged files must be set aside (not deleted), and the device must keep
 //! working.
 
-mod store_support;
+use crate::store_support;
 
 use std::path::Path;
 

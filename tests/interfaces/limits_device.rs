@@ -4,7 +4,7 @@
 //! flowing, descriptors and memory stay bounded, and everything stays on this machine (Unix
 //! sockets and pipes only). Each test stops by itself.
 
-mod device_support;
+use crate::device_support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;

@@ -2,7 +2,7 @@
 //! the control socket teach it, predictions follow, SIGTERM saves, a restart brings the same
 //! predictions back; systemd notifications arrive in order; bad configurations fail clearly.
 
-mod device_support;
+use crate::device_support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;

@@ -42,10 +42,21 @@ impl Drop for Reaper {
     }
 }
 
+/// The name libtest gives [`child_holds_the_state_directory`] in this test binary: its module
+/// path without the crate (`store_lock::child_holds_the_state_directory` in `tests/store`).
+fn child_test_name() -> String {
+    let module = module_path!().split_once("::").map_or("", |(_, rest)| rest);
+    if module.is_empty() {
+        "child_holds_the_state_directory".to_string()
+    } else {
+        format!("{module}::child_holds_the_state_directory")
+    }
+}
+
 fn spawn_holder(dir: &Path) -> Reaper {
     let mut child = Command::new(std::env::current_exe().expect("the test binary"))
         .args([
-            "child_holds_the_state_directory",
+            child_test_name().as_str(),
             "--exact",
             "--nocapture",
             "--test-threads=1",

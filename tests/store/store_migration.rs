@@ -43,8 +43,8 @@ fn v1_content() -> (MetaV1, Vec<SampleV1>) {
     (meta, samples)
 }
 
-/// Regenerates the fixture (`cargo test --test store_migration -- --ignored`); only ever needed
-/// if the fixture is lost, since version 1 does not change.
+/// Regenerates the fixture (`cargo test --test store store_migration::write_v1 -- --ignored`);
+/// only ever needed if the fixture is lost, since version 1 does not change.
 #[test]
 #[ignore = "generator: rewrites the committed v1 fixture; run by hand only when the fixture must change"]
 fn write_v1_fixture() {

@@ -4,12 +4,12 @@
 //! tests/data/reference) must come out "unknown" while the calibrated threshold still accepts
 //! ≥ 95 % of the validation images.
 //!
-//! An ignored test (`cargo test --release --test head_real_features -- --ignored --nocapture`) trains
-//! on the full corn4 features exported to `$FIELDTUNE_CORN4_FEATURES` (default /work/feats/corn4:
-//! `{split}.features.f32`, `{split}.labels.txt`, `classes.txt`, or `{split}/features.f32` etc.) and
-//! prints accuracy and retrain time per head kind.
+//! An ignored test (`cargo test --release --test arithmetic head_real_features:: -- --ignored
+//! --nocapture`) trains on the full corn4 features exported to `$FIELDTUNE_CORN4_FEATURES`
+//! (default /work/feats/corn4: `{split}.features.f32`, `{split}.labels.txt`, `classes.txt`, or
+//! `{split}/features.f32` etc.) and prints accuracy and retrain time per head kind.
 
-mod head_support;
+use crate::head_support;
 
 use std::path::{Path, PathBuf};
 
