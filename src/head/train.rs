@@ -512,20 +512,23 @@ fn calibrated(
         };
         Ok((first, refit))
     })?;
-    let (mut best_val_loss, mut best_val_accuracy, mut best_epoch) = match first.best {
-        Some((vl, va, e)) => (Some(vl), Some(va), e),
-        None => (None, None, first.epochs_run),
-    };
-    let mut params = first.params;
-    // 4a. A single validation image of a class cannot tell a move away from the class means from
-    // luck: with so little validation data the head stays the class-mean prior.
-    if let (true, Some(p)) = (stays_prior, &prior) {
-        let logits = p.start.logits(zv.view());
-        best_val_loss = Some(cross_entropy(logits.view(), val_labels, &val_weights));
-        best_val_accuracy = Some(accuracy(logits.view(), val_labels));
-        best_epoch = 0;
-        params = p.start.clone();
-    }
+    let epochs_run = first.epochs_run;
+    let final_train_loss = first.final_train_loss;
+    let stay = prior.as_ref().filter(|_| stays_prior).map(|p| {
+        let val = FitData {
+            z: zv.view(),
+            labels: val_labels,
+            weights: &val_weights,
+            affine: None,
+        };
+        (p, val)
+    });
+    let Kept {
+        params,
+        best_val_loss,
+        best_val_accuracy,
+        best_epoch,
+    } = Kept::of(first, stay);
     // 5. Calibration, measured on data these weights never saw.
     let calibration = calibrate(
         &params,
@@ -551,11 +554,11 @@ fn calibrated(
         center_count: z.nrows() as u64,
     };
     let report = TrainReport {
-        epochs_run: first.epochs_run,
+        epochs_run,
         best_epoch,
         best_val_accuracy,
         best_val_loss,
-        final_train_loss: first.final_train_loss,
+        final_train_loss,
         validation: source,
         fit_samples: fit_len,
         refit_samples: Some(labels.len()),
@@ -563,6 +566,43 @@ fn calibrated(
         calibration,
     };
     Ok((head, report))
+}
+
+/// The weights a hold-out run keeps and their validation figures (step 4a included).
+struct Kept {
+    params: Params,
+    best_val_loss: Option<f32>,
+    best_val_accuracy: Option<f32>,
+    /// 1-based epoch of the kept weights; 0 for the prior.
+    best_epoch: usize,
+}
+
+impl Kept {
+    /// The run's kept weights, or, with `stay` (the prior and the validation rows), the
+    /// class-mean prior itself: 4a. A single validation image of a
+    /// class cannot tell a move away from the class means from luck, so with so little
+    /// validation data the head stays the prior, measured on those rows.
+    fn of(run: SgdRun, stay: Option<(&Prior, FitData)>) -> Kept {
+        if let Some((prior, val)) = stay {
+            let logits = prior.start.logits(val.z);
+            return Kept {
+                best_val_loss: Some(cross_entropy(logits.view(), val.labels, val.weights)),
+                best_val_accuracy: Some(accuracy(logits.view(), val.labels)),
+                best_epoch: 0,
+                params: prior.start.clone(),
+            };
+        }
+        let (best_val_loss, best_val_accuracy, best_epoch) = match run.best {
+            Some((vl, va, e)) => (Some(vl), Some(va), e),
+            None => (None, None, run.epochs_run),
+        };
+        Kept {
+            params: run.params,
+            best_val_loss,
+            best_val_accuracy,
+            best_epoch,
+        }
+    }
 }
 
 /// Step 5 with validation rows: temperature and unknown threshold from the validation rows `zv`
@@ -662,19 +702,27 @@ fn early_stopping(
         &mut rng,
         on_epoch,
     )?;
-    let (mut best_val_loss, mut best_val_accuracy, mut best_epoch) = match first.best {
-        Some((vl, va, e)) => (Some(vl), Some(va), e),
-        None => (None, None, first.epochs_run),
-    };
-    let mut params = first.params;
-    // 4a. As in [`calibrated`].
-    if let (true, Some(p), Some(zv)) = (too_few_to_move(val_labels, k), &prior, &zv) {
-        let logits = p.start.logits(zv.view());
-        best_val_loss = Some(cross_entropy(logits.view(), val_labels, &val_weights));
-        best_val_accuracy = Some(accuracy(logits.view(), val_labels));
-        best_epoch = 0;
-        params = p.start.clone();
-    }
+    let epochs_run = first.epochs_run;
+    let final_train_loss = first.final_train_loss;
+    let stay = prior
+        .as_ref()
+        .zip(zv.as_ref())
+        .filter(|_| too_few_to_move(val_labels, k))
+        .map(|(p, zv)| {
+            let val = FitData {
+                z: zv.view(),
+                labels: val_labels,
+                weights: &val_weights,
+                affine: None,
+            };
+            (p, val)
+        });
+    let Kept {
+        params,
+        best_val_loss,
+        best_val_accuracy,
+        best_epoch,
+    } = Kept::of(first, stay);
     // 5. Prototypes and calibration, measured on data these weights never saw.
     let prototypes = Prototypes::fit(z.view(), fit_labels, k);
     let calibration = match &zv {
@@ -752,11 +800,11 @@ fn early_stopping(
         center_count: center_count as u64,
     };
     let report = TrainReport {
-        epochs_run: first.epochs_run,
+        epochs_run,
         best_epoch,
         best_val_accuracy,
         best_val_loss,
-        final_train_loss: first.final_train_loss,
+        final_train_loss,
         validation: source,
         fit_samples: fit_len,
         refit_samples,
