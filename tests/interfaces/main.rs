@@ -4,8 +4,8 @@
 //! curve command.
 //!
 //! One test binary of several modules (each module is a former `tests/<name>.rs`, its tests named
-//! `<name>::<test>`), because every test binary links tract: one link instead of thirteen per
-//! target and profile. This code is the same on every target with nothing 32-bit specific in it,
+//! `<name>::<test>`), because every test binary links tract: one link instead of twelve per
+//! target and profile (`limits_cli` stays a binary of its own, see its docs). This code is the same on every target with nothing 32-bit specific in it,
 //! so the cross CI runs it under emulation on aarch64 only (see `.ci/cross`). Run one module with
 //! `cargo test --test interfaces web_device::`.
 
@@ -20,7 +20,6 @@ mod device_output_rotate;
 mod device_skip;
 mod device_sources;
 mod fewshot_curve;
-mod limits_cli;
 mod limits_device;
 mod limits_properties;
 mod web_browser;

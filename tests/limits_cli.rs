@@ -2,6 +2,11 @@
 //! images that are too large, too thin or cut short, folders holding FIFOs, dangling links and
 //! link loops, a closed stdout, a socket the user may not open, one-class training and model
 //! descriptors that do not match their graph. Each gives a clear message or a bounded result.
+//!
+//! A test binary of its own, not a module of `tests/interfaces`: the peaks are measured by `wait4`,
+//! and on Linux a child's `ru_maxrss` is at least the resident size of the process that spawned it
+//! at the fork (exec records the old address space's high water). In a binary whose other tests
+//! run the backbone in the same process that was 123 MB for a `/dev/zero` board refused at once.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
