@@ -320,25 +320,42 @@ impl Fs for FaultyFs {
 /// The first failing step, naming the file; the temporary file is removed then (a crash may
 /// still leave one, which the next open of a state directory removes).
 pub fn write_atomic(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> super::Result<()> {
+    write_atomic_with(fs, path, |tmp| {
+        fs.write_new(tmp, bytes)
+            .map_err(|e| super::StoreError::io("write", tmp, e))
+    })
+}
+
+/// [`write_atomic`] with the temporary file's content written by `write(tmp)` (a file written in
+/// pieces: `write_new` then `append`s), whose result it returns.
+///
+/// # Errors
+/// As [`write_atomic`], `write`'s own failure included.
+pub fn write_atomic_with<T>(
+    fs: &dyn Fs,
+    path: &Path,
+    write: impl FnOnce(&Path) -> super::Result<T>,
+) -> super::Result<T> {
     let tmp = tmp_path(path);
     let dir = parent_dir(path);
     use super::StoreError as E;
-    let staged = fs
-        .write_new(&tmp, bytes)
-        .map_err(|e| E::io("write", &tmp, e))
-        .and_then(|()| fs.sync_file(&tmp).map_err(|e| E::io("fsync", &tmp, e)))
-        .and_then(|()| {
-            fs.rename(&tmp, path)
-                .map_err(|e| E::io("rename into place", path, e))
-        });
-    if let Err(e) = staged {
-        // Best effort: on a full disk, removing is what frees the space again.
-        let _ = fs.remove(&tmp);
-        return Err(e);
-    }
+    let staged = write(&tmp).and_then(|written| {
+        fs.sync_file(&tmp).map_err(|e| E::io("fsync", &tmp, e))?;
+        fs.rename(&tmp, path)
+            .map_err(|e| E::io("rename into place", path, e))?;
+        Ok(written)
+    });
+    let written = match staged {
+        Ok(written) => written,
+        Err(e) => {
+            // Best effort: on a full disk, removing is what frees the space again.
+            let _ = fs.remove(&tmp);
+            return Err(e);
+        }
+    };
     fs.sync_dir(&dir)
         .map_err(|e| E::io("fsync directory", &dir, e))?;
-    Ok(())
+    Ok(written)
 }
 
 /// The temporary name used while writing `path` atomically (`<name>.tmp`).

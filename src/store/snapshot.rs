@@ -141,26 +141,9 @@ pub fn write(
     backbone: &BackboneId,
     path: &Path,
 ) -> Result<u64> {
-    let tmp = fs::tmp_path(path);
-    let staged = write_records(fs, data, kind, backbone, path, &tmp).and_then(|written| {
-        fs.sync_file(&tmp)
-            .map_err(|e| StoreError::io("fsync", &tmp, e))?;
-        fs.rename(&tmp, path)
-            .map_err(|e| StoreError::io("rename into place", path, e))?;
-        Ok(written)
-    });
-    let written = match staged {
-        Ok(written) => written,
-        Err(e) => {
-            // Best effort: on a full disk, removing is what frees the space again.
-            let _ = fs.remove(&tmp);
-            return Err(e);
-        }
-    };
-    let dir = fs::parent_dir(path);
-    fs.sync_dir(&dir)
-        .map_err(|e| StoreError::io("fsync directory", &dir, e))?;
-    Ok(written)
+    fs::write_atomic_with(fs, path, |tmp| {
+        write_records(fs, data, kind, backbone, path, tmp)
+    })
 }
 
 /// The records of `data` (as [`encode`] makes them) written into `tmp` a window at a time.
