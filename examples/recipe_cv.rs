@@ -198,7 +198,7 @@ fn main() -> anyhow::Result<()> {
     };
     let nv: usize = std::env::var("NV").map_or(Ok(2), |v| v.parse())?;
     let descriptor = ModelDescriptor::load_default()?;
-    let mut cache = FeatureCache::open(&default_dir(), &descriptor.backbone_id())?;
+    let mut cache = FeatureCache::open(&default_dir(), &descriptor)?;
     let tr = load(&root.join("train"), None, &descriptor, &mut cache)?;
     let classes = tr.classes.clone();
     let va = load(&root.join("val"), Some(&classes), &descriptor, &mut cache)?;

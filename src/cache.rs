@@ -1,8 +1,9 @@
 //! The feature cache: embedding a folder is the slow part, so features are kept on disk keyed by the
 //! sha256 of the image's bytes, and a re-run only embeds new or changed images.
 //!
-//! One append-only file per backbone (`<dir>/<backbone sha256 prefix>-<dim>.features`), so features
-//! of different backbones never mix. Each record is `sha256 (32 bytes) | dim × f32 LE | CRC32`; a
+//! One append-only file per backbone and preprocessing (`<dir>/<backbone sha256 prefix>-<dim>-<input
+//! digest>.features`, see [`ModelDescriptor::input_digest`]), so features of different backbones,
+//! or of one ONNX file under another crop, resize or normalisation, never mix. Each record is `sha256 (32 bytes) | dim × f32 LE | CRC32`; a
 //! torn or damaged tail (a run killed mid-write) is ignored and overwritten by the next append. The
 //! cache can always be rebuilt, so it trades durability (no fsync per record) for speed.
 
@@ -11,7 +12,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::model::BackboneId;
+use crate::model::ModelDescriptor;
 
 const MAGIC: &[u8; 8] = b"FTCACHE1";
 
@@ -44,13 +45,15 @@ pub struct FeatureCache {
 }
 
 impl FeatureCache {
-    /// Opens (or creates) the cache file of `backbone` in `dir`.
+    /// Opens (or creates) the cache file of `model` (its backbone and preprocessing) in `dir`.
     ///
     /// # Errors
     /// [`CacheError`] if the directory or file cannot be used.
-    pub fn open(dir: &Path, backbone: &BackboneId) -> Result<Self, CacheError> {
+    pub fn open(dir: &Path, model: &ModelDescriptor) -> Result<Self, CacheError> {
+        let backbone = model.backbone_id();
+        let input = model.input_digest();
         let path = dir.join(format!(
-            "{}-{}.features",
+            "{}-{}-{input}.features",
             backbone.short_hex(),
             backbone.dim
         ));
@@ -70,7 +73,7 @@ impl FeatureCache {
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io)?;
         let dim = backbone.dim as usize;
-        let header = header(backbone);
+        let header = header(model);
         let (features, valid_len) = if bytes.is_empty() {
             file.write_all(&header).map_err(io)?;
             (HashMap::new(), header.len() as u64)
@@ -163,10 +166,12 @@ impl Drop for FeatureCache {
     }
 }
 
-fn header(backbone: &BackboneId) -> Vec<u8> {
+fn header(model: &ModelDescriptor) -> Vec<u8> {
+    let backbone = model.backbone_id();
     let mut header = MAGIC.to_vec();
     header.extend_from_slice(&backbone.sha256);
     header.extend_from_slice(&backbone.dim.to_le_bytes());
+    header.extend_from_slice(model.input_digest().as_bytes());
     header
 }
 
@@ -208,4 +213,36 @@ pub fn default_dir() -> PathBuf {
         return PathBuf::from(home).join(".cache/fieldtune");
     }
     PathBuf::from(".fieldtune-cache")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn another_preprocessing_of_the_same_backbone_has_a_cache_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let shipped = ModelDescriptor::load_default().unwrap();
+        let mut zoomed = shipped.clone();
+        zoomed.preprocessing.resize_shorter = 288;
+        assert_eq!(shipped.backbone_id(), zoomed.backbone_id());
+        assert_ne!(shipped.input_digest(), zoomed.input_digest());
+
+        let key = [7u8; 32];
+        let features = vec![0.5f32; shipped.output_dim as usize];
+        let mut cache = FeatureCache::open(dir.path(), &shipped).unwrap();
+        cache.insert(key, features.clone()).unwrap();
+        cache.flush().unwrap();
+        let shipped_path = cache.path().to_path_buf();
+        drop(cache);
+
+        let other = FeatureCache::open(dir.path(), &zoomed).unwrap();
+        assert_ne!(other.path(), shipped_path.as_path());
+        assert!(
+            other.get(&key).is_none(),
+            "features of another preprocessing were served"
+        );
+        let again = FeatureCache::open(dir.path(), &shipped).unwrap();
+        assert_eq!(again.get(&key), Some(&features[..]));
+    }
 }

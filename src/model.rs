@@ -254,6 +254,25 @@ impl ModelDescriptor {
         }
     }
 
+    /// What turns an image into this backbone's input, as 8 hex digits: the input shape and every
+    /// preprocessing setting (resize, filter, crop, channel order, mean, std). The same ONNX file
+    /// under another preprocessing gives other features, so the feature cache keeps them apart.
+    pub fn input_digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let p = &self.preprocessing;
+        let mut hasher = Sha256::new();
+        for side in self.input_shape {
+            hasher.update((side as u64).to_le_bytes());
+        }
+        hasher.update(p.resize_shorter.to_le_bytes());
+        hasher.update(format!("{:?}|{:?}", p.filter, p.channel_order).as_bytes());
+        hasher.update(p.crop.to_le_bytes());
+        for value in p.mean.iter().chain(&p.std) {
+            hasher.update(value.to_bits().to_le_bytes());
+        }
+        to_hex(&hasher.finalize()[..4])
+    }
+
     /// Number of f32 values in one input tensor.
     pub fn input_len(&self) -> usize {
         self.input_shape.iter().product()

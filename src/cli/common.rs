@@ -55,7 +55,7 @@ impl ModelArgs {
             return Ok(None);
         }
         let dir = self.cache.clone().unwrap_or_else(cache::default_dir);
-        Ok(Some(FeatureCache::open(&dir, &descriptor.backbone_id())?))
+        Ok(Some(FeatureCache::open(&dir, descriptor)?))
     }
 }
 
