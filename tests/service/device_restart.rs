@@ -9,6 +9,8 @@
 //! bounded, with a message saying what did not happen. The tests run one at a time (the
 //! machine has two cores and each service runs the backbone as fast as it can).
 
+use crate::device_support;
+
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
@@ -17,23 +19,24 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_fieldtune");
 
 /// Model load, state recovery (and a refit) up to the first prediction line.
-const STARTUP: Duration = Duration::from_secs(120);
+fn startup() -> Duration {
+    device_support::patience(Duration::from_secs(120))
+}
+
 /// Everything else the service is waited on for.
-const WAIT: Duration = Duration::from_secs(60);
+fn wait() -> Duration {
+    device_support::patience(Duration::from_secs(60))
+}
 
-/// One service at a time: they would otherwise share two cores and slow each other's frames.
-static SERIAL: Mutex<()> = Mutex::new(());
-
+/// One service at a time (shared with the other modules of this test binary).
 fn serial() -> MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    device_support::one_service_at_a_time()
 }
 
 fn root() -> &'static Path {
@@ -208,7 +211,7 @@ fn client(socket: &Path, args: &[&str]) -> Ran {
         .args(args)
         .arg("--socket")
         .arg(socket);
-    run_bounded(command, WAIT, &format!("fieldtune {}", args.join(" ")))
+    run_bounded(command, wait(), &format!("fieldtune {}", args.join(" ")))
 }
 
 /// `fieldtune run` on corn4-mini/test as fast as it goes, with the test's state, socket and
@@ -266,7 +269,7 @@ impl Device {
             buffered: VecDeque::new(),
             stop_following,
         };
-        let first = device.receive(STARTUP, "the first prediction line");
+        let first = device.receive(startup(), "the first prediction line");
         device.buffered.push_back(first);
         device
     }
@@ -297,7 +300,7 @@ impl Device {
     fn next_line(&mut self) -> Line {
         match self.buffered.pop_front() {
             Some(line) => line,
-            None => self.receive(WAIT, "prediction line"),
+            None => self.receive(wait(), "prediction line"),
         }
     }
 
@@ -308,7 +311,7 @@ impl Device {
             lines.push(line.unwrap_or_else(|e| panic!("{e}")));
         }
         if lines.is_empty() {
-            lines.push(self.receive(WAIT, "prediction line"));
+            lines.push(self.receive(wait(), "prediction line"));
         }
         lines
     }
@@ -353,9 +356,9 @@ impl Device {
         let start = Instant::now();
         loop {
             assert!(
-                start.elapsed() < WAIT,
+                start.elapsed() < wait(),
                 "no frame could be labelled within {} s",
-                WAIT.as_secs()
+                wait().as_secs()
             );
             let lines = self.latest();
             // Only the newest few: older ones may already have left the 16 held frames.
@@ -374,7 +377,7 @@ impl Device {
         // SAFETY: kill(2) on the pid of our own child, which has not been reaped yet.
         let rc = unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGKILL) };
         assert_eq!(rc, 0, "kill -9 {}", self.pid);
-        let status = wait_bounded(&mut self.child, WAIT).expect("a SIGKILLed process ends");
+        let status = wait_bounded(&mut self.child, wait()).expect("a SIGKILLed process ends");
         assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
     }
 
@@ -383,10 +386,10 @@ impl Device {
         // SAFETY: as in kill9.
         let rc = unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGTERM) };
         assert_eq!(rc, 0, "kill -TERM {}", self.pid);
-        wait_bounded(&mut self.child, WAIT).unwrap_or_else(|| {
+        wait_bounded(&mut self.child, wait()).unwrap_or_else(|| {
             panic!(
                 "fieldtune run did not stop within {} s of SIGTERM",
-                WAIT.as_secs()
+                wait().as_secs()
             )
         })
     }
@@ -462,10 +465,10 @@ fn wait_settled(device: &Device, min_retrains: u64) -> serde_json::Value {
             return status;
         }
         assert!(
-            start.elapsed() < WAIT,
+            start.elapsed() < wait(),
             "the service did not settle (retraining false, retrains >= {min_retrains}, \
              nothing changing) within {} s; last status: {status}",
-            WAIT.as_secs()
+            wait().as_secs()
         );
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -547,7 +550,7 @@ fn a_second_service_on_the_same_state_is_refused() {
     let started = Instant::now();
     let second = run_bounded(
         run_command(&state, &other_socket, &dir.path().join("second.jsonl")),
-        Duration::from_secs(30),
+        device_support::patience(Duration::from_secs(30)),
         "a second fieldtune run on a state directory in use (it must refuse at once)",
     );
     let took = started.elapsed();
@@ -697,7 +700,7 @@ fn a_flipped_byte_in_the_only_snapshot_never_starts_empty() {
     let untouched = contents(&bare);
     let refused = run_bounded(
         run_command(&bare, &socket, &predictions),
-        STARTUP,
+        startup(),
         "fieldtune run on an unrecoverable state",
     );
     eprintln!(
@@ -749,7 +752,7 @@ impl Mount {
                     .arg(dir);
                 c
             },
-            WAIT,
+            wait(),
             "mount",
         );
         if ran.status.success() {

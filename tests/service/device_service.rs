@@ -124,7 +124,7 @@ fn wait_idle(device: &Device) {
             return;
         }
         assert!(
-            start.elapsed() < Duration::from_secs(120),
+            start.elapsed() < device_support::patience(Duration::from_secs(120)),
             "the head never settles: {status}"
         );
         std::thread::sleep(Duration::from_millis(200));
@@ -133,6 +133,7 @@ fn wait_idle(device: &Device) {
 
 #[test]
 fn labels_teach_the_running_device_and_survive_a_restart() {
+    let _one_at_a_time = device_support::one_service_at_a_time();
     let dir = tempfile::tempdir().expect("tempdir");
     let device = Device::start(dir.path(), &[]);
 
@@ -234,6 +235,7 @@ fn labels_teach_the_running_device_and_survive_a_restart() {
 
 #[test]
 fn systemd_sees_ready_watchdog_and_stopping_in_order() {
+    let _one_at_a_time = device_support::one_service_at_a_time();
     let dir = tempfile::tempdir().expect("tempdir");
     let (notify_path, notify) = notify_socket(dir.path());
     let device = Device::start(
@@ -269,7 +271,7 @@ fn notify_socket(dir: &Path) -> (PathBuf, UnixDatagram) {
     let path = dir.join("notify.sock");
     let notify = UnixDatagram::bind(&path).expect("bind notify socket");
     notify
-        .set_read_timeout(Some(Duration::from_secs(120)))
+        .set_read_timeout(Some(device_support::patience(Duration::from_secs(120))))
         .expect("timeout");
     (path, notify)
 }
@@ -297,6 +299,7 @@ fn status_at(socket: &Path) -> serde_json::Value {
 
 #[test]
 fn a_source_missing_at_start_is_waited_for_and_frames_flow_when_it_appears() {
+    let _one_at_a_time = device_support::one_service_at_a_time();
     let dir = tempfile::tempdir().expect("tempdir");
     let (notify_path, notify) = notify_socket(dir.path());
     // The folder stands in for a USB camera that enumerates late: it is not there at start.
@@ -370,6 +373,7 @@ fn a_source_missing_at_start_is_waited_for_and_frames_flow_when_it_appears() {
 
 #[test]
 fn a_camera_missing_at_start_keeps_the_service_up_and_says_so() {
+    let _one_at_a_time = device_support::one_service_at_a_time();
     let dir = tempfile::tempdir().expect("tempdir");
     let (notify_path, notify) = notify_socket(dir.path());
     // A camera board waits by default (`source.wait`); without a camera the service still starts.
@@ -410,6 +414,7 @@ fn a_camera_missing_at_start_keeps_the_service_up_and_says_so() {
 
 #[test]
 fn client_commands_find_the_installed_service_by_themselves() {
+    let _one_at_a_time = device_support::one_service_at_a_time();
     let dir = tempfile::tempdir().expect("tempdir");
     // The service listens where systemd's RuntimeDirectory= puts it (here, in the test's folder).
     let device = Device::start(dir.path(), &[]);
@@ -492,6 +497,7 @@ fn run_with_board(dir: &Path, name: &str, board: &str) -> (Option<i32>, String) 
 
 #[test]
 fn errors_a_restart_cannot_fix_exit_with_the_statuses_the_unit_does_not_restart() {
+    let _one_at_a_time = device_support::one_service_at_a_time();
     let dir = tempfile::tempdir().expect("tempdir");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let unit = std::fs::read_to_string(root.join("boards/fieldtune.service")).expect("unit");
@@ -562,6 +568,7 @@ fn journal_stream_of(file: &Path) -> String {
 
 #[test]
 fn under_journald_every_line_carries_its_priority() {
+    let _one_at_a_time = device_support::one_service_at_a_time();
     let dir = tempfile::tempdir().expect("tempdir");
     // A source that is not there: the service logs a warning and keeps running.
     let board = dir.path().join("late.toml");
@@ -595,7 +602,7 @@ fn under_journald_every_line_carries_its_priority() {
         .contains("still waiting")
     {
         assert!(
-            start.elapsed() < Duration::from_secs(120),
+            start.elapsed() < device_support::patience(Duration::from_secs(120)),
             "no waiting warning: {}",
             std::fs::read_to_string(&log).unwrap_or_default()
         );
@@ -677,6 +684,7 @@ fn run_fails(args: &[&str], dir: &Path) -> String {
 
 #[test]
 fn bad_board_missing_camera_or_gpio_chip_and_busy_socket_are_clear_errors() {
+    let _one_at_a_time = device_support::one_service_at_a_time();
     let dir = tempfile::tempdir().expect("tempdir");
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[source]\nkind = \"folder\"\norder = \"backwards\"\n").expect("write");

@@ -8,6 +8,8 @@
 //! The person waits on the service's own status (through the command channel the control socket
 //! uses) rather than on the clock, so it holds under emulation, where a frame takes seconds.
 
+use crate::device_support;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender};
@@ -37,7 +39,7 @@ fn status(commands: &Sender<Command>) -> Status {
         }))
         .expect("service running");
     let reply = answer
-        .recv_timeout(Duration::from_secs(120))
+        .recv_timeout(device_support::patience(Duration::from_secs(120)))
         .expect("status reply");
     serde_json::from_value(reply.data.expect("status data")).expect("status shape")
 }
@@ -51,7 +53,7 @@ fn wait_for(commands: &Sender<Command>, what: &str, done: impl Fn(&Status) -> bo
             return s;
         }
         assert!(
-            start.elapsed() < Duration::from_secs(300),
+            start.elapsed() < device_support::patience(Duration::from_secs(300)),
             "timed out waiting for {what}; last status {s:?}"
         );
         thread::sleep(Duration::from_millis(50));
@@ -77,6 +79,7 @@ fn hold(panel: &fake::FakeHandle, button: usize, ms: u64) {
 
 #[test]
 fn buttons_teach_the_running_service_and_undo() {
+    let _one_at_a_time = device_support::one_service_at_a_time();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let state = tempfile::tempdir().expect("tempdir");
     let mut board = Board::desktop().expect("desktop board");
