@@ -14,7 +14,9 @@
 //! matrix product.
 
 use super::kernels::Rows;
-use super::pool::{part_range, Pool};
+#[cfg(target_arch = "x86_64")]
+use super::pool::part_range;
+use super::pool::Pool;
 
 /// True when this processor runs the kernels here (x86-64 with AVX-512F).
 pub fn available() -> bool {
@@ -113,15 +115,20 @@ pub fn weight_grad_parts(
     false
 }
 
-/// An output buffer the parts of a task write disjoint pieces of.
+/// An output buffer the parts of a task write disjoint pieces of (only the x86-64 kernels split
+/// a product over the pool).
+#[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
 struct SharedOut(*mut f32);
 
 // SAFETY: the parts that share it write disjoint elements, and `Pool::run` returns only when
 // all of them are done.
+#[cfg(target_arch = "x86_64")]
 unsafe impl Send for SharedOut {}
+#[cfg(target_arch = "x86_64")]
 unsafe impl Sync for SharedOut {}
 
+#[cfg(target_arch = "x86_64")]
 impl SharedOut {
     /// The pointer (a method, so that a closure captures the whole `Sync` wrapper).
     fn ptr(self) -> *mut f32 {
