@@ -110,6 +110,11 @@ impl Isa {
 
     /// Every kernel this machine runs, the portable one first.
     pub fn available() -> Vec<Isa> {
+        // `mut` is unused where neither SIMD set exists (armv7 and the rest).
+        #[cfg_attr(
+            not(any(target_arch = "x86_64", target_arch = "aarch64")),
+            allow(unused_mut)
+        )]
         let mut isas = vec![Isa::Portable];
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
