@@ -634,6 +634,25 @@ fn flip_middle_byte(file: &Path) {
     fs::write(file, &bytes).expect("write the snapshot back");
 }
 
+/// The default board (`boards/desktop.toml`) with a day between periodic snapshots, written into
+/// `dir`; the command line still gives the source, state, socket and predictions.
+fn board_without_periodic_snapshots(dir: &Path) -> PathBuf {
+    let default =
+        fs::read_to_string(root().join("boards/desktop.toml")).expect("read desktop.toml");
+    let interval = "snapshot_interval_s = 60";
+    assert!(
+        default.contains(interval),
+        "boards/desktop.toml sets {interval}"
+    );
+    let board = dir.join("board.toml");
+    fs::write(
+        &board,
+        default.replace(interval, "snapshot_interval_s = 86400"),
+    )
+    .expect("write the board");
+    board
+}
+
 #[test]
 fn a_flipped_byte_in_the_only_snapshot_never_starts_empty() {
     let _one_at_a_time = serial();
@@ -641,12 +660,14 @@ fn a_flipped_byte_in_the_only_snapshot_never_starts_empty() {
     let state = dir.path().join("state");
     let socket = dir.path().join("control.sock");
     let predictions = dir.path().join("predictions.jsonl");
+    // "The only snapshot" must not depend on speed: the default board snapshots every 60 s, which a
+    // session of eight labels outlasts under emulation (two snapshots, and the journal they cover
+    // pruned), so this test's board snapshots only when the service stops.
+    let board = board_without_periodic_snapshots(dir.path());
     let start = |state: &Path| {
-        Device::start(
-            run_command(state, &socket, &predictions),
-            &socket,
-            &predictions,
-        )
+        let mut command = run_command(state, &socket, &predictions);
+        command.arg("--board").arg(&board);
+        Device::start(command, &socket, &predictions)
     };
 
     let mut device = start(&state);
