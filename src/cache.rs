@@ -3,16 +3,17 @@
 //!
 //! One append-only file per backbone and preprocessing (`<dir>/<backbone sha256 prefix>-<dim>-<input
 //! digest>.features`, see [`ModelDescriptor::input_digest`]), so features of different backbones,
-//! or of one ONNX file under another crop, resize or normalisation, never mix. Each record is `sha256 (32 bytes) | dim × f32 LE | CRC32`; a
-//! torn or damaged tail (a run killed mid-write) is ignored and overwritten by the next append. The
-//! cache can always be rebuilt, so it trades durability (no fsync per record) for speed.
+//! or of one ONNX file under another crop, resize or normalisation, never mix. Each record is
+//! `sha256 (32 bytes) | dim × f32 LE | CRC32`; a torn or damaged tail (a run killed mid-write) is
+//! ignored and overwritten by the next append. The cache can always be rebuilt, so it trades
+//! durability (no fsync per record) for speed.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::model::ModelDescriptor;
+use crate::model::{BackboneId, ModelDescriptor};
 
 const MAGIC: &[u8; 8] = b"FTCACHE1";
 
@@ -73,7 +74,7 @@ impl FeatureCache {
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io)?;
         let dim = backbone.dim as usize;
-        let header = header(model);
+        let header = header(&backbone, &input);
         let (features, valid_len) = if bytes.is_empty() {
             file.write_all(&header).map_err(io)?;
             (HashMap::new(), header.len() as u64)
@@ -166,12 +167,11 @@ impl Drop for FeatureCache {
     }
 }
 
-fn header(model: &ModelDescriptor) -> Vec<u8> {
-    let backbone = model.backbone_id();
+fn header(backbone: &BackboneId, input_digest: &str) -> Vec<u8> {
     let mut header = MAGIC.to_vec();
     header.extend_from_slice(&backbone.sha256);
     header.extend_from_slice(&backbone.dim.to_le_bytes());
-    header.extend_from_slice(model.input_digest().as_bytes());
+    header.extend_from_slice(input_digest.as_bytes());
     header
 }
 
